@@ -1,0 +1,61 @@
+"""`healthpay`: the operator's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from infrastructure.auth.tokens import Role, TokenCodec
+from infrastructure.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="healthpay", description="HealthPay Ledger operations")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("migrate", help="apply pending SQL migrations to POSTGRES_URL")
+
+    token = commands.add_parser("token", help="print a bearer token for local use")
+    token.add_argument("--role", choices=[r.value for r in Role], default=Role.ADMIN.value)
+    token.add_argument("--sub", default=None, help="subject (a member's user id); default: the role")
+    token.add_argument("--pharmacy-id", default=None)
+    token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds the token stays valid")
+
+    serve = commands.add_parser("serve-commands", help="run one command-service process")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
+
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    if args.command == "db":
+        from infrastructure.postgres.migrations import migrate
+
+        applied = asyncio.run(migrate(settings.postgres_url))
+        print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+        return 0
+    if args.command == "token":
+        role = Role(args.role)
+        pharmacy_id = args.pharmacy_id
+        if role is Role.PHARMACY and not pharmacy_id:
+            pharmacy_id = args.sub or "pharmacy-1"
+        codec = TokenCodec(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience)
+        subject = args.sub or pharmacy_id or role.value
+        print(codec.issue(role, subject, pharmacy_id=pharmacy_id, ttl_seconds=args.ttl))
+        return 0
+    if args.command == "serve-commands":
+        from command_service.server import serve
+
+        serve(settings, args.host, args.port or settings.port)
+        return 0
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

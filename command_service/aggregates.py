@@ -1,0 +1,124 @@
+"""Loads aggregates for deciding, from a per-process LRU cache or the event store.
+
+Writers of one aggregate inside this process queue on a per-aggregate lock, so the cached
+state is always the head of the stream this process last wrote. Other processes may still
+write the same stream: optimistic concurrency in the store catches that, and the command
+is retried on a fresh load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from domain.events import DomainEvent, event_from_payload
+from domain.medcard.state import MedCardState
+from domain.medcard.state import evolve as evolve_card
+from domain.wallet.model import WalletState
+from domain.wallet.model import evolve as evolve_wallet
+from infrastructure.eventstore.port import EventStore, RecordedEvent
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateKind(Generic[S]):
+    name: str  # the events table's aggregate_type
+    evolve: Callable[[S | None, DomainEvent], S]
+
+
+MEDCARD: AggregateKind[MedCardState] = AggregateKind("medcard", evolve_card)
+WALLET: AggregateKind[WalletState] = AggregateKind("wallet", evolve_wallet)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded(Generic[S]):
+    state: S | None
+    version: int  # 0: the stream does not exist
+
+
+def decode(event: RecordedEvent) -> DomainEvent:
+    return event_from_payload(event.event_type, event.schema_version, event.data)
+
+
+class Aggregates:
+    def __init__(self, store: EventStore, cache_size: int) -> None:
+        self._store = store
+        self._cache: OrderedDict[UUID, Loaded[Any]] = OrderedDict()
+        self._cache_size = cache_size
+        self._locks: dict[UUID, asyncio.Lock] = {}
+        self._waiters: dict[UUID, int] = {}
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    @asynccontextmanager
+    async def locked(self, ids: Sequence[UUID]) -> AsyncIterator[None]:
+        # Sorted order: two commands locking the same pair can never deadlock.
+        ordered = sorted(set(ids))
+        registered: list[UUID] = []
+        acquired: list[UUID] = []
+        try:
+            for aggregate_id in ordered:
+                lock = self._locks.get(aggregate_id)
+                if lock is None:
+                    lock = self._locks[aggregate_id] = asyncio.Lock()
+                self._waiters[aggregate_id] = self._waiters.get(aggregate_id, 0) + 1
+                registered.append(aggregate_id)
+                await lock.acquire()
+                acquired.append(aggregate_id)
+            yield
+        finally:
+            for aggregate_id in reversed(acquired):
+                self._locks[aggregate_id].release()
+            for aggregate_id in registered:
+                left = self._waiters[aggregate_id] - 1
+                if left:
+                    self._waiters[aggregate_id] = left
+                else:
+                    del self._waiters[aggregate_id]
+                    del self._locks[aggregate_id]
+
+    async def load(self, kind: AggregateKind[S], aggregate_id: UUID) -> Loaded[S]:
+        cached = self._cache.get(aggregate_id)
+        if cached is not None:
+            self._cache.move_to_end(aggregate_id)
+            self.cache_hits += 1
+            return cached
+        self.cache_misses += 1
+        state: S | None = None
+        version = 0
+        for recorded in await self._store.read_stream(aggregate_id):
+            if recorded.aggregate_type != kind.name:
+                return Loaded(None, 0)  # an id of another kind is "not found" for this one
+            state = kind.evolve(state, decode(recorded))
+            version = recorded.version
+        loaded: Loaded[S] = Loaded(state, version)
+        if version:
+            self._remember(aggregate_id, loaded)
+        return loaded
+
+    def advance(
+        self, kind: AggregateKind[S], aggregate_id: UUID, before: Loaded[S], events: list[DomainEvent]
+    ) -> Loaded[S]:
+        """Cache the state after events this process has just committed."""
+        state = before.state
+        for event in events:
+            state = kind.evolve(state, event)
+        after: Loaded[S] = Loaded(state, before.version + len(events))
+        self._remember(aggregate_id, after)
+        return after
+
+    def forget(self, aggregate_ids: Sequence[UUID]) -> None:
+        for aggregate_id in aggregate_ids:
+            self._cache.pop(aggregate_id, None)
+
+    def _remember(self, aggregate_id: UUID, loaded: Loaded[Any]) -> None:
+        self._cache[aggregate_id] = loaded
+        self._cache.move_to_end(aggregate_id)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)

@@ -1,0 +1,116 @@
+"""The command service's composition root: builds the app and, on start, its connections."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import orjson
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from command_service.aggregates import Aggregates
+from command_service.execution import Executor
+from command_service.http_endpoints import WriteSide
+from command_service.openapi import describe
+from command_service.routes import ROUTES
+from infrastructure.auth.tokens import TokenCodec
+from infrastructure.eventstore.group_commit import GroupCommitAppender
+from infrastructure.eventstore.port import EventStore
+from infrastructure.eventstore.postgres import PostgresEventStore
+from infrastructure.http.metrics import HttpMetrics, MetricsMiddleware
+from infrastructure.http.problems import Problem, problem_response
+from infrastructure.postgres.pool import Pool, open_pool
+from infrastructure.settings import Settings
+
+VERSION = "2.0.0"
+log = logging.getLogger("healthpay.command_service")
+
+Ping = Callable[[], Awaitable[bool]]
+
+
+@asynccontextmanager
+async def postgres_store(settings: Settings) -> AsyncIterator[tuple[EventStore, Ping]]:
+    """The default event store: PostgreSQL through a pool opened for the app's lifetime."""
+    pool = await open_pool(settings.postgres_url, settings.pool_min_size, settings.pool_max_size)
+    try:
+        yield PostgresEventStore(pool), lambda: _postgres_up(pool)
+    finally:
+        await pool.close()
+
+
+def create_app(
+    settings: Settings,
+    store_context: Callable[
+        [Settings], AbstractAsyncContextManager[tuple[EventStore, Ping]]
+    ] = postgres_store,
+) -> FastAPI:
+    registry = CollectorRegistry()
+    tokens = TokenCodec(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with store_context(settings) as (store, ping):
+            appender = GroupCommitAppender(store)
+            aggregates = Aggregates(store, settings.aggregate_cache_size)
+            app.state.write_side = WriteSide(Executor(store, appender, aggregates), store, tokens)
+            app.state.ping = ping
+            try:
+                yield
+            finally:
+                await appender.close()
+
+    app = FastAPI(
+        title="HealthPay Ledger — command service",
+        version=VERSION,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.environment == "development" else None,
+        redoc_url=None,
+    )
+    app.router.routes.extend(ROUTES)
+    describe(app)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_problem(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem_response(Problem(exc.status_code, code, str(exc.detail)), request.url.path)
+
+    async def health(request: Request) -> Response:
+        postgres = "up" if await request.app.state.ping() else "down"
+        healthy = postgres == "up"
+        body = {
+            "status": "healthy" if healthy else "degraded",
+            "version": VERSION,
+            "services": {"postgres": postgres},
+        }
+        return Response(orjson.dumps(body), 200 if healthy else 503, media_type="application/json")
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_route("/health", health, methods=["GET"], include_in_schema=False)
+    app.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry, "command_service"))
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-ID"],
+        )
+    return app
+
+
+async def _postgres_up(pool: Pool) -> bool:
+    try:
+        async with pool.connection(timeout=2.0) as conn:
+            await conn.execute("SELECT 1")
+        return True
+    except Exception:
+        log.warning("postgres health check failed", exc_info=True)
+        return False

@@ -1,0 +1,232 @@
+"""Runs a decision against the event store: lock, load, decide, append, retry on conflict.
+
+A decision is a `Plan`: the events to append per stream plus the event that answers the
+command. Every plan is appended as one atomic request through the group-commit appender;
+a version clash forgets the cached aggregates and decides again on fresh state (bounded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import orjson
+
+from command_service.aggregates import AggregateKind, Aggregates, Loaded, decode
+from domain.events import DomainEvent
+from infrastructure.eventstore.group_commit import GroupCommitAppender
+from infrastructure.eventstore.port import (
+    AppendRequest,
+    Committed,
+    EventStore,
+    IdempotencyConflict,
+    IdempotencyRecord,
+    NewEvent,
+    StreamAppend,
+    VersionConflict,
+)
+from infrastructure.http.problems import Problem
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class StreamWrite:
+    kind: AggregateKind[Any]
+    aggregate_id: UUID
+    loaded: Loaded[Any]
+    events: Sequence[DomainEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    writes: Sequence[StreamWrite]
+    result: DomainEvent  # the event the response is made from (new, or an earlier one replayed)
+    result_aggregate: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    result: DomainEvent
+    aggregate_id: UUID
+    version: int
+    position: int
+    created: bool  # False: an identical earlier command's answer, nothing new written
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """The caller's Idempotency-Key, stored in the same transaction as the command's events."""
+
+    principal: str
+    key: str
+    request_hash: str
+
+
+@dataclass(slots=True)
+class CommandContext:
+    at: datetime
+    metadata: dict[str, Any]
+    idempotency: IdempotencyClaim | None = None
+    status_code: int = 200
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class IdempotentReplay(Exception):
+    """Another process committed this idempotency key first: answer from its record."""
+
+    def __init__(self, principal: str, key: str) -> None:
+        super().__init__(key)
+        self.principal = principal
+        self.key = key
+
+
+class Executor:
+    def __init__(self, store: EventStore, appender: GroupCommitAppender, aggregates: Aggregates):
+        self.store = store
+        self.appender = appender
+        self.aggregates = aggregates
+        self.version_conflicts = 0
+
+    async def run(
+        self,
+        lock_ids: Sequence[UUID],
+        decide: Callable[[], Awaitable[Plan]],
+        context: CommandContext,
+    ) -> Outcome:
+        for _ in range(MAX_ATTEMPTS):
+            async with self.aggregates.locked(lock_ids):
+                plan = await decide()
+                outcome = await self._write(plan, context)
+                if outcome is not None:
+                    return outcome
+        raise Problem(
+            503,
+            "concurrent_modification",
+            "the card or wallet kept changing under this command; retry it",
+            headers={"Retry-After": "1"},
+        )
+
+    async def _write(self, plan: Plan, context: CommandContext) -> Outcome | None:
+        streams: list[StreamAppend] = []
+        result_index = -1
+        result_version = 0
+        for write in plan.writes:
+            if not write.events:
+                continue
+            new_events = []
+            for offset, event in enumerate(write.events):
+                if event is plan.result:
+                    result_index = sum(len(s.events) for s in streams) + offset
+                    result_version = write.loaded.version + offset + 1
+                new_events.append(
+                    NewEvent(
+                        event_id=uuid4(),
+                        event_type=event.event_type,
+                        schema_version=event.schema_version,
+                        data=event.payload(),
+                        timestamp=context.at,
+                        metadata=context.metadata,
+                    )
+                )
+            streams.append(
+                StreamAppend(write.aggregate_id, write.kind.name, write.loaded.version, new_events)
+            )
+        if result_index < 0:
+            return await self._replay(plan, context)
+        result_event_id = _event_id_at(streams, result_index)
+        request = AppendRequest(
+            streams=streams,
+            idempotency=_record(context, plan.result_aggregate, result_event_id),
+        )
+        try:
+            outcome = await self.appender.append(request)
+        except Exception as exc:
+            # The commit may or may not have happened: the cached heads can no longer be trusted.
+            self.aggregates.forget([w.aggregate_id for w in plan.writes])
+            raise Problem(
+                503,
+                "event_store_unavailable",
+                "the event store did not confirm the write; retry with the same Idempotency-Key",
+                headers={"Retry-After": "1"},
+            ) from exc
+        if isinstance(outcome, Committed):
+            for write in plan.writes:
+                if write.events:
+                    self.aggregates.advance(
+                        write.kind, write.aggregate_id, write.loaded, list(write.events)
+                    )
+            return Outcome(
+                plan.result,
+                plan.result_aggregate,
+                result_version,
+                outcome.positions[result_index],
+                created=True,
+            )
+        if isinstance(outcome, VersionConflict):
+            self.version_conflicts += 1
+            self.aggregates.forget(outcome.aggregate_ids)
+            return None
+        if isinstance(outcome, IdempotencyConflict):
+            raise IdempotentReplay(outcome.principal, outcome.key)
+        raise TypeError(f"unexpected append outcome {outcome!r}")
+
+    async def _replay(self, plan: Plan, context: CommandContext) -> Outcome:
+        """An identical earlier command: answer with its event, and remember the key for it."""
+        recorded = await self.find(plan.result_aggregate, plan.result)
+        if context.idempotency is not None:
+            request = AppendRequest(
+                streams=(), idempotency=_record(context, plan.result_aggregate, recorded.event_id)
+            )
+            outcome = await self.appender.append(request)
+            if isinstance(outcome, IdempotencyConflict):
+                raise IdempotentReplay(outcome.principal, outcome.key)
+        return Outcome(
+            plan.result, plan.result_aggregate, recorded.version, recorded.position, created=False
+        )
+
+    async def find(self, aggregate_id: UUID, event: DomainEvent) -> Any:
+        payload = event.payload()
+        for recorded in await self.store.read_stream(aggregate_id):
+            if recorded.event_type == event.event_type and recorded.data == payload:
+                return recorded
+        raise LookupError(f"{event.event_type} not found in stream {aggregate_id}")
+
+    async def recall(self, record: IdempotencyRecord) -> Outcome:
+        """The outcome an idempotency record points at, for answering a repeated request."""
+        reference = orjson.loads(record.response_body)
+        aggregate_id = UUID(reference["aggregate_id"])
+        event_id = UUID(reference["event_id"])
+        for recorded in await self.store.read_stream(aggregate_id):
+            if recorded.event_id == event_id:
+                return Outcome(
+                    decode(recorded), aggregate_id, recorded.version, recorded.position, False
+                )
+        raise LookupError(f"idempotency record points at a missing event {event_id}")
+
+
+def _event_id_at(streams: Sequence[StreamAppend], index: int) -> UUID:
+    for stream in streams:
+        if index < len(stream.events):
+            return stream.events[index].event_id
+        index -= len(stream.events)
+    raise IndexError(index)
+
+
+def _record(
+    context: CommandContext, aggregate_id: UUID, event_id: UUID
+) -> IdempotencyRecord | None:
+    claim = context.idempotency
+    if claim is None:
+        return None
+    reference = {"aggregate_id": str(aggregate_id), "event_id": str(event_id)}
+    return IdempotencyRecord(
+        principal=claim.principal,
+        key=claim.key,
+        request_hash=claim.request_hash,
+        status_code=context.status_code,
+        response_body=orjson.dumps(reference),
+    )

@@ -1,0 +1,21 @@
+"""Runs one command-service process: uvloop, httptools, no access log (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from command_service.app import create_app
+from infrastructure.settings import Settings
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )

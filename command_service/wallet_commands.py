@@ -1,0 +1,72 @@
+"""Wallet commands: open, top up (idempotent by gateway reference), debit, never overdrawn."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+from command_service.access import STAFF, require_role, wallet_visible
+from command_service.aggregates import WALLET
+from command_service.execution import CommandContext, Executor, Outcome, Plan, StreamWrite
+from domain.wallet.model import Debit, OpenWallet, TopUp, WalletCommand, decide, wallet_id_for
+from infrastructure.auth.tokens import Principal, Role
+from infrastructure.http.problems import Problem
+from schemas.api.commands import DebitBody, OpenWalletBody, TopUpBody
+
+
+async def open_wallet(
+    executor: Executor, principal: Principal, body: OpenWalletBody, ctx: CommandContext
+) -> Outcome:
+    require_role(principal, STAFF | {Role.MEMBER}, "open wallets")
+    if principal.role is Role.MEMBER and body.user_id != principal.subject:
+        raise Problem(403, "forbidden", "a member may open a wallet only for themselves")
+    wallet_id = wallet_id_for(body.user_id)
+    command = OpenWallet(wallet_id=wallet_id, owner_user_id=body.user_id, at=ctx.at)
+    ctx.status_code = 201
+    return await _on_wallet(executor, principal, wallet_id, command, ctx, exists=False)
+
+
+async def top_up(
+    executor: Executor, principal: Principal, wallet_id: UUID, body: TopUpBody, ctx: CommandContext
+) -> Outcome:
+    require_role(principal, STAFF, "top up wallets")
+    command = TopUp(
+        topup_id=uuid4(),
+        gateway=body.gateway.lower(),
+        gateway_reference=body.gateway_reference,
+        amount=body.amount,
+        at=ctx.at,
+    )
+    ctx.status_code = 201
+    return await _on_wallet(executor, principal, wallet_id, command, ctx)
+
+
+async def debit(
+    executor: Executor, principal: Principal, wallet_id: UUID, body: DebitBody, ctx: CommandContext
+) -> Outcome:
+    require_role(principal, STAFF | {Role.MEMBER}, "debit wallets")
+    command = Debit(
+        debit_id=uuid4(), amount=body.amount, purpose=body.purpose, reference=body.reference, at=ctx.at
+    )
+    ctx.status_code = 201
+    return await _on_wallet(executor, principal, wallet_id, command, ctx)
+
+
+async def _on_wallet(
+    executor: Executor,
+    principal: Principal,
+    wallet_id: UUID,
+    command: WalletCommand,
+    ctx: CommandContext,
+    *,
+    exists: bool = True,
+) -> Outcome:
+    async def plan() -> Plan:
+        loaded = await executor.aggregates.load(WALLET, wallet_id)
+        if exists:
+            wallet_visible(principal, loaded.state)
+        decision = decide(loaded.state, command)
+        if decision.result is None:
+            raise AssertionError("a wallet decision always answers with an event")
+        return Plan([StreamWrite(WALLET, wallet_id, loaded, decision.events)], decision.result, wallet_id)
+
+    return await executor.run([wallet_id], plan, ctx)

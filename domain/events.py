@@ -1,0 +1,243 @@
+"""Domain events: facts with stable dotted names and a schema version.
+
+Each event class has `event_type` (never a Python class path) and `schema_version`. Payloads
+serialise to JSON with money as strings ("350.00"), so no float ever touches an amount.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+
+class DomainEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+    def payload(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class Posting(BaseModel):
+    """One leg of a double-entry posting; the legs of one event sum to zero."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    account: str
+    amount: Decimal
+
+
+class Holder(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    beneficiary_id: UUID
+    relationship: str
+    national_id: str | None = None
+    name: str | None = None
+    date_of_birth: date | None = None
+    phone_number: str | None = None
+
+
+# ---- MedCard ---------------------------------------------------------------------------------
+
+
+class MedCardIssued(DomainEvent):
+    event_type: ClassVar[str] = "medcard.issued"
+    card_id: UUID
+    card_number: str
+    user_id: str
+    card_type: str
+    status: Literal["PENDING", "ACTIVE"]
+    monthly_limit: Decimal
+    copay_percent: Decimal
+    max_beneficiaries: int
+    currency: str
+    primary_holder: Holder
+    insurance_provider: str | None
+    policy_number: str | None
+    issued_at: datetime
+    expiry_date: date
+
+
+class MedCardActivated(DomainEvent):
+    event_type: ClassVar[str] = "medcard.activated"
+    at: datetime
+
+
+class MedCardSuspended(DomainEvent):
+    event_type: ClassVar[str] = "medcard.suspended"
+    reason: str | None
+    at: datetime
+
+
+class MedCardReactivated(DomainEvent):
+    event_type: ClassVar[str] = "medcard.reactivated"
+    at: datetime
+
+
+class MedCardCancelled(DomainEvent):
+    event_type: ClassVar[str] = "medcard.cancelled"
+    reason: str | None
+    at: datetime
+
+
+class MedCardRenewed(DomainEvent):
+    event_type: ClassVar[str] = "medcard.renewed"
+    previous_expiry_date: date
+    expiry_date: date
+    at: datetime
+
+
+class MedCardExpired(DomainEvent):
+    event_type: ClassVar[str] = "medcard.expired"
+    at: datetime
+
+
+class BeneficiaryAdded(DomainEvent):
+    event_type: ClassVar[str] = "medcard.beneficiary_added"
+    beneficiary: Holder
+    at: datetime
+
+
+class BeneficiaryRemoved(DomainEvent):
+    event_type: ClassVar[str] = "medcard.beneficiary_removed"
+    beneficiary_id: UUID
+    at: datetime
+
+
+class ClaimItemSplit(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    item_id: UUID
+    drug_code: str
+    drug_name: str
+    quantity: int
+    unit_price: Decimal
+    total_price: Decimal
+    covered_amount: Decimal
+    copayment_amount: Decimal
+
+
+Decision = Literal["approved", "partially_approved", "rejected"]
+
+
+class ClaimAdjudicated(DomainEvent):
+    """Every adjudication is recorded, rejections included, so the card's history explains itself."""
+
+    event_type: ClassVar[str] = "medcard.claim_adjudicated"
+    claim_id: UUID
+    prescription_id: str
+    pharmacy_id: str
+    beneficiary_id: UUID
+    request_fingerprint: str
+    decision: Decision
+    reasons: tuple[str, ...]
+    total_amount: Decimal
+    covered_amount: Decimal
+    copayment_amount: Decimal
+    copay_percent: Decimal
+    items: tuple[ClaimItemSplit, ...]
+    month: str
+    monthly_limit: Decimal
+    month_spent_after: Decimal
+    remaining_after: Decimal
+    wallet_id: UUID | None
+    copayment_paid_from_wallet: Decimal
+    claimed_at: datetime
+    postings: tuple[Posting, ...]
+
+
+class ClaimReversed(DomainEvent):
+    event_type: ClassVar[str] = "medcard.claim_reversed"
+    claim_id: UUID
+    prescription_id: str
+    pharmacy_id: str
+    month: str
+    restored_amount: Decimal
+    month_spent_after: Decimal
+    remaining_after: Decimal
+    wallet_refund: Decimal
+    reason: str | None
+    at: datetime
+    postings: tuple[Posting, ...]
+
+
+# ---- Wallet ----------------------------------------------------------------------------------
+
+
+class WalletOpened(DomainEvent):
+    event_type: ClassVar[str] = "wallet.opened"
+    wallet_id: UUID
+    owner_user_id: str
+    currency: str
+    at: datetime
+
+
+class WalletToppedUp(DomainEvent):
+    event_type: ClassVar[str] = "wallet.topped_up"
+    topup_id: UUID
+    gateway: str
+    gateway_reference: str
+    amount: Decimal
+    balance_after: Decimal
+    at: datetime
+    postings: tuple[Posting, ...]
+
+
+class WalletDebited(DomainEvent):
+    event_type: ClassVar[str] = "wallet.debited"
+    debit_id: UUID
+    amount: Decimal
+    purpose: str
+    reference: str
+    balance_after: Decimal
+    at: datetime
+    postings: tuple[Posting, ...]
+
+
+class WalletRefunded(DomainEvent):
+    event_type: ClassVar[str] = "wallet.refunded"
+    refund_id: UUID
+    debit_id: UUID
+    amount: Decimal
+    reason: str | None
+    balance_after: Decimal
+    at: datetime
+    postings: tuple[Posting, ...]
+
+
+MEDCARD_EVENTS: tuple[type[DomainEvent], ...] = (
+    MedCardIssued,
+    MedCardActivated,
+    MedCardSuspended,
+    MedCardReactivated,
+    MedCardCancelled,
+    MedCardRenewed,
+    MedCardExpired,
+    BeneficiaryAdded,
+    BeneficiaryRemoved,
+    ClaimAdjudicated,
+    ClaimReversed,
+)
+WALLET_EVENTS: tuple[type[DomainEvent], ...] = (
+    WalletOpened,
+    WalletToppedUp,
+    WalletDebited,
+    WalletRefunded,
+)
+EVENT_TYPES: dict[str, type[DomainEvent]] = {
+    cls.event_type: cls for cls in (*MEDCARD_EVENTS, *WALLET_EVENTS)
+}
+
+
+class UnknownEventType(LookupError):
+    pass
+
+
+def event_from_payload(event_type: str, schema_version: int, payload: Any) -> DomainEvent:
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None or schema_version != cls.schema_version:
+        raise UnknownEventType(f"{event_type} v{schema_version}")
+    return cls.model_validate(payload)

@@ -1,0 +1,266 @@
+"""Prescription claim adjudication and reversal (DESIGN.md §6).
+
+copay = total x copay% (half-up to 0.01); covered = min(total - copay, remaining monthly limit);
+whatever is not covered is the member's copayment. The benefit month is the Cairo calendar month.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
+
+from domain.calendar import benefit_month, cairo_date
+from domain.errors import CommandRejected, Kind
+from domain.events import ClaimAdjudicated, ClaimItemSplit, ClaimReversed, Decision, DomainEvent
+from domain.medcard.commands import ClaimItem, ClaimPrescription, ReverseClaim
+from domain.medcard.state import MedCardState
+from domain.money import ZERO, MoneyError, money, percent_of, split_proportionally
+from domain.postings import insurer_account, pharmacy_account, reverse, transfer
+from domain.wallet.model import Debit, Refund, WalletState, debit, refund, wallet_id_for
+
+MAX_QUANTITY = 100_000
+COPAY_PURPOSE = "claim_copayment"
+
+# Reason codes: part of the API, never renamed.
+COVERED_WITHIN_LIMIT = "covered_within_monthly_limit"
+LIMIT_PARTLY_USED_UP = "monthly_limit_partially_exhausted"
+LIMIT_EXHAUSTED = "monthly_limit_exhausted"
+CARD_NOT_ACTIVATED = "card_not_activated"
+CARD_SUSPENDED = "card_suspended"
+CARD_CANCELLED = "card_cancelled"
+CARD_EXPIRED = "card_expired"
+BENEFICIARY_NOT_ON_CARD = "beneficiary_not_on_card"
+COPAY_FROM_WALLET = "copayment_paid_from_wallet"
+WALLET_INSUFFICIENT = "wallet_insufficient_funds"
+WALLET_MISSING = "wallet_not_found"
+
+_STATUS_REASONS = {
+    "PENDING": CARD_NOT_ACTIVATED,
+    "SUSPENDED": CARD_SUSPENDED,
+    "CANCELLED": CARD_CANCELLED,
+    "EXPIRED": CARD_EXPIRED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDecision:
+    claim: ClaimAdjudicated
+    card_events: list[DomainEvent]
+    wallet_events: list[DomainEvent]
+    replayed: bool  # an identical earlier submission: nothing new happened
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalDecision:
+    reversal: ClaimReversed
+    card_events: list[DomainEvent]
+    wallet_events: list[DomainEvent]
+
+
+def fingerprint(command: ClaimPrescription) -> str:
+    """What makes two submissions of one prescription 'the same body'."""
+    parts = [
+        command.prescription_id,
+        command.pharmacy_id,
+        str(command.total_amount),
+        str(command.beneficiary_id or ""),
+        "1" if command.pay_copayment_from_wallet else "0",
+    ]
+    parts += [f"{i.drug_code}\x1f{i.drug_name}\x1f{i.quantity}\x1f{i.unit_price}" for i in command.items]
+    return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:32]
+
+
+def adjudicate(
+    card: MedCardState | None, wallet: WalletState | None, command: ClaimPrescription
+) -> ClaimDecision:
+    if card is None:
+        raise CommandRejected("card_not_found", "no such card", Kind.NOT_FOUND)
+    total = _amount(command.total_amount, "totalAmount")
+    items = [_checked_item(item) for item in command.items]
+    if items and sum((q * p for _, q, p in items), ZERO) != total:
+        raise CommandRejected(
+            "items_total_mismatch", "the items' quantity x unitPrice do not sum to totalAmount"
+        )
+    if not command.prescription_id.strip() or len(command.prescription_id) > 100:
+        raise CommandRejected("invalid_prescription_id", "prescriptionId must be 1 to 100 characters")
+    print_ = fingerprint(command)
+    earlier = _charged_claim(card, command.prescription_id)
+    if earlier is not None:
+        if earlier.request_fingerprint == print_:
+            return ClaimDecision(earlier, [], [], replayed=True)
+        raise CommandRejected(
+            "duplicate_prescription",
+            "this prescription was already charged on this card with a different request",
+            Kind.CONFLICT,
+        )
+
+    month = benefit_month(command.at)
+    beneficiary = command.beneficiary_id or card.primary_beneficiary_id
+    copay_share = percent_of(total, card.copay_percent)
+    remaining = card.remaining_in(month)
+    rejection = _rejection(card, command, beneficiary, remaining)
+    if rejection is not None:
+        covered, reasons, decision = ZERO, [rejection], "rejected"
+    else:
+        covered = min(total - copay_share, remaining)
+        if covered == total - copay_share:
+            reasons, decision = [COVERED_WITHIN_LIMIT], "approved"
+        else:
+            reasons, decision = [LIMIT_PARTLY_USED_UP], "partially_approved"
+    copayment = total - covered
+
+    wallet_events: list[DomainEvent] = []
+    paid_from_wallet = ZERO
+    wallet_id = None
+    if command.pay_copayment_from_wallet and decision != "rejected" and copayment > ZERO:
+        wallet_id = wallet_id_for(card.user_id, card.currency)
+        if wallet is None:
+            reasons.append(WALLET_MISSING)
+        elif wallet.balance < copayment:
+            reasons.append(WALLET_INSUFFICIENT)
+        else:
+            debited = debit(
+                wallet,
+                Debit(
+                    debit_id=command.claim_id,
+                    amount=copayment,
+                    purpose=COPAY_PURPOSE,
+                    reference=str(command.claim_id),
+                    at=command.at,
+                    counterparty_account=pharmacy_account(command.pharmacy_id),
+                ),
+            )
+            if debited is not None:
+                wallet_events.append(debited)
+                paid_from_wallet = copayment
+                reasons.append(COPAY_FROM_WALLET)
+
+    splits = split_proportionally(covered, [q * p for _, q, p in items]) if items else []
+    claim = ClaimAdjudicated(
+        claim_id=command.claim_id,
+        prescription_id=command.prescription_id,
+        pharmacy_id=command.pharmacy_id,
+        beneficiary_id=beneficiary,
+        request_fingerprint=print_,
+        decision=decision,  # type: ignore[arg-type]
+        reasons=tuple(reasons),
+        total_amount=total,
+        covered_amount=covered,
+        copayment_amount=copayment,
+        copay_percent=card.copay_percent,
+        items=tuple(
+            ClaimItemSplit(
+                item_id=item.item_id,
+                drug_code=item.drug_code,
+                drug_name=item.drug_name,
+                quantity=quantity,
+                unit_price=price,
+                total_price=quantity * price,
+                covered_amount=share,
+                copayment_amount=quantity * price - share,
+            )
+            for (item, quantity, price), share in zip(items, splits, strict=True)
+        ),
+        month=month,
+        monthly_limit=card.monthly_limit,
+        month_spent_after=card.spent_in(month) + covered,
+        remaining_after=remaining - covered,
+        wallet_id=wallet_id,
+        copayment_paid_from_wallet=paid_from_wallet,
+        claimed_at=command.at,
+        postings=transfer(
+            covered, insurer_account(card.insurance_provider), pharmacy_account(command.pharmacy_id)
+        ),
+    )
+    return ClaimDecision(claim, [claim], wallet_events, replayed=False)
+
+
+def reverse_claim(
+    card: MedCardState | None, wallet: WalletState | None, command: ReverseClaim
+) -> ReversalDecision:
+    if card is None:
+        raise CommandRejected("card_not_found", "no such card", Kind.NOT_FOUND)
+    record = card.claims.get(command.claim_id)
+    if record is None:
+        raise CommandRejected("claim_not_found", "no such claim on this card", Kind.NOT_FOUND)
+    claim = record.adjudication
+    if record.reversed:
+        raise CommandRejected("claim_already_reversed", "this claim was reversed", Kind.CONFLICT)
+    if claim.decision == "rejected":
+        raise CommandRejected(
+            "claim_not_reversible", "a rejected claim charged nothing to reverse", Kind.CONFLICT
+        )
+    wallet_events: list[DomainEvent] = []
+    if claim.copayment_paid_from_wallet > ZERO:
+        if wallet is None:
+            raise CommandRejected("wallet_not_found", "the claim's wallet is missing", Kind.CONFLICT)
+        wallet_events.append(
+            refund(
+                wallet,
+                Refund(
+                    refund_id=command.claim_id,
+                    debit_id=command.claim_id,
+                    at=command.at,
+                    reason="claim_reversed",
+                ),
+            )
+        )
+    spent_after = card.spent_in(claim.month) - claim.covered_amount
+    reversal = ClaimReversed(
+        claim_id=claim.claim_id,
+        prescription_id=claim.prescription_id,
+        pharmacy_id=claim.pharmacy_id,
+        month=claim.month,
+        restored_amount=claim.covered_amount,
+        month_spent_after=spent_after,
+        remaining_after=max(card.monthly_limit - spent_after, ZERO),
+        wallet_refund=claim.copayment_paid_from_wallet,
+        reason=command.reason,
+        at=command.at,
+        postings=reverse(claim.postings),
+    )
+    return ReversalDecision(reversal, [reversal], wallet_events)
+
+
+def _charged_claim(card: MedCardState, prescription_id: str) -> ClaimAdjudicated | None:
+    claim_id = card.by_prescription.get(prescription_id)
+    if claim_id is None:
+        return None
+    record = card.claims[claim_id]
+    if record.reversed or record.adjudication.decision == "rejected":
+        return None
+    return record.adjudication
+
+
+def _rejection(
+    card: MedCardState, command: ClaimPrescription, beneficiary: object, remaining: Decimal
+) -> str | None:
+    status_reason = _STATUS_REASONS.get(card.status)
+    if status_reason is not None:
+        return status_reason
+    if cairo_date(command.at) > card.expiry_date:
+        return CARD_EXPIRED
+    if beneficiary not in card.beneficiaries:
+        return BENEFICIARY_NOT_ON_CARD
+    if remaining <= ZERO:
+        return LIMIT_EXHAUSTED
+    return None
+
+
+def _amount(value: Decimal, field: str) -> Decimal:
+    try:
+        amount = money(value)
+    except MoneyError as exc:
+        raise CommandRejected("invalid_amount", f"{field}: {exc}") from exc
+    if amount <= ZERO:
+        raise CommandRejected("invalid_amount", f"{field} must be greater than zero")
+    return amount
+
+
+def _checked_item(item: ClaimItem) -> tuple[ClaimItem, int, Decimal]:
+    if not 1 <= item.quantity <= MAX_QUANTITY:
+        raise CommandRejected("invalid_quantity", f"quantity must be 1 to {MAX_QUANTITY}")
+    if not item.drug_code.strip() or not item.drug_name.strip():
+        raise CommandRejected("invalid_item", "drugCode and drugName must not be blank")
+    return item, item.quantity, _amount(item.unit_price, "unitPrice")

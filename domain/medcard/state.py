@@ -1,0 +1,113 @@
+"""A MedCard as the decider sees it, rebuilt by folding its events with `evolve`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date
+from decimal import Decimal
+from uuid import UUID
+
+from domain.events import (
+    BeneficiaryAdded,
+    BeneficiaryRemoved,
+    ClaimAdjudicated,
+    ClaimReversed,
+    DomainEvent,
+    Holder,
+    MedCardActivated,
+    MedCardCancelled,
+    MedCardExpired,
+    MedCardIssued,
+    MedCardReactivated,
+    MedCardRenewed,
+    MedCardSuspended,
+)
+from domain.money import ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRecord:
+    adjudication: ClaimAdjudicated
+    reversed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MedCardState:
+    card_id: UUID
+    card_number: str
+    user_id: str
+    card_type: str
+    status: str
+    monthly_limit: Decimal
+    copay_percent: Decimal
+    max_beneficiaries: int
+    currency: str
+    insurance_provider: str | None
+    primary_beneficiary_id: UUID
+    expiry_date: date
+    beneficiaries: dict[UUID, Holder] = field(default_factory=dict)
+    month_spent: dict[str, Decimal] = field(default_factory=dict)
+    claims: dict[UUID, ClaimRecord] = field(default_factory=dict)
+    # the latest claim per prescription: "one charge per prescription id per card"
+    by_prescription: dict[str, UUID] = field(default_factory=dict)
+
+    def spent_in(self, month: str) -> Decimal:
+        return self.month_spent.get(month, ZERO)
+
+    def remaining_in(self, month: str) -> Decimal:
+        return max(self.monthly_limit - self.spent_in(month), ZERO)
+
+
+def evolve(state: MedCardState | None, event: DomainEvent) -> MedCardState:
+    if isinstance(event, MedCardIssued):
+        holder = event.primary_holder
+        return MedCardState(
+            card_id=event.card_id,
+            card_number=event.card_number,
+            user_id=event.user_id,
+            card_type=event.card_type,
+            status=event.status,
+            monthly_limit=event.monthly_limit,
+            copay_percent=event.copay_percent,
+            max_beneficiaries=event.max_beneficiaries,
+            currency=event.currency,
+            insurance_provider=event.insurance_provider,
+            primary_beneficiary_id=holder.beneficiary_id,
+            expiry_date=event.expiry_date,
+            beneficiaries={holder.beneficiary_id: holder},
+        )
+    if state is None:
+        raise ValueError(f"{event.event_type} before medcard.issued")
+    match event:
+        case MedCardActivated() | MedCardReactivated():
+            return replace(state, status="ACTIVE")
+        case MedCardSuspended():
+            return replace(state, status="SUSPENDED")
+        case MedCardCancelled():
+            return replace(state, status="CANCELLED")
+        case MedCardExpired():
+            return replace(state, status="EXPIRED")
+        case MedCardRenewed():
+            status = "ACTIVE" if state.status == "EXPIRED" else state.status
+            return replace(state, expiry_date=event.expiry_date, status=status)
+        case BeneficiaryAdded():
+            added = {**state.beneficiaries, event.beneficiary.beneficiary_id: event.beneficiary}
+            return replace(state, beneficiaries=added)
+        case BeneficiaryRemoved():
+            kept = {k: v for k, v in state.beneficiaries.items() if k != event.beneficiary_id}
+            return replace(state, beneficiaries=kept)
+        case ClaimAdjudicated():
+            return replace(
+                state,
+                month_spent={**state.month_spent, event.month: event.month_spent_after},
+                claims={**state.claims, event.claim_id: ClaimRecord(event)},
+                by_prescription={**state.by_prescription, event.prescription_id: event.claim_id},
+            )
+        case ClaimReversed():
+            record = state.claims[event.claim_id]
+            return replace(
+                state,
+                month_spent={**state.month_spent, event.month: event.month_spent_after},
+                claims={**state.claims, event.claim_id: replace(record, reversed=True)},
+            )
+    raise ValueError(f"not a medcard event: {event.event_type}")

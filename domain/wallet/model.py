@@ -1,0 +1,234 @@
+"""Member wallets: open, top up (idempotent by gateway reference), debit (never below zero), refund."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from domain.errors import CommandRejected, Kind
+from domain.events import (
+    DomainEvent,
+    WalletDebited,
+    WalletOpened,
+    WalletRefunded,
+    WalletToppedUp,
+)
+from domain.money import CURRENCY, ZERO, MoneyError, money
+from domain.postings import gateway_account, transfer, wallet_account
+
+GATEWAYS = frozenset({"fawry", "paymob"})
+_WALLET_NAMESPACE = uuid5(NAMESPACE_URL, "https://healthpay.tech/ns/wallet")
+DEFAULT_COUNTERPARTY = "settlement:healthpay"
+
+
+def wallet_id_for(user_id: str, currency: str = CURRENCY) -> UUID:
+    """One wallet per member and currency, so a card finds its holder's wallet without a lookup."""
+    return uuid5(_WALLET_NAMESPACE, f"{currency}:{user_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWallet:
+    wallet_id: UUID
+    owner_user_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TopUp:
+    topup_id: UUID
+    gateway: str
+    gateway_reference: str
+    amount: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Debit:
+    debit_id: UUID
+    amount: Decimal
+    purpose: str
+    reference: str
+    at: datetime
+    counterparty_account: str = DEFAULT_COUNTERPARTY
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    refund_id: UUID
+    debit_id: UUID
+    at: datetime
+    amount: Decimal | None = None  # None: whatever of the debit is not refunded yet
+    reason: str | None = None
+
+
+WalletCommand = OpenWallet | TopUp | Debit | Refund
+
+
+@dataclass(frozen=True, slots=True)
+class WalletState:
+    wallet_id: UUID
+    owner_user_id: str
+    currency: str
+    balance: Decimal = ZERO
+    topups: dict[tuple[str, str], WalletToppedUp] = field(default_factory=dict)
+    debits: dict[UUID, WalletDebited] = field(default_factory=dict)
+    debits_by_reference: dict[tuple[str, str], UUID] = field(default_factory=dict)
+    refunded: dict[UUID, Decimal] = field(default_factory=dict)
+
+
+def evolve(state: WalletState | None, event: DomainEvent) -> WalletState:
+    if isinstance(event, WalletOpened):
+        return WalletState(event.wallet_id, event.owner_user_id, event.currency)
+    if state is None:
+        raise ValueError(f"{event.event_type} before wallet.opened")
+    match event:
+        case WalletToppedUp():
+            key = (event.gateway, event.gateway_reference)
+            return replace(
+                state, balance=event.balance_after, topups={**state.topups, key: event}
+            )
+        case WalletDebited():
+            return replace(
+                state,
+                balance=event.balance_after,
+                debits={**state.debits, event.debit_id: event},
+                debits_by_reference={
+                    **state.debits_by_reference,
+                    (event.purpose, event.reference): event.debit_id,
+                },
+            )
+        case WalletRefunded():
+            before = state.refunded.get(event.debit_id, ZERO)
+            return replace(
+                state,
+                balance=event.balance_after,
+                refunded={**state.refunded, event.debit_id: before + event.amount},
+            )
+    raise ValueError(f"not a wallet event: {event.event_type}")
+
+
+@dataclass(frozen=True, slots=True)
+class WalletDecision:
+    events: list[DomainEvent]
+    # the event that answers the command: new, or the original one of an idempotent repeat
+    result: DomainEvent | None
+
+
+def decide(state: WalletState | None, command: WalletCommand) -> WalletDecision:
+    if isinstance(command, OpenWallet):
+        if state is not None:
+            raise CommandRejected("wallet_exists", "this member already has a wallet", Kind.CONFLICT)
+        if not command.owner_user_id.strip():
+            raise CommandRejected("invalid_user_id", "userId must not be blank")
+        opened = WalletOpened(
+            wallet_id=command.wallet_id,
+            owner_user_id=command.owner_user_id,
+            currency=CURRENCY,
+            at=command.at,
+        )
+        return WalletDecision([opened], opened)
+    if state is None:
+        raise CommandRejected("wallet_not_found", "no such wallet", Kind.NOT_FOUND)
+    match command:
+        case TopUp():
+            return _top_up(state, command)
+        case Debit():
+            event = debit(state, command)
+            if event is None:
+                original = state.debits[state.debits_by_reference[(command.purpose, command.reference)]]
+                return WalletDecision([], original)
+            return WalletDecision([event], event)
+        case Refund():
+            refunded = refund(state, command)
+            return WalletDecision([refunded], refunded)
+    raise TypeError(f"unknown command {type(command).__name__}")
+
+
+def _top_up(state: WalletState, command: TopUp) -> WalletDecision:
+    if command.gateway not in GATEWAYS:
+        raise CommandRejected("unknown_gateway", f"gateway must be one of {', '.join(sorted(GATEWAYS))}")
+    amount = _positive(command.amount)
+    if not command.gateway_reference.strip():
+        raise CommandRejected("invalid_gateway_reference", "gateway reference must not be blank")
+    original = state.topups.get((command.gateway, command.gateway_reference))
+    if original is not None:
+        if original.amount != amount:
+            raise CommandRejected(
+                "duplicate_gateway_reference",
+                "this gateway reference was already credited with another amount",
+                Kind.CONFLICT,
+            )
+        return WalletDecision([], original)
+    event = WalletToppedUp(
+        topup_id=command.topup_id,
+        gateway=command.gateway,
+        gateway_reference=command.gateway_reference,
+        amount=amount,
+        balance_after=state.balance + amount,
+        at=command.at,
+        postings=transfer(amount, gateway_account(command.gateway), wallet_account(state.wallet_id)),
+    )
+    return WalletDecision([event], event)
+
+
+def debit(state: WalletState, command: Debit) -> WalletDebited | None:
+    """The debit event, or None when this purpose and reference were already debited alike."""
+    amount = _positive(command.amount)
+    known = state.debits_by_reference.get((command.purpose, command.reference))
+    if known is not None:
+        if state.debits[known].amount != amount:
+            raise CommandRejected(
+                "duplicate_debit_reference",
+                "this reference was already debited with another amount",
+                Kind.CONFLICT,
+            )
+        return None
+    if amount > state.balance:
+        raise CommandRejected(
+            "insufficient_funds",
+            f"the wallet holds {state.balance} {state.currency}, less than {amount}",
+            Kind.CONFLICT,
+        )
+    return WalletDebited(
+        debit_id=command.debit_id,
+        amount=amount,
+        purpose=command.purpose,
+        reference=command.reference,
+        balance_after=state.balance - amount,
+        at=command.at,
+        postings=transfer(amount, wallet_account(state.wallet_id), command.counterparty_account),
+    )
+
+
+def refund(state: WalletState, command: Refund) -> WalletRefunded:
+    original = state.debits.get(command.debit_id)
+    if original is None:
+        raise CommandRejected("debit_not_found", "no such debit on this wallet", Kind.NOT_FOUND)
+    refundable = original.amount - state.refunded.get(command.debit_id, ZERO)
+    amount = refundable if command.amount is None else _positive(command.amount)
+    if amount <= ZERO or amount > refundable:
+        raise CommandRejected(
+            "refund_exceeds_debit", f"at most {refundable} of this debit can be refunded", Kind.CONFLICT
+        )
+    wallet_leg, counterparty_leg = original.postings
+    return WalletRefunded(
+        refund_id=command.refund_id,
+        debit_id=command.debit_id,
+        amount=amount,
+        reason=command.reason,
+        balance_after=state.balance + amount,
+        at=command.at,
+        postings=transfer(amount, counterparty_leg.account, wallet_leg.account),
+    )
+
+
+def _positive(value: Decimal) -> Decimal:
+    try:
+        amount = money(value)
+    except MoneyError as exc:
+        raise CommandRejected("invalid_amount", str(exc)) from exc
+    if amount <= ZERO:
+        raise CommandRejected("invalid_amount", "amount must be greater than zero")
+    return amount
