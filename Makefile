@@ -1,0 +1,36 @@
+# Two commands matter: `make up` (start everything) and `make test` (run every check and test).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help install up down test lint unit format bench
+
+help:
+	@echo "make up     start PostgreSQL and the command service locally, print the URLs"
+	@echo "make down   stop what make up started"
+	@echo "make test   lint, types, import rules and every test against real servers"
+	@echo "make bench  claim-path benchmark against bare endpoints on this machine"
+
+install:
+	@scripts/bootstrap.sh
+
+up: install
+	@scripts/up.sh
+
+down:
+	@scripts/down.sh
+
+lint: install
+	@scripts/check.sh
+
+format: install
+	.venv/bin/ruff format domain schemas infrastructure command_service projection_service api_gateway cli tests load-tests
+	.venv/bin/ruff check --fix domain schemas infrastructure command_service projection_service api_gateway cli tests load-tests
+
+unit: install
+	.venv/bin/pytest tests/unit -q
+
+test: lint
+	.venv/bin/pytest -q
+
+bench: install
+	.venv/bin/python load-tests/bench.py

@@ -1,0 +1,125 @@
+"""The in-memory twin of the PostgreSQL event store, for unit tests and local runs.
+
+Same semantics, checked by the same contract suite: requests of a batch are settled in
+order, each all-or-nothing; a later request sees the earlier ones that committed. No method
+awaits anything while it changes state, so concurrent tasks cannot interleave inside one.
+Event data goes through the same JSON encoding as PostgreSQL's jsonb, so a test fails here
+on a value PostgreSQL would refuse, and reads return the same plain types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from infrastructure.eventstore.encoding import dumps, loads
+from infrastructure.eventstore.port import (
+    AppendOutcome,
+    AppendRequest,
+    Committed,
+    DuplicateEventIdError,
+    IdempotencyConflict,
+    IdempotencyRecord,
+    RecordedEvent,
+    Snapshot,
+    VersionConflict,
+    validate_append_request,
+)
+
+
+class InMemoryEventStore:
+    def __init__(self) -> None:
+        self._log: list[RecordedEvent] = []  # position p is self._log[p - 1]
+        self._streams: dict[UUID, list[RecordedEvent]] = {}  # version v is [v - 1]
+        self._event_ids: set[UUID] = set()
+        self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
+        self._snapshots: dict[UUID, Snapshot] = {}
+
+    async def append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        for request in requests:
+            validate_append_request(request)
+        # Stage the whole batch first: a duplicate event id fails the call with nothing
+        # stored, as the PostgreSQL transaction does.
+        heads: dict[UUID, int] = {}
+        staged: list[RecordedEvent] = []
+        staged_ids: set[UUID] = set()
+        staged_keys: dict[tuple[str, str], IdempotencyRecord] = {}
+        outcomes: list[AppendOutcome] = []
+        for request in requests:
+            record = request.idempotency
+            if record is not None:
+                key = (record.principal, record.key)
+                if key in self._idempotency or key in staged_keys:
+                    outcomes.append(IdempotencyConflict(record.principal, record.key))
+                    continue
+            stale = tuple(
+                s.aggregate_id
+                for s in request.streams
+                if s.expected_version != heads.get(s.aggregate_id, self._head(s.aggregate_id))
+            )
+            if stale:
+                outcomes.append(VersionConflict(stale))
+                continue
+            positions: list[int] = []
+            for stream in request.streams:
+                version = stream.expected_version
+                for event in stream.events:
+                    if event.event_id in self._event_ids or event.event_id in staged_ids:
+                        raise DuplicateEventIdError(str(event.event_id))
+                    version += 1
+                    position = len(self._log) + len(staged) + 1
+                    staged_ids.add(event.event_id)
+                    staged.append(
+                        RecordedEvent(
+                            position=position,
+                            event_id=event.event_id,
+                            aggregate_id=stream.aggregate_id,
+                            aggregate_type=stream.aggregate_type,
+                            event_type=event.event_type,
+                            schema_version=event.schema_version,
+                            version=version,
+                            data=loads(dumps(event.data)),
+                            metadata=loads(dumps(event.metadata)),
+                            timestamp=event.timestamp,
+                        )
+                    )
+                    positions.append(position)
+                heads[stream.aggregate_id] = version
+            if record is not None:
+                staged_keys[(record.principal, record.key)] = record
+            outcomes.append(Committed(tuple(positions)))
+        for recorded in staged:
+            self._log.append(recorded)
+            self._streams.setdefault(recorded.aggregate_id, []).append(recorded)
+        self._event_ids |= staged_ids
+        self._idempotency.update(staged_keys)
+        return outcomes
+
+    def _head(self, aggregate_id: UUID) -> int:
+        stream = self._streams.get(aggregate_id)
+        return len(stream) if stream else 0
+
+    async def read_stream(self, aggregate_id: UUID, after_version: int = 0) -> list[RecordedEvent]:
+        return self._streams.get(aggregate_id, [])[max(after_version, 0) :]
+
+    async def read_all(self, after_position: int, limit: int) -> list[RecordedEvent]:
+        start = max(after_position, 0)
+        return self._log[start : start + max(limit, 0)]
+
+    async def load_snapshot(self, aggregate_id: UUID) -> Snapshot | None:
+        return self._snapshots.get(aggregate_id)
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        current = self._snapshots.get(snapshot.aggregate_id)
+        if current is None or current.version < snapshot.version:
+            state = loads(dumps(snapshot.state))
+            self._snapshots[snapshot.aggregate_id] = Snapshot(
+                snapshot.aggregate_id,
+                snapshot.aggregate_type,
+                snapshot.version,
+                snapshot.schema_version,
+                state,
+            )
+
+    async def get_idempotency(self, principal: str, key: str) -> IdempotencyRecord | None:
+        return self._idempotency.get((principal, key))

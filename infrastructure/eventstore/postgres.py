@@ -1,0 +1,289 @@
+"""The PostgreSQL event store (DESIGN.md §3-4).
+
+`append_batch` commits a whole group of independent requests in ONE transaction with one
+INSERT for all their events, built from one orjson document. Per request the outcome is
+all-or-nothing: when any request hits a constraint, the transaction rolls back, the requests
+that certainly fail are answered, and the rest is tried again (see `_settle`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection, Rollback
+from psycopg.errors import UniqueViolation
+from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
+
+from infrastructure.eventstore.encoding import dumps, loads
+from infrastructure.eventstore.port import (
+    AppendOutcome,
+    AppendRequest,
+    Committed,
+    DuplicateEventIdError,
+    IdempotencyConflict,
+    IdempotencyRecord,
+    RecordedEvent,
+    Snapshot,
+    VersionConflict,
+    validate_append_request,
+)
+from infrastructure.postgres.pool import Pool
+
+# `c` is the version that must already exist for the row to be valid: expected_version on
+# the first event of a stream (0 for a new stream and for the later events, whose fate is
+# tied to the first). The predecessor may also come from this same document: a request
+# chained on an earlier request of the batch. That is safe because the batch only commits
+# when every request in it inserted all of its rows.
+# Rows go in (aggregate_id, version, request) order: every writer takes the unique-index
+# slots in the same global order, so two concurrent batches cannot deadlock, and within a
+# batch the earlier request wins a contested slot.
+_INSERT_EVENTS = """
+WITH doc AS MATERIALIZED (
+  SELECT * FROM jsonb_to_recordset(%s) AS x(
+    r int, e uuid, a uuid, t text, y text, v int, c int, s int, ts timestamptz, d jsonb, m jsonb)
+)
+INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version,
+                    event_data, timestamp, schema_version, metadata)
+SELECT x.e, x.a, x.t, x.y, x.v, x.d, x.ts, x.s, x.m
+FROM doc AS x
+WHERE x.c = 0
+   OR (x.a, x.c) IN (SELECT a, v FROM doc)
+   OR EXISTS (SELECT 1 FROM events AS p WHERE p.aggregate_id = x.a AND p.version = x.c)
+ORDER BY x.a, x.v, x.r
+ON CONFLICT (aggregate_id, version) DO NOTHING
+RETURNING event_id, position
+"""
+
+_INSERT_IDEMPOTENCY = """
+INSERT INTO idempotency_keys (principal, key, request_hash, status_code, response_body)
+SELECT u.p, u.k, u.h, u.s, u.b
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::int4[], %s::bytea[])
+  WITH ORDINALITY AS u(p, k, h, s, b, n)
+ORDER BY u.p, u.k, u.n
+ON CONFLICT (principal, key) DO NOTHING
+RETURNING principal, key
+"""
+
+_EVENT_COLUMNS = """position, event_id, aggregate_id, aggregate_type, event_type, schema_version,
+version, event_data::text, metadata::text, timestamp"""
+
+_READ_STREAM = f"""
+SELECT {_EVENT_COLUMNS} FROM events
+WHERE aggregate_id = %s AND version > %s ORDER BY version
+"""
+
+_READ_ALL = f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > %s ORDER BY position LIMIT %s"
+
+_LOAD_SNAPSHOT = """
+SELECT aggregate_id, aggregate_type, version, schema_version, state::text
+FROM snapshots WHERE aggregate_id = %s
+"""
+
+_SAVE_SNAPSHOT = """
+INSERT INTO snapshots (aggregate_id, aggregate_type, version, schema_version, state, taken_at)
+VALUES (%s, %s, %s, %s, %s, now())
+ON CONFLICT (aggregate_id) DO UPDATE
+SET aggregate_type = excluded.aggregate_type, version = excluded.version,
+    schema_version = excluded.schema_version, state = excluded.state, taken_at = now()
+WHERE snapshots.version < excluded.version
+"""
+
+_GET_IDEMPOTENCY = """
+SELECT principal, key, request_hash, status_code, response_body
+FROM idempotency_keys WHERE principal = %s AND key = %s
+"""
+
+Slot = tuple[UUID, int]  # (aggregate_id, version)
+IdemKey = tuple[str, str]  # (principal, key)
+
+
+class PostgresEventStore:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        for request in requests:
+            validate_append_request(request)
+        outcomes: list[AppendOutcome | None] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        async with self._pool.connection() as conn:
+            # Every failed attempt settles at least one request, so this ends.
+            while pending:
+                pending = await self._attempt(conn, requests, pending, outcomes)
+        return outcomes  # type: ignore[return-value]  # every slot is filled by now
+
+    async def _attempt(
+        self,
+        conn: AsyncConnection[TupleRow],
+        requests: Sequence[AppendRequest],
+        pending: list[int],
+        outcomes: list[AppendOutcome | None],
+    ) -> list[int]:
+        """Try `pending` in one transaction; return the requests to try again."""
+        rows: list[dict[str, Any]] = []
+        idem: list[IdempotencyRecord] = []
+        for index in pending:
+            request = requests[index]
+            for stream in request.streams:
+                aggregate_id, aggregate_type = stream.aggregate_id, stream.aggregate_type
+                version = check = stream.expected_version
+                for event in stream.events:
+                    version += 1
+                    rows.append(
+                        {
+                            "r": index,
+                            "e": event.event_id,
+                            "a": aggregate_id,
+                            "t": aggregate_type,
+                            "y": event.event_type,
+                            "v": version,
+                            "c": check,
+                            "s": event.schema_version,
+                            "ts": event.timestamp,
+                            "d": event.data,
+                            "m": event.metadata,
+                        }
+                    )
+                    check = 0
+            if request.idempotency is not None:
+                idem.append(request.idempotency)
+
+        retry: list[int] | None = None
+        try:
+            async with conn.transaction():
+                cur = await conn.execute(_INSERT_EVENTS, (Jsonb(rows, dumps),), prepare=True)
+                inserted: dict[UUID, int] = dict(await cur.fetchall())
+                idem_inserted: set[IdemKey] = set()
+                if idem:
+                    cur = await conn.execute(
+                        _INSERT_IDEMPOTENCY,
+                        (
+                            [r.principal for r in idem],
+                            [r.key for r in idem],
+                            [r.request_hash for r in idem],
+                            [r.status_code for r in idem],
+                            [r.response_body for r in idem],
+                        ),
+                        prepare=True,
+                    )
+                    idem_inserted = {(p, k) for p, k in await cur.fetchall()}
+                if len(inserted) < len(rows) or len(idem_inserted) < len(idem):
+                    retry = _settle(requests, pending, rows, inserted, idem_inserted, outcomes)
+                    raise Rollback()
+        except UniqueViolation as error:
+            if error.diag.constraint_name == "events_pkey":
+                raise DuplicateEventIdError(str(error)) from error
+            raise
+        if retry is not None:
+            return retry
+        for index in pending:
+            outcomes[index] = Committed(
+                tuple(inserted[e.event_id] for s in requests[index].streams for e in s.events)
+            )
+        return []
+
+    async def read_stream(self, aggregate_id: UUID, after_version: int = 0) -> list[RecordedEvent]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_READ_STREAM, (aggregate_id, after_version), prepare=True)
+            return [_recorded(row) for row in await cur.fetchall()]
+
+    async def read_all(self, after_position: int, limit: int) -> list[RecordedEvent]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_READ_ALL, (after_position, limit), prepare=True)
+            return [_recorded(row) for row in await cur.fetchall()]
+
+    async def load_snapshot(self, aggregate_id: UUID) -> Snapshot | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_LOAD_SNAPSHOT, (aggregate_id,), prepare=True)
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return Snapshot(row[0], row[1], row[2], row[3], loads(row[4]))
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        params = (
+            snapshot.aggregate_id,
+            snapshot.aggregate_type,
+            snapshot.version,
+            snapshot.schema_version,
+            Jsonb(snapshot.state, dumps),
+        )
+        async with self._pool.connection() as conn:
+            await conn.execute(_SAVE_SNAPSHOT, params)
+
+    async def get_idempotency(self, principal: str, key: str) -> IdempotencyRecord | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_GET_IDEMPOTENCY, (principal, key), prepare=True)
+            row = await cur.fetchone()
+        return None if row is None else IdempotencyRecord(*row)
+
+
+def _recorded(row: TupleRow) -> RecordedEvent:
+    # Column order of _EVENT_COLUMNS is the field order of RecordedEvent.
+    return RecordedEvent(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], loads(row[7]), loads(row[8]), row[9]
+    )
+
+
+def _settle(
+    requests: Sequence[AppendRequest],
+    pending: list[int],
+    rows: list[dict[str, Any]],
+    inserted: dict[UUID, int],
+    idem_inserted: set[IdemKey],
+    outcomes: list[AppendOutcome | None],
+) -> list[int]:
+    """Answer the requests that certainly fail; return the ones worth another attempt.
+
+    A request failed for certain when one of its missing rows lost to something outside this
+    batch (a committed or concurrent row, a failed predecessor check) or to a request that
+    itself went through. If it only lost slots to requests that failed too, those losers may
+    step aside in the next attempt, so it is retried. Only runs when something conflicted.
+    """
+    slot_winner: dict[Slot, int] = {}
+    missing: dict[int, list[Slot]] = {}
+    for row in rows:
+        slot = (row["a"], row["v"])
+        if row["e"] in inserted:
+            slot_winner[slot] = row["r"]
+        else:
+            missing.setdefault(row["r"], []).append(slot)
+    idem_winner: dict[IdemKey, int] = {}
+    idem_missing: dict[int, IdemKey] = {}
+    for index in pending:
+        record = requests[index].idempotency
+        if record is not None:
+            key = (record.principal, record.key)
+            if key in idem_inserted and key not in idem_winner:
+                idem_winner[key] = index
+            else:
+                idem_missing[index] = key
+    failed = missing.keys() | idem_missing.keys()
+
+    def lost_for_certain(winner: int | None) -> bool:
+        return winner is None or winner not in failed
+
+    certain: list[int] = []
+    for index in failed:
+        lost_key = idem_missing.get(index)
+        if any(lost_for_certain(slot_winner.get(s)) for s in missing.get(index, ())) or (
+            lost_key is not None and lost_for_certain(idem_winner.get(lost_key))
+        ):
+            certain.append(index)
+    # Cannot happen with ordered inserts; kept so the retry loop provably terminates.
+    if not certain:
+        certain = list(failed)
+    for index in certain:
+        record = requests[index].idempotency
+        if index in idem_missing and record is not None:
+            outcomes[index] = IdempotencyConflict(record.principal, record.key)
+        else:
+            lost = {aggregate_id for aggregate_id, _ in missing[index]}
+            outcomes[index] = VersionConflict(
+                tuple(s.aggregate_id for s in requests[index].streams if s.aggregate_id in lost)
+            )
+    settled = set(certain)
+    return [index for index in pending if index not in settled]

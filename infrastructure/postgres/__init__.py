@@ -1,0 +1,1 @@
+"""PostgreSQL plumbing shared by the services: connection pools and schema migrations."""

@@ -1,0 +1,87 @@
+"""Apply the SQL migrations shipped in `schemas/sql`, each once, in name order.
+
+Each file runs in its own transaction together with its row in `schema_migrations`, so a
+failed file leaves nothing behind. A session advisory lock serialises concurrent runners
+(several pods starting at once): the second waits, then finds the work done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+
+# Arbitrary but fixed: every runner of this project must use the same key.
+_LOCK_KEY = 0x4865616C74685061  # "HealthPa"
+
+_CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  name TEXT PRIMARY KEY,
+  checksum TEXT NOT NULL,
+  applied_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now()
+)
+"""
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def bundled_migrations(package: str = "schemas.sql") -> list[Migration]:
+    """The `*.sql` files of `package`, read through importlib.resources so that an installed
+    wheel works as well as the source tree."""
+    root = resources.files(package)
+    files = [f for f in root.iterdir() if f.is_file() and f.name.endswith(".sql")]
+    files.sort(key=lambda f: f.name)
+    return [Migration(f.name, f.read_text(encoding="utf-8")) for f in files]
+
+
+async def migrate(conninfo: str, migrations: list[Migration] | None = None) -> list[str]:
+    """Apply the migrations not yet applied; return their names (empty when up to date).
+
+    Runs the blocking `migrate_sync` in a worker thread: migrating is rare and short, and
+    one implementation serves async services and plain scripts (even inside a running loop).
+    """
+    return await asyncio.to_thread(migrate_sync, conninfo, migrations)
+
+
+def migrate_sync(conninfo: str, migrations: list[Migration] | None = None) -> list[str]:
+    todo = bundled_migrations() if migrations is None else migrations
+    applied_now: list[str] = []
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        # Session lock: released by closing the connection, even when a migration fails.
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        conn.execute(_CREATE_TABLE)
+        applied: dict[str, str] = dict(
+            conn.execute("SELECT name, checksum FROM schema_migrations").fetchall()
+        )
+        for migration in todo:
+            known = applied.get(migration.name)
+            if known is not None:
+                # An applied file must never change: fix forward with a new file.
+                if known != migration.checksum:
+                    raise MigrationError(f"{migration.name} changed after it was applied")
+                continue
+            with conn.transaction():
+                # No parameters: psycopg sends the file with the simple query protocol,
+                # which accepts several statements at once.
+                conn.execute(migration.sql.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (name, checksum) VALUES (%s, %s)",
+                    (migration.name, migration.checksum),
+                )
+            applied_now.append(migration.name)
+    return applied_now

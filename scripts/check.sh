@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Static checks: formatting, lint, types, import rules between packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PKGS=(domain schemas infrastructure command_service projection_service api_gateway cli tests load-tests)
+.venv/bin/ruff format --check "${PKGS[@]}"
+.venv/bin/ruff check "${PKGS[@]}"
+.venv/bin/mypy domain schemas infrastructure command_service projection_service api_gateway cli tests
+.venv/bin/lint-imports

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Starts the local stack: PostgreSQL (project-local data dir), migrations, the command service.
+# Everything it starts is recorded in .local/run/*.pid so `make down` stops exactly that.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PORT=${PORT:-3000}
+PG_PORT=${PG_PORT:-55432}
+RUN=$ROOT/.local/run
+LOG=$ROOT/.local/log
+mkdir -p "$RUN" "$LOG"
+
+scripts/bootstrap.sh
+scripts/pg.sh start "$ROOT/.local/pg" "$PG_PORT"
+export POSTGRES_URL=${POSTGRES_URL:-postgresql://healthpay@127.0.0.1:$PG_PORT/healthpay_ledger}
+.venv/bin/healthpay db migrate
+
+start() {  # name, then the command
+  local name=$1
+  shift
+  local pidfile=$RUN/$name.pid
+  if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "$name already running (pid $(cat "$pidfile"))"
+    return
+  fi
+  nohup "$@" >"$LOG/$name.log" 2>&1 &
+  echo $! >"$pidfile"
+}
+
+start command-service .venv/bin/healthpay serve-commands --host 127.0.0.1 --port "$PORT"
+
+for _ in $(seq 1 100); do
+  if curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then
+    break
+  fi
+  sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null || {
+  echo "command service did not become healthy; see $LOG/command-service.log" >&2
+  exit 1
+}
+
+cat <<MSG
+
+HealthPay Ledger is up.
+  REST (write API)  http://127.0.0.1:$PORT/api/v1
+  OpenAPI docs      http://127.0.0.1:$PORT/docs
+  Health            http://127.0.0.1:$PORT/health
+  Metrics           http://127.0.0.1:$PORT/metrics
+  PostgreSQL        $POSTGRES_URL
+  Logs              $LOG/
+
+Get a token:  export TOKEN=\$(.venv/bin/healthpay token --role admin)
+Stop:         make down
+MSG
