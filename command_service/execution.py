@@ -7,6 +7,8 @@ a version clash forgets the cached aggregates and decides again on fresh state (
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +32,8 @@ from infrastructure.eventstore.port import (
 )
 from infrastructure.http.problems import Problem
 
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 12
+BACKOFF_SECONDS = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +100,15 @@ class Executor:
         decide: Callable[[], Awaitable[Plan]],
         context: CommandContext,
     ) -> Outcome:
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(1, MAX_ATTEMPTS + 1):
             async with self.aggregates.locked(lock_ids):
                 plan = await decide()
                 outcome = await self._write(plan, context)
                 if outcome is not None:
                     return outcome
+            # Another process wrote the stream: back off a little, with jitter, so contenders
+            # spread out instead of colliding again on the next version.
+            await asyncio.sleep(random.uniform(0, BACKOFF_SECONDS * attempt))
         raise Problem(
             503,
             "concurrent_modification",

@@ -1,0 +1,67 @@
+"""Real command-service processes for tests that kill, restart or run several of them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class CommandProcess:
+    def __init__(self, postgres_url: str, jwt_secret: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env = {**os.environ, "POSTGRES_URL": postgres_url, "JWT_SECRET": jwt_secret}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log = REPO / ".local" / "log" / f"test-command-{self.port}.log"
+
+    def start(self, timeout: float = 30.0) -> CommandProcess:
+        self._log.parent.mkdir(parents=True, exist_ok=True)
+        with self._log.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "cli.main", "serve-commands", "--port", str(self.port)],
+                cwd=REPO,
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"command service exited early; see {self._log}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"command service not healthy within {timeout}s; see {self._log}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flush — what a crash looks like."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait(10)
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()

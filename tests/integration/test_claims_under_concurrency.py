@@ -1,0 +1,92 @@
+"""Many connections, two processes, one card at its limit: exactly the limit is covered."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from decimal import Decimal
+
+import httpx
+import psycopg
+import pytest
+
+from infrastructure.auth.tokens import Role, TokenCodec
+from infrastructure.settings import Settings
+from tests.integration.command_processes import CommandProcess
+
+pytestmark = pytest.mark.integration
+SECRET = "integration-secret-0123456789abcdef0123"
+
+
+@pytest.fixture
+def two_processes(postgres_url: str) -> Iterator[list[CommandProcess]]:
+    processes = [CommandProcess(postgres_url, SECRET).start() for _ in range(2)]
+    yield processes
+    for process in processes:
+        process.stop()
+
+
+def _token(role: Role, subject: str, pharmacy_id: str | None = None) -> str:
+    d = Settings()
+    return TokenCodec(SECRET, d.jwt_issuer, d.jwt_audience).issue(role, subject, pharmacy_id)
+
+
+async def test_200_concurrent_claims_cover_exactly_the_limit(
+    two_processes: list[CommandProcess], postgres_url: str
+) -> None:
+    admin = {"Authorization": "Bearer " + _token(Role.ADMIN, "root")}
+    pharmacy = {"Authorization": "Bearer " + _token(Role.PHARMACY, "ph-1", "ph-1")}
+    first, second = two_processes
+    limits = httpx.Limits(max_connections=100)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        created = await client.post(
+            first.url + "/api/v1/medcards",
+            json={"userId": "u-limit", "cardType": "gold", "monthlyLimit": "5000"},
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+        card_id = created.json()["id"]
+
+        async def claim(i: int) -> httpx.Response:
+            # Spread over both processes with no affinity: the store alone must keep order.
+            target = two_processes[i % 2].url
+            return await client.post(
+                f"{target}/api/v1/medcards/{card_id}/claims/prescriptions",
+                json={"prescriptionId": f"rx-{i}", "totalAmount": "100.00"},
+                headers=pharmacy,
+            )
+
+        answers = await asyncio.gather(*(claim(i) for i in range(200)))
+
+    assert [a.status_code for a in answers] == [201] * 200, [a.text for a in answers if a.status_code != 201][:3]
+    acknowledged = [a.json() for a in answers]
+    covered = sum(Decimal(a["coveredAmount"]) for a in acknowledged)
+    assert covered == Decimal("5000.00")
+    decisions = {a["decision"] for a in acknowledged}
+    assert decisions == {"approved", "partially_approved", "rejected"}
+    assert second.url != first.url
+
+    with psycopg.connect(postgres_url) as conn:
+        versions = [
+            row[0]
+            for row in conn.execute(
+                "SELECT version FROM events WHERE aggregate_id = %s ORDER BY version", (card_id,)
+            )
+        ]
+        stored_covered = conn.execute(
+            "SELECT sum((event_data->>'covered_amount')::numeric) FROM events"
+            " WHERE aggregate_id = %s AND event_type = 'medcard.claim_adjudicated'",
+            (card_id,),
+        ).fetchone()
+        claim_ids = {
+            row[0]
+            for row in conn.execute(
+                "SELECT event_data->>'claim_id' FROM events WHERE aggregate_id = %s"
+                " AND event_type = 'medcard.claim_adjudicated'",
+                (card_id,),
+            )
+        }
+    assert versions == list(range(1, len(versions) + 1))  # no gap, no fork
+    assert len(versions) == 1 + len(acknowledged)
+    assert stored_covered is not None and stored_covered[0] == Decimal("5000.00")
+    assert claim_ids == {a["claimId"] for a in acknowledged}
