@@ -21,13 +21,15 @@ def main(argv: list[str] | None = None) -> int:
 
     token = commands.add_parser("token", help="print a bearer token for local use")
     token.add_argument("--role", choices=[r.value for r in Role], default=Role.ADMIN.value)
-    token.add_argument("--sub", default=None, help="subject (a member's user id); default: the role")
+    token.add_argument(
+        "--sub", default=None, help="subject (a member's user id); default: the role"
+    )
     token.add_argument("--pharmacy-id", default=None)
     token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds the token stays valid")
 
-    serve = commands.add_parser("serve-commands", help="run one command-service process")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
+    commands_server = commands.add_parser("serve-commands", help="run one command-service process")
+    commands_server.add_argument("--host", default="127.0.0.1")
+    commands_server.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
 
     args = parser.parse_args(argv)
     settings = Settings.from_env()

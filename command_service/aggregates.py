@@ -103,7 +103,11 @@ class Aggregates:
         return loaded
 
     def advance(
-        self, kind: AggregateKind[S], aggregate_id: UUID, before: Loaded[S], events: list[DomainEvent]
+        self,
+        kind: AggregateKind[S],
+        aggregate_id: UUID,
+        before: Loaded[S],
+        events: list[DomainEvent],
     ) -> Loaded[S]:
         """Cache the state after events this process has just committed."""
         state = before.state

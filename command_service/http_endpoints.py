@@ -20,7 +20,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from command_service.execution import CommandContext, Executor, IdempotencyClaim, IdempotentReplay, Outcome
+from command_service.execution import (
+    CommandContext,
+    Executor,
+    IdempotencyClaim,
+    IdempotentReplay,
+    Outcome,
+)
 from command_service.responses import render
 from domain.errors import CommandRejected
 from infrastructure.auth.tokens import InvalidToken, Principal, TokenCodec
@@ -47,12 +53,18 @@ def authenticate(side: WriteSide, request: Request) -> Principal:
     header = request.headers.get("authorization")
     if not header:
         raise Problem(
-            401, "unauthorized", "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            401,
+            "unauthorized",
+            "a bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
         )
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Problem(
-            401, "unauthorized", "use 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"}
+            401,
+            "unauthorized",
+            "use 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
         )
     try:
         return side.tokens.verify(token.strip())
@@ -72,10 +84,14 @@ def path_id(request: Request, name: str, missing_code: str) -> UUID:
         raise Problem(404, missing_code, f"no such {name.removesuffix('_id')}") from exc
 
 
-async def parse_body(request: Request, model: type[B], *, optional: bool = False) -> tuple[B, bytes]:
+async def parse_body(
+    request: Request, model: type[B], *, optional: bool = False
+) -> tuple[B, bytes]:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise Problem(413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        raise Problem(
+            413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+        )
     if not raw.strip() and optional:
         return model.model_validate({}), raw
     content_type = request.headers.get("content-type", "")
@@ -91,7 +107,10 @@ async def parse_body(request: Request, model: type[B], *, optional: bool = False
         if any(err["type"] == "model_type" for err in errors):
             raise Problem(422, "invalid_body", "the body must be a JSON object") from exc
         raise Problem(
-            422, "validation_failed", "the body has invalid fields", errors=validation_errors(errors)
+            422,
+            "validation_failed",
+            "the body has invalid fields",
+            errors=validation_errors(errors),
         ) from exc
 
 
@@ -107,16 +126,24 @@ async def execute(
     if key is None:
         return _answer(await _domain(run, ctx), ctx)
     if not 0 < len(key) <= MAX_KEY_LENGTH:
-        raise Problem(400, "invalid_idempotency_key", f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+        raise Problem(
+            400,
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
+        )
     request_hash = hashlib.sha256(
         request.method.encode() + b" " + request.url.path.encode() + b"\n" + raw_body
     ).hexdigest()
     scope = (principal.key, key)
     if scope in side.in_flight:
-        raise Problem(409, "idempotency_key_in_use", "a request with this Idempotency-Key is still running")
+        raise Problem(
+            409, "idempotency_key_in_use", "a request with this Idempotency-Key is still running"
+        )
     stored = await side.store.get_idempotency(principal.key, key)
     if stored is not None:
-        return await _replay_stored(side, stored.request_hash, request_hash, principal, key, stored.status_code)
+        return await _replay_stored(
+            side, stored.request_hash, request_hash, principal, key, stored.status_code
+        )
     ctx.idempotency = IdempotencyClaim(principal.key, key, request_hash)
     side.in_flight.add(scope)
     try:
@@ -125,13 +152,20 @@ async def execute(
         stored = await side.store.get_idempotency(principal.key, key)
         if stored is None:
             raise
-        return await _replay_stored(side, stored.request_hash, request_hash, principal, key, stored.status_code)
+        return await _replay_stored(
+            side, stored.request_hash, request_hash, principal, key, stored.status_code
+        )
     finally:
         side.in_flight.discard(scope)
 
 
 async def _replay_stored(
-    side: WriteSide, stored_hash: str, request_hash: str, principal: Principal, key: str, status: int
+    side: WriteSide,
+    stored_hash: str,
+    request_hash: str,
+    principal: Principal,
+    key: str,
+    status: int,
 ) -> Response:
     if stored_hash != request_hash:
         raise Problem(
@@ -158,7 +192,12 @@ async def _domain(run: Run, ctx: CommandContext) -> Outcome:
 def _answer(outcome: Outcome, ctx: CommandContext) -> Response:
     status = ctx.status_code if outcome.created else 200
     headers = None if outcome.created else {"Idempotent-Replayed": "true"}
-    return Response(orjson.dumps(render(outcome)), status_code=status, media_type="application/json", headers=headers)
+    return Response(
+        orjson.dumps(render(outcome)),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 def _metadata(request: Request, principal: Principal, key: str | None) -> dict[str, Any]:
@@ -185,7 +224,9 @@ def guarded(handler: Endpoint) -> Endpoint:
         except Problem as problem:
             return problem_response(problem, request.url.path)
         except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.scope.get("route_name", "?"))
+            log.exception(
+                "unhandled error on %s %s", request.method, request.scope.get("route_name", "?")
+            )
             return problem_response(
                 Problem(500, "internal_error", "the server failed; the request may be retried"),
                 request.url.path,

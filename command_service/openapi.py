@@ -72,14 +72,19 @@ def describe(app: FastAPI) -> None:
                 },
             }
             if body is not None:
-                schema = body.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+                schema = body.model_json_schema(
+                    by_alias=True, ref_template="#/components/schemas/{model}"
+                )
                 schemas.update(schema.pop("$defs", {}))
                 schemas[body.__name__] = schema
                 operation["requestBody"] = {
-                    "required": name not in {"reverse_claim"} and not name.endswith("_card")
+                    "required": (name not in {"reverse_claim"}
+                    and not name.endswith("_card"))
                     or name == "issue_card",
                     "content": {
-                        "application/json": {"schema": {"$ref": f"#/components/schemas/{body.__name__}"}}
+                        "application/json": {
+                            "schema": {"$ref": f"#/components/schemas/{body.__name__}"}
+                        }
                     },
                 }
             for method in methods:
@@ -87,7 +92,9 @@ def describe(app: FastAPI) -> None:
         spec["paths"] = paths
         spec["components"] = {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
         }
         app.openapi_schema = spec
         return spec

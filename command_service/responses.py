@@ -80,7 +80,11 @@ def _body(event: DomainEvent, aggregate_id: UUID) -> dict[str, Any]:
         case BeneficiaryAdded():
             return {"medcardId": str(aggregate_id), **holder(event.beneficiary)}
         case BeneficiaryRemoved():
-            return {"medcardId": str(aggregate_id), "id": str(event.beneficiary_id), "removed": True}
+            return {
+                "medcardId": str(aggregate_id),
+                "id": str(event.beneficiary_id),
+                "removed": True,
+            }
         case ClaimAdjudicated():
             return claim(event, aggregate_id)
         case ClaimReversed():
@@ -167,7 +171,10 @@ def holder(person: Holder) -> dict[str, Any]:
 
 
 def _wallet_entry(
-    wallet_id: UUID, kind: str, entry_id: UUID, event: WalletToppedUp | WalletDebited | WalletRefunded
+    wallet_id: UUID,
+    kind: str,
+    entry_id: UUID,
+    event: WalletToppedUp | WalletDebited | WalletRefunded,
 ) -> dict[str, Any]:
     return {
         "walletId": str(wallet_id),

@@ -86,7 +86,9 @@ def _lifecycle(action: str) -> Route:
     )
 
 
-async def _status_change(action: str, executor: Any, principal: Any, card_id: Any, body: Any, ctx: Any) -> Outcome:
+async def _status_change(
+    action: str, executor: Any, principal: Any, card_id: Any, body: Any, ctx: Any
+) -> Outcome:
     return await medcard_commands.change_status(executor, principal, card_id, action, body, ctx)
 
 

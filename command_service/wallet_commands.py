@@ -45,7 +45,11 @@ async def debit(
 ) -> Outcome:
     require_role(principal, STAFF | {Role.MEMBER}, "debit wallets")
     command = Debit(
-        debit_id=uuid4(), amount=body.amount, purpose=body.purpose, reference=body.reference, at=ctx.at
+        debit_id=uuid4(),
+        amount=body.amount,
+        purpose=body.purpose,
+        reference=body.reference,
+        at=ctx.at,
     )
     ctx.status_code = 201
     return await _on_wallet(executor, principal, wallet_id, command, ctx)
@@ -67,6 +71,8 @@ async def _on_wallet(
         decision = decide(loaded.state, command)
         if decision.result is None:
             raise AssertionError("a wallet decision always answers with an event")
-        return Plan([StreamWrite(WALLET, wallet_id, loaded, decision.events)], decision.result, wallet_id)
+        return Plan(
+            [StreamWrite(WALLET, wallet_id, loaded, decision.events)], decision.result, wallet_id
+        )
 
     return await executor.run([wallet_id], plan, ctx)

@@ -20,7 +20,7 @@ def benefit_month(at: datetime) -> str:
 
 
 def add_months(day: date, months: int) -> date:
-    """Same day-of-month `months` later, clamped to the month's last day (Jan 31 + 1 = Feb 28/29)."""
+    """Same day `months` later, clamped to the month's last day (Jan 31 + 1 -> Feb 28 or 29)."""
     index = day.year * 12 + (day.month - 1) + months
     year, month = divmod(index, 12)
     month += 1

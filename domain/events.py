@@ -124,7 +124,7 @@ Decision = Literal["approved", "partially_approved", "rejected"]
 
 
 class ClaimAdjudicated(DomainEvent):
-    """Every adjudication is recorded, rejections included, so the card's history explains itself."""
+    """Every adjudication is recorded, rejections too, so the card's history explains itself."""
 
     event_type: ClassVar[str] = "medcard.claim_adjudicated"
     claim_id: UUID

@@ -47,7 +47,9 @@ def split_proportionally(total: Decimal, weights: list[Decimal]) -> list[Decimal
     exact = [Decimal(cents) * w / weight_sum for w in weights]
     floors = [int(x) for x in exact]
     short = cents - sum(floors)
-    by_remainder = sorted(range(len(weights)), key=lambda i: (exact[i] - floors[i], -i), reverse=True)
+    by_remainder = sorted(
+        range(len(weights)), key=lambda i: (exact[i] - floors[i], -i), reverse=True
+    )
     for i in by_remainder[:short]:
         floors[i] += 1
     return [(Decimal(c) * CENT).quantize(CENT) for c in floors]

@@ -29,7 +29,10 @@ def gateway_account(gateway: str) -> str:
 def transfer(amount: Decimal, from_account: str, to_account: str) -> tuple[Posting, ...]:
     if amount == ZERO:
         return ()
-    return (Posting(account=from_account, amount=-amount), Posting(account=to_account, amount=amount))
+    return (
+        Posting(account=from_account, amount=-amount),
+        Posting(account=to_account, amount=amount),
+    )
 
 
 def reverse(postings: Iterable[Posting]) -> tuple[Posting, ...]:

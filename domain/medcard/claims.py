@@ -63,12 +63,20 @@ def fingerprint(command: ClaimPrescription) -> str:
     parts = [
         command.prescription_id,
         command.pharmacy_id,
-        str(command.total_amount),
+        _canonical(command.total_amount),
         str(command.beneficiary_id or ""),
         "1" if command.pay_copayment_from_wallet else "0",
     ]
-    parts += [f"{i.drug_code}\x1f{i.drug_name}\x1f{i.quantity}\x1f{i.unit_price}" for i in command.items]
+    parts += [
+        f"{i.drug_code}\x1f{i.drug_name}\x1f{i.quantity}\x1f{_canonical(i.unit_price)}"
+        for i in command.items
+    ]
     return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:32]
+
+
+def _canonical(amount: Decimal) -> str:
+    # 350, 350.0 and 350.00 are one amount: a retry must not become a conflict over notation
+    return f"{amount.normalize():f}" if amount.is_finite() else str(amount)
 
 
 def adjudicate(
@@ -83,7 +91,9 @@ def adjudicate(
             "items_total_mismatch", "the items' quantity x unitPrice do not sum to totalAmount"
         )
     if not command.prescription_id.strip() or len(command.prescription_id) > 100:
-        raise CommandRejected("invalid_prescription_id", "prescriptionId must be 1 to 100 characters")
+        raise CommandRejected(
+            "invalid_prescription_id", "prescriptionId must be 1 to 100 characters"
+        )
     print_ = fingerprint(command)
     earlier = _charged_claim(card, command.prescription_id)
     if earlier is not None:
@@ -94,12 +104,16 @@ def adjudicate(
             "this prescription was already charged on this card with a different request",
             Kind.CONFLICT,
         )
+    if command.claim_id in card.claims:
+        # a reused id would overwrite the earlier claim's record (and its reversal)
+        raise CommandRejected("claim_exists", "a claim with this id exists", Kind.CONFLICT)
 
     month = benefit_month(command.at)
     beneficiary = command.beneficiary_id or card.primary_beneficiary_id
     copay_share = percent_of(total, card.copay_percent)
     remaining = card.remaining_in(month)
     rejection = _rejection(card, command, beneficiary, remaining)
+    decision: Decision
     if rejection is not None:
         covered, reasons, decision = ZERO, [rejection], "rejected"
     else:
@@ -143,7 +157,7 @@ def adjudicate(
         pharmacy_id=command.pharmacy_id,
         beneficiary_id=beneficiary,
         request_fingerprint=print_,
-        decision=decision,  # type: ignore[arg-type]
+        decision=decision,
         reasons=tuple(reasons),
         total_amount=total,
         covered_amount=covered,
@@ -194,7 +208,9 @@ def reverse_claim(
     wallet_events: list[DomainEvent] = []
     if claim.copayment_paid_from_wallet > ZERO:
         if wallet is None:
-            raise CommandRejected("wallet_not_found", "the claim's wallet is missing", Kind.CONFLICT)
+            raise CommandRejected(
+                "wallet_not_found", "the claim's wallet is missing", Kind.CONFLICT
+            )
         wallet_events.append(
             refund(
                 wallet,

@@ -181,7 +181,8 @@ def _add_beneficiary(state: MedCardState, command: AddBeneficiary) -> list[Domai
 def _holder(beneficiary_id: object, person: PersonDetails, today: date) -> Holder:
     if person.relationship not in RELATIONSHIPS:
         raise CommandRejected(
-            "invalid_relationship", f"relationship must be one of {', '.join(sorted(RELATIONSHIPS))}"
+            "invalid_relationship",
+            f"relationship must be one of {', '.join(sorted(RELATIONSHIPS))}",
         )
     name = " ".join(person.name.split())
     if not name or len(name) > 100:

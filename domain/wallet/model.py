@@ -1,4 +1,4 @@
-"""Member wallets: open, top up (idempotent by gateway reference), debit (never below zero), refund."""
+"""Member wallets: open, top up (idempotent by gateway reference), debit (no overdraft), refund."""
 
 from __future__ import annotations
 
@@ -86,9 +86,7 @@ def evolve(state: WalletState | None, event: DomainEvent) -> WalletState:
     match event:
         case WalletToppedUp():
             key = (event.gateway, event.gateway_reference)
-            return replace(
-                state, balance=event.balance_after, topups={**state.topups, key: event}
-            )
+            return replace(state, balance=event.balance_after, topups={**state.topups, key: event})
         case WalletDebited():
             return replace(
                 state,
@@ -119,7 +117,9 @@ class WalletDecision:
 def decide(state: WalletState | None, command: WalletCommand) -> WalletDecision:
     if isinstance(command, OpenWallet):
         if state is not None:
-            raise CommandRejected("wallet_exists", "this member already has a wallet", Kind.CONFLICT)
+            raise CommandRejected(
+                "wallet_exists", "this member already has a wallet", Kind.CONFLICT
+            )
         if not command.owner_user_id.strip():
             raise CommandRejected("invalid_user_id", "userId must not be blank")
         opened = WalletOpened(
@@ -137,7 +137,9 @@ def decide(state: WalletState | None, command: WalletCommand) -> WalletDecision:
         case Debit():
             event = debit(state, command)
             if event is None:
-                original = state.debits[state.debits_by_reference[(command.purpose, command.reference)]]
+                original = state.debits[
+                    state.debits_by_reference[(command.purpose, command.reference)]
+                ]
                 return WalletDecision([], original)
             return WalletDecision([event], event)
         case Refund():
@@ -148,7 +150,9 @@ def decide(state: WalletState | None, command: WalletCommand) -> WalletDecision:
 
 def _top_up(state: WalletState, command: TopUp) -> WalletDecision:
     if command.gateway not in GATEWAYS:
-        raise CommandRejected("unknown_gateway", f"gateway must be one of {', '.join(sorted(GATEWAYS))}")
+        raise CommandRejected(
+            "unknown_gateway", f"gateway must be one of {', '.join(sorted(GATEWAYS))}"
+        )
     amount = _positive(command.amount)
     if not command.gateway_reference.strip():
         raise CommandRejected("invalid_gateway_reference", "gateway reference must not be blank")
@@ -168,7 +172,9 @@ def _top_up(state: WalletState, command: TopUp) -> WalletDecision:
         amount=amount,
         balance_after=state.balance + amount,
         at=command.at,
-        postings=transfer(amount, gateway_account(command.gateway), wallet_account(state.wallet_id)),
+        postings=transfer(
+            amount, gateway_account(command.gateway), wallet_account(state.wallet_id)
+        ),
     )
     return WalletDecision([event], event)
 
@@ -210,7 +216,9 @@ def refund(state: WalletState, command: Refund) -> WalletRefunded:
     amount = refundable if command.amount is None else _positive(command.amount)
     if amount <= ZERO or amount > refundable:
         raise CommandRejected(
-            "refund_exceeds_debit", f"at most {refundable} of this debit can be refunded", Kind.CONFLICT
+            "refund_exceeds_debit",
+            f"at most {refundable} of this debit can be refunded",
+            Kind.CONFLICT,
         )
     wallet_leg, counterparty_leg = original.postings
     return WalletRefunded(

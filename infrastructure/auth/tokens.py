@@ -74,7 +74,7 @@ class TokenCodec:
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
         try:
-            role = Role(claims.get("role"))
+            role = Role(str(claims.get("role")))
         except ValueError as exc:
             raise InvalidToken("unknown role") from exc
         pharmacy_id = claims.get("pharmacy_id")

@@ -15,6 +15,8 @@ Amount = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2, allow_i
 Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 
 
 class Body(BaseModel):
@@ -52,8 +54,10 @@ class AddBeneficiaryBody(Person):
 
 
 class ClaimItemBody(Body):
-    drug_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-    drug_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    drug_code: Code
+    drug_name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    ]
     quantity: Annotated[int, Field(strict=True, ge=1, le=100_000)]
     unit_price: Amount
 
@@ -76,11 +80,11 @@ class OpenWalletBody(Body):
 
 class TopUpBody(Body):
     gateway: Annotated[str, StringConstraints(min_length=1, max_length=20)]
-    gateway_reference: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    gateway_reference: Reference
     amount: Amount
 
 
 class DebitBody(Body):
     amount: Amount
-    reference: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    purpose: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)] = "purchase"
+    reference: Reference
+    purpose: Code = "purchase"

@@ -58,7 +58,9 @@ async def test_200_concurrent_claims_cover_exactly_the_limit(
 
         answers = await asyncio.gather(*(claim(i) for i in range(200)))
 
-    assert [a.status_code for a in answers] == [201] * 200, [a.text for a in answers if a.status_code != 201][:3]
+    assert [a.status_code for a in answers] == [201] * 200, [
+        a.text for a in answers if a.status_code != 201
+    ][:3]
     acknowledged = [a.json() for a in answers]
     covered = sum(Decimal(a["coveredAmount"]) for a in acknowledged)
     assert covered == Decimal("5000.00")
@@ -88,5 +90,6 @@ async def test_200_concurrent_claims_cover_exactly_the_limit(
         }
     assert versions == list(range(1, len(versions) + 1))  # no gap, no fork
     assert len(versions) == 1 + len(acknowledged)
-    assert stored_covered is not None and stored_covered[0] == Decimal("5000.00")
+    assert stored_covered is not None
+    assert stored_covered[0] == Decimal("5000.00")
     assert claim_ids == {a["claimId"] for a in acknowledged}

@@ -94,8 +94,7 @@ async def test_sigkill_loses_no_acknowledged_claim(postgres_url: str) -> None:
             " WHERE event_type = 'medcard.claim_adjudicated'"
         ).fetchall()
         gaps = conn.execute(
-            "SELECT aggregate_id FROM events GROUP BY aggregate_id"
-            " HAVING max(version) <> count(*)"
+            "SELECT aggregate_id FROM events GROUP BY aggregate_id HAVING max(version) <> count(*)"
         ).fetchall()
     stored = dict(rows)
     assert len(rows) == len(stored) == CLAIMS  # every prescription charged exactly once
