@@ -19,7 +19,7 @@ from command_service.execution import Executor
 from command_service.http_endpoints import WriteSide
 from command_service.openapi import describe
 from command_service.routes import ROUTES
-from infrastructure.auth.tokens import TokenCodec
+from infrastructure.auth.tokens import TokenCodec, TokenVerifier
 from infrastructure.eventstore.group_commit import GroupCommitAppender
 from infrastructure.eventstore.port import EventStore
 from infrastructure.eventstore.postgres import PostgresEventStore
@@ -51,7 +51,9 @@ def create_app(
     ] = postgres_store,
 ) -> FastAPI:
     registry = CollectorRegistry()
-    tokens = TokenCodec(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience)
+    tokens = TokenVerifier(
+        TokenCodec(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -29,7 +29,7 @@ from command_service.execution import (
 )
 from command_service.responses import render
 from domain.errors import CommandRejected
-from infrastructure.auth.tokens import InvalidToken, Principal, TokenCodec
+from infrastructure.auth.tokens import InvalidToken, Principal, TokenVerifier
 from infrastructure.eventstore.port import EventStore
 from infrastructure.http.problems import Problem, problem_response, validation_errors
 
@@ -45,7 +45,7 @@ class WriteSide:
 
     executor: Executor
     store: EventStore
-    tokens: TokenCodec
+    tokens: TokenVerifier
     in_flight: set[tuple[str, str]] = field(default_factory=set)
 
 

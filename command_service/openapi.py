@@ -78,8 +78,7 @@ def describe(app: FastAPI) -> None:
                 schemas.update(schema.pop("$defs", {}))
                 schemas[body.__name__] = schema
                 operation["requestBody"] = {
-                    "required": (name not in {"reverse_claim"}
-                    and not name.endswith("_card"))
+                    "required": (name not in {"reverse_claim"} and not name.endswith("_card"))
                     or name == "issue_card",
                     "content": {
                         "application/json": {

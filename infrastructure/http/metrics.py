@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.routing import Match
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -73,10 +72,21 @@ def _route_template(scope: Scope) -> str:
     path = getattr(route, "path", None)
     if isinstance(path, str):
         return path
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for candidate in getattr(router, "routes", ()):
-        match, _ = candidate.matches(scope)
-        if match is Match.FULL:
-            return str(getattr(candidate, "path", "unmatched"))
-    return "unmatched"
+    endpoint = scope.get("endpoint")
+    if endpoint is None:
+        return "unmatched"
+    known = _TEMPLATES.get(endpoint)
+    if known is None:
+        router = getattr(scope.get("app"), "router", None)
+        for candidate in getattr(router, "routes", ()):
+            if getattr(candidate, "endpoint", None) is endpoint:
+                known = _TEMPLATES[endpoint] = str(getattr(candidate, "path", "unmatched"))
+                break
+        else:
+            return "unmatched"
+    return known
+
+
+# endpoint -> route template, filled on first use (a router scan per request would cost more
+# than the rest of the metrics together)
+_TEMPLATES: dict[object, str] = {}
