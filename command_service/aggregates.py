@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+from pydantic import TypeAdapter
+
 from domain.events import DomainEvent, event_from_payload
 from domain.medcard.state import MedCardState
 from domain.medcard.state import evolve as evolve_card
 from domain.wallet.model import WalletState
 from domain.wallet.model import evolve as evolve_wallet
-from infrastructure.eventstore.port import EventStore, RecordedEvent
+from infrastructure.eventstore.port import EventStore, RecordedEvent, Snapshot
 
 S = TypeVar("S")
 
@@ -30,10 +32,19 @@ S = TypeVar("S")
 class AggregateKind(Generic[S]):
     name: str  # the events table's aggregate_type
     evolve: Callable[[S | None, DomainEvent], S]
+    state: TypeAdapter[S]  # (de)serialises the state for snapshots
+    # Bump when the state's shape changes: older snapshots are then ignored, not misread.
+    state_version: int = 1
 
 
-MEDCARD: AggregateKind[MedCardState] = AggregateKind("medcard", evolve_card)
-WALLET: AggregateKind[WalletState] = AggregateKind("wallet", evolve_wallet)
+MEDCARD: AggregateKind[MedCardState] = AggregateKind(
+    "medcard", evolve_card, TypeAdapter(MedCardState)
+)
+WALLET: AggregateKind[WalletState] = AggregateKind(
+    "wallet", evolve_wallet, TypeAdapter(WalletState)
+)
+# A load that had to fold this many events past the last snapshot takes a new one.
+SNAPSHOT_AFTER = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,7 @@ class Aggregates:
         self._waiters: dict[UUID, int] = {}
         self.cache_hits = 0
         self.cache_misses = 0
+        self.snapshots_taken = 0
 
     @asynccontextmanager
     async def locked(self, ids: Sequence[UUID]) -> AsyncIterator[None]:
@@ -92,14 +104,34 @@ class Aggregates:
         self.cache_misses += 1
         state: S | None = None
         version = 0
-        for recorded in await self._store.read_stream(aggregate_id):
+        snapshot = await self._store.load_snapshot(aggregate_id)
+        if snapshot is not None:
+            if snapshot.aggregate_type != kind.name:
+                return Loaded(None, 0)
+            if snapshot.schema_version == kind.state_version:
+                state = kind.state.validate_python(snapshot.state)
+                version = snapshot.version
+        folded = 0
+        for recorded in await self._store.read_stream(aggregate_id, after_version=version):
             if recorded.aggregate_type != kind.name:
                 return Loaded(None, 0)  # an id of another kind is "not found" for this one
             state = kind.evolve(state, decode(recorded))
             version = recorded.version
+            folded += 1
         loaded: Loaded[S] = Loaded(state, version)
         if version:
             self._remember(aggregate_id, loaded)
+        if folded >= SNAPSHOT_AFTER and state is not None:
+            await self._store.save_snapshot(
+                Snapshot(
+                    aggregate_id=aggregate_id,
+                    aggregate_type=kind.name,
+                    version=version,
+                    schema_version=kind.state_version,
+                    state=kind.state.dump_python(state, mode="json"),
+                )
+            )
+            self.snapshots_taken += 1
         return loaded
 
     def advance(

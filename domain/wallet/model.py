@@ -72,10 +72,17 @@ class WalletState:
     owner_user_id: str
     currency: str
     balance: Decimal = ZERO
-    topups: dict[tuple[str, str], WalletToppedUp] = field(default_factory=dict)
+    # keyed by pair_key(gateway, gateway_reference) / pair_key(purpose, reference): string keys
+    # keep the state serialisable to JSON for snapshots
+    topups: dict[str, WalletToppedUp] = field(default_factory=dict)
     debits: dict[UUID, WalletDebited] = field(default_factory=dict)
-    debits_by_reference: dict[tuple[str, str], UUID] = field(default_factory=dict)
+    debits_by_reference: dict[str, UUID] = field(default_factory=dict)
     refunded: dict[UUID, Decimal] = field(default_factory=dict)
+
+
+def pair_key(first: str, second: str) -> str:
+    """One unambiguous string for a pair (length-prefixed, so no separator can collide)."""
+    return f"{len(first)}:{first}{second}"
 
 
 def evolve(state: WalletState | None, event: DomainEvent) -> WalletState:
@@ -85,7 +92,7 @@ def evolve(state: WalletState | None, event: DomainEvent) -> WalletState:
         raise ValueError(f"{event.event_type} before wallet.opened")
     match event:
         case WalletToppedUp():
-            key = (event.gateway, event.gateway_reference)
+            key = pair_key(event.gateway, event.gateway_reference)
             return replace(state, balance=event.balance_after, topups={**state.topups, key: event})
         case WalletDebited():
             return replace(
@@ -94,7 +101,7 @@ def evolve(state: WalletState | None, event: DomainEvent) -> WalletState:
                 debits={**state.debits, event.debit_id: event},
                 debits_by_reference={
                     **state.debits_by_reference,
-                    (event.purpose, event.reference): event.debit_id,
+                    pair_key(event.purpose, event.reference): event.debit_id,
                 },
             )
         case WalletRefunded():
@@ -138,7 +145,7 @@ def decide(state: WalletState | None, command: WalletCommand) -> WalletDecision:
             event = debit(state, command)
             if event is None:
                 original = state.debits[
-                    state.debits_by_reference[(command.purpose, command.reference)]
+                    state.debits_by_reference[pair_key(command.purpose, command.reference)]
                 ]
                 return WalletDecision([], original)
             return WalletDecision([event], event)
@@ -156,7 +163,7 @@ def _top_up(state: WalletState, command: TopUp) -> WalletDecision:
     amount = _positive(command.amount)
     if not command.gateway_reference.strip():
         raise CommandRejected("invalid_gateway_reference", "gateway reference must not be blank")
-    original = state.topups.get((command.gateway, command.gateway_reference))
+    original = state.topups.get(pair_key(command.gateway, command.gateway_reference))
     if original is not None:
         if original.amount != amount:
             raise CommandRejected(
@@ -182,7 +189,7 @@ def _top_up(state: WalletState, command: TopUp) -> WalletDecision:
 def debit(state: WalletState, command: Debit) -> WalletDebited | None:
     """The debit event, or None when this purpose and reference were already debited alike."""
     amount = _positive(command.amount)
-    known = state.debits_by_reference.get((command.purpose, command.reference))
+    known = state.debits_by_reference.get(pair_key(command.purpose, command.reference))
     if known is not None:
         if state.debits[known].amount != amount:
             raise CommandRejected(

@@ -96,7 +96,7 @@ async def test_sigkill_loses_no_acknowledged_claim(postgres_url: str) -> None:
         gaps = conn.execute(
             "SELECT aggregate_id FROM events GROUP BY aggregate_id HAVING max(version) <> count(*)"
         ).fetchall()
-    stored = dict(rows)
+    stored: dict[str, str] = dict(rows)
     assert len(rows) == len(stored) == CLAIMS  # every prescription charged exactly once
     assert stored == acknowledged  # and each under the claim id its answer named
     assert gaps == []

@@ -1,0 +1,128 @@
+"""A throwaway PostgreSQL for the test session, and one fresh database per test.
+
+One server per pytest session (started with scripts/pg.sh, fsync off, in a temp dir on a
+free port), or the server named by HEALTHPAY_TEST_POSTGRES_URL. Migrations run once into a
+template database; each test gets `CREATE DATABASE ... TEMPLATE` of it, which takes
+milliseconds instead of re-running the migrations.
+
+A plain module (not a conftest) so that test packages outside tests/integration, such as
+the contract suite, share the same single server.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from infrastructure.postgres.migrations import migrate_sync
+
+REPO = Path(__file__).resolve().parents[2]
+PG_SH = REPO / "scripts" / "pg.sh"
+ENV_URL = "HEALTHPAY_TEST_POSTGRES_URL"
+
+
+class PostgresHarness:
+    def __init__(self, admin_url: str, data_dir: Path | None) -> None:
+        self.admin_url = admin_url
+        self._data_dir = data_dir  # set when this process started the server
+        self._prefix = f"healthpay_test_{os.getpid()}"
+        self._template = f"{self._prefix}_template"
+        self._numbers = itertools.count(1)
+        self._stopped = False
+        self._execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(self._template)))
+        self._execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self._template)))
+        migrate_sync(self._url_for(self._template))
+
+    @classmethod
+    def start(cls) -> PostgresHarness:
+        url = os.environ.get(ENV_URL)
+        if url:
+            return cls(url, None)
+        data_dir = Path(tempfile.mkdtemp(prefix="healthpay-pg-"))
+        env = {**os.environ, "PG_FSYNC": "off"}
+        done = subprocess.run(
+            [str(PG_SH), "start", str(data_dir), str(_free_port())],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            raise RuntimeError(f"scripts/pg.sh start failed:\n{done.stdout}\n{done.stderr}")
+        try:
+            return cls(done.stdout.strip().splitlines()[-1], data_dir)
+        except BaseException:
+            _stop_server(data_dir)
+            raise
+
+    def create_database(self) -> str:
+        """A fresh, migrated database; returns its conninfo."""
+        name = f"{self._prefix}_{next(self._numbers)}"
+        self._execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(self._template)
+            )
+        )
+        return self._url_for(name)
+
+    def drop_database(self, url: str) -> None:
+        name = conninfo_to_dict(url)["dbname"]
+        self._execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name)))
+        )
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._data_dir is None:
+            self._execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(self._template)
+                )
+            )
+            return
+        _stop_server(self._data_dir)
+
+    def _url_for(self, dbname: str) -> str:
+        return make_conninfo(self.admin_url, dbname=dbname)
+
+    def _execute(self, statement: sql.Composed) -> None:
+        # CREATE/DROP DATABASE cannot run inside a transaction block.
+        with psycopg.connect(self._url_for("postgres"), autocommit=True) as conn:
+            conn.execute(statement)
+
+
+def _stop_server(data_dir: Path) -> None:
+    subprocess.run([str(PG_SH), "stop", str(data_dir)], check=False, capture_output=True)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+_shared: PostgresHarness | None = None
+
+
+def shared_harness() -> PostgresHarness:
+    """The session's one harness, started on first use and stopped when the process ends."""
+    global _shared
+    if _shared is None:
+        _shared = PostgresHarness.start()
+        atexit.register(_shared.stop)
+    return _shared

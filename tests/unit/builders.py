@@ -1,0 +1,187 @@
+"""Test data and a tiny in-memory ledger that runs commands through the pure deciders.
+
+The ledger keeps the state the deciders saw (evolved event by event) and the full event log, so
+tests can rebuild the state from the log and compare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from random import Random
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from domain.errors import CommandRejected, Kind
+from domain.events import DomainEvent
+from domain.identity import new_card_number
+from domain.medcard import decider
+from domain.medcard import state as card_state
+from domain.medcard.claims import ClaimDecision, ReversalDecision, adjudicate, reverse_claim
+from domain.medcard.commands import (
+    ClaimItem,
+    ClaimPrescription,
+    IssueCard,
+    MedCardCommand,
+    PersonDetails,
+    ReverseClaim,
+)
+from domain.medcard.state import MedCardState
+from domain.wallet import model as wallet_model
+from domain.wallet.model import OpenWallet, TopUp, WalletCommand, WalletDecision, WalletState
+
+# 2026-01-15 12:00 in Cairo (UTC+2 in winter).
+T0 = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
+USER = "test-user-1"
+PHARMACY = "pharmacy-1"
+
+
+def utc(text: str) -> datetime:
+    """An ISO timestamp read as UTC: utc("2026-01-31T22:30")."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def card_number(seed: int = 1) -> str:
+    return new_card_number(Random(seed))
+
+
+def national_id(born: date, governorate: str = "01", serial: str = "1234", check: str = "5") -> str:
+    century = "2" if born.year < 2000 else "3"
+    return f"{century}{born:%y%m%d}{governorate}{serial}{check}"
+
+
+def person(
+    born: date = date(1990, 5, 17),
+    *,
+    relationship: str = "spouse",
+    name: str = "Mona Ali",
+    phone: str = "01012345678",
+    nid: str | None = None,
+) -> PersonDetails:
+    return PersonDetails(
+        relationship=relationship,
+        national_id=nid if nid is not None else national_id(born),
+        name=name,
+        date_of_birth=born,
+        phone_number=phone,
+    )
+
+
+def issue(card_type: str = "gold", **overrides: Any) -> IssueCard:
+    base = IssueCard(
+        card_id=uuid4(),
+        card_number=card_number(),
+        user_id=USER,
+        card_type=card_type,
+        at=T0,
+        may_override_terms=False,
+    )
+    return replace(base, **overrides)
+
+
+def claim(total: str | Decimal = "350.00", **overrides: Any) -> ClaimPrescription:
+    base = ClaimPrescription(
+        claim_id=uuid4(),
+        prescription_id=f"rx-{uuid4()}",
+        pharmacy_id=PHARMACY,
+        total_amount=Decimal(total),
+        at=T0,
+    )
+    return replace(base, **overrides)
+
+
+def item(quantity: int, unit_price: str, drug_code: str = "D-1") -> ClaimItem:
+    return ClaimItem(
+        item_id=uuid4(),
+        drug_code=drug_code,
+        drug_name=f"drug {drug_code}",
+        quantity=quantity,
+        unit_price=Decimal(unit_price),
+    )
+
+
+@contextmanager
+def refused(code: str, kind: Kind = Kind.INVALID) -> Iterator[None]:
+    with pytest.raises(CommandRejected) as info:
+        yield
+    assert (info.value.code, info.value.kind) == (code, kind), info.value.detail
+
+
+@dataclass
+class Ledger:
+    """One card and its holder's wallet, advanced only through the deciders."""
+
+    card: MedCardState | None = None
+    wallet: WalletState | None = None
+    card_log: list[DomainEvent] = field(default_factory=list)
+    wallet_log: list[DomainEvent] = field(default_factory=list)
+
+    @classmethod
+    def with_card(cls, command: IssueCard | None = None) -> Ledger:
+        ledger = cls()
+        ledger.run(command or issue())
+        return ledger
+
+    @property
+    def state(self) -> MedCardState:
+        assert self.card is not None
+        return self.card
+
+    @property
+    def purse(self) -> WalletState:
+        assert self.wallet is not None
+        return self.wallet
+
+    def run(self, command: MedCardCommand) -> list[DomainEvent]:
+        events = decider.decide(self.card, command)
+        self._apply_card(events)
+        return events
+
+    def run_wallet(self, command: WalletCommand) -> WalletDecision:
+        decision = wallet_model.decide(self.wallet, command)
+        self._apply_wallet(decision.events)
+        return decision
+
+    def open_wallet(self, balance: str = "0.00", at: datetime = T0) -> WalletState:
+        wallet_id = wallet_model.wallet_id_for(self.state.user_id, self.state.currency)
+        self.run_wallet(OpenWallet(wallet_id=wallet_id, owner_user_id=self.state.user_id, at=at))
+        if Decimal(balance) > 0:
+            self.run_wallet(
+                TopUp(
+                    topup_id=uuid4(),
+                    gateway="fawry",
+                    gateway_reference=f"ref-{uuid4()}",
+                    amount=Decimal(balance),
+                    at=at,
+                )
+            )
+        return self.purse
+
+    def claim(self, command: ClaimPrescription) -> ClaimDecision:
+        decision = adjudicate(self.card, self.wallet, command)
+        self._apply_card(decision.card_events)
+        self._apply_wallet(decision.wallet_events)
+        return decision
+
+    def reverse(
+        self, claim_id: UUID, at: datetime = T0, reason: str | None = None
+    ) -> ReversalDecision:
+        decision = reverse_claim(self.card, self.wallet, ReverseClaim(claim_id, at, reason))
+        self._apply_card(decision.card_events)
+        self._apply_wallet(decision.wallet_events)
+        return decision
+
+    def _apply_card(self, events: list[DomainEvent]) -> None:
+        for event in events:
+            self.card = card_state.evolve(self.card, event)
+            self.card_log.append(event)
+
+    def _apply_wallet(self, events: list[DomainEvent]) -> None:
+        for event in events:
+            self.wallet = wallet_model.evolve(self.wallet, event)
+            self.wallet_log.append(event)
