@@ -51,6 +51,7 @@ SNAPSHOT_AFTER = 100
 class Loaded(Generic[S]):
     state: S | None
     version: int  # 0: the stream does not exist
+    kind: str = ""  # aggregate_type of a stream that exists
 
 
 def decode(event: RecordedEvent) -> DomainEvent:
@@ -100,7 +101,8 @@ class Aggregates:
         if cached is not None:
             self._cache.move_to_end(aggregate_id)
             self.cache_hits += 1
-            return cached
+            # an id of another kind is "not found" for this one
+            return cached if cached.kind == kind.name else Loaded(None, 0)
         self.cache_misses += 1
         state: S | None = None
         version = 0
@@ -118,7 +120,7 @@ class Aggregates:
             state = kind.evolve(state, decode(recorded))
             version = recorded.version
             folded += 1
-        loaded: Loaded[S] = Loaded(state, version)
+        loaded: Loaded[S] = Loaded(state, version, kind.name)
         if version:
             self._remember(aggregate_id, loaded)
         if folded >= SNAPSHOT_AFTER and state is not None:
@@ -145,7 +147,7 @@ class Aggregates:
         state = before.state
         for event in events:
             state = kind.evolve(state, event)
-        after: Loaded[S] = Loaded(state, before.version + len(events))
+        after: Loaded[S] = Loaded(state, before.version + len(events), kind.name)
         self._remember(aggregate_id, after)
         return after
 

@@ -104,7 +104,7 @@ async def parse_body(
         errors = exc.errors(include_input=False, include_url=False)
         if any(err["type"] == "json_invalid" for err in errors):
             raise Problem(400, "malformed_json", "the body is not valid JSON") from exc
-        if any(err["type"] == "model_type" for err in errors):
+        if any(err["type"] == "model_type" and not err["loc"] for err in errors):
             raise Problem(422, "invalid_body", "the body must be a JSON object") from exc
         raise Problem(
             422,
@@ -139,19 +139,18 @@ async def execute(
         raise Problem(
             409, "idempotency_key_in_use", "a request with this Idempotency-Key is still running"
         )
-    stored = await side.store.get_idempotency(principal.key, key)
-    if stored is not None:
-        return await _replay_stored(
-            side, stored.request_hash, request_hash, principal, key, stored.status_code
-        )
-    ctx.idempotency = IdempotencyClaim(principal.key, key, request_hash)
+    # Claimed before the first await, so a concurrent duplicate in this process sees it.
     side.in_flight.add(scope)
     try:
-        return _answer(await _domain(run, ctx), ctx)
-    except IdempotentReplay:
         stored = await side.store.get_idempotency(principal.key, key)
         if stored is None:
-            raise
+            ctx.idempotency = IdempotencyClaim(principal.key, key, request_hash)
+            try:
+                return _answer(await _domain(run, ctx), ctx)
+            except IdempotentReplay:
+                stored = await side.store.get_idempotency(principal.key, key)
+                if stored is None:
+                    raise
         return await _replay_stored(
             side, stored.request_hash, request_hash, principal, key, stored.status_code
         )
@@ -224,9 +223,7 @@ def guarded(handler: Endpoint) -> Endpoint:
         except Problem as problem:
             return problem_response(problem, request.url.path)
         except Exception:
-            log.exception(
-                "unhandled error on %s %s", request.method, request.scope.get("route_name", "?")
-            )
+            log.exception("unhandled error on %s %s", request.method, handler.__name__)
             return problem_response(
                 Problem(500, "internal_error", "the server failed; the request may be retried"),
                 request.url.path,

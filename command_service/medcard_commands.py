@@ -97,6 +97,7 @@ async def add_beneficiary(
     ctx: CommandContext,
 ) -> Outcome:
     require_role(principal, STAFF | {Role.MEMBER}, "change beneficiaries")
+    ctx.status_code = 201
     command = AddBeneficiary(beneficiary_id=uuid4(), person=person(body), at=ctx.at)
     return await _on_card(executor, card_id, command, ctx, principal=principal)
 

@@ -121,8 +121,9 @@ def validate_append_request(request: AppendRequest) -> None:
     A stream with no events could not have its expected version checked by an insert, and
     two entries for the same stream in one request would race against each other.
     """
-    if not request.streams:
-        raise ValueError("an append request needs at least one stream")
+    if not request.streams and request.idempotency is None:
+        # An idempotency record alone is fine: it remembers a key for an earlier answer.
+        raise ValueError("an append request needs a stream or an idempotency record")
     seen: set[UUID] = set()
     for stream in request.streams:
         if not stream.events:
