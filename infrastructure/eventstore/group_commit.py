@@ -23,14 +23,18 @@ from infrastructure.eventstore.port import (
 
 
 class GroupCommitAppender:
-    def __init__(self, store: EventStore, max_batch: int = 256) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+    def __init__(self, store: EventStore, max_batch: int = 256, max_in_flight: int = 1) -> None:
+        if max_batch < 1 or max_in_flight < 1:
+            raise ValueError("max_batch and max_in_flight must be at least 1")
         self._store = store
         self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
         self._requests: list[AppendRequest] = []
         self._waiters: list[asyncio.Future[AppendOutcome]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        # Counted here, not via task callbacks: the count must drop in the same step in which
+        # a flusher sees an empty queue, or a request queued just then would be stranded.
+        self._active = 0
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.flushes = 0  # append_batch calls made; tests and metrics read it
         self.flushed_requests = 0
@@ -48,8 +52,11 @@ class GroupCommitAppender:
         waiter: asyncio.Future[AppendOutcome] = asyncio.get_running_loop().create_future()
         self._requests.append(request)
         self._waiters.append(waiter)
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_until_idle())
+        if self._active < self._max_in_flight:
+            self._active += 1
+            task = asyncio.create_task(self._flush_until_idle())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await waiter
 
     async def _flush_until_idle(self) -> None:
@@ -82,18 +89,18 @@ class GroupCommitAppender:
                     if not waiter.done():  # its caller may have been cancelled
                         waiter.set_result(outcome)
         finally:
-            # Reached with an empty queue, or by cancellation: then nobody would ever
-            # flush what is still queued, so those callers are cancelled too.
-            self._flusher = None
-            _cancel(self._waiters)
-            self._requests, self._waiters = [], []
+            self._active -= 1
+            # Reached with an empty queue, or by cancellation: if no other flusher is left,
+            # nobody would ever flush what is still queued, so those callers are cancelled.
+            if self._active == 0:
+                _cancel(self._waiters)
+                self._requests, self._waiters = [], []
 
     async def close(self) -> None:
         """Refuse new requests and wait until everything queued has been flushed."""
         self._closed = True
-        flusher = self._flusher
-        if flusher is not None:
-            await asyncio.shield(flusher)
+        if self._tasks:
+            await asyncio.shield(asyncio.gather(*self._tasks))
 
 
 def _cancel(waiters: list[asyncio.Future[AppendOutcome]]) -> None:

@@ -3,7 +3,7 @@
 `append_batch` commits a whole group of independent requests in ONE transaction with one
 INSERT for all their events, built from one orjson document. Per request the outcome is
 all-or-nothing: when any request hits a constraint, the transaction rolls back, the requests
-that certainly fail are answered, and the rest is tried again (see `_settle`).
+that certainly fail are answered, and the rest is tried again (see settlement.py).
 """
 
 from __future__ import annotations
@@ -23,34 +23,29 @@ from infrastructure.eventstore.port import (
     AppendRequest,
     Committed,
     DuplicateEventIdError,
-    IdempotencyConflict,
     IdempotencyRecord,
     RecordedEvent,
     Snapshot,
-    VersionConflict,
     validate_append_request,
 )
+from infrastructure.eventstore.settlement import IdemKey, chained_streams, settle
 from infrastructure.postgres.pool import Pool
 
-# `c` is the version that must already exist for the row to be valid: expected_version on
-# the first event of a stream (0 for a new stream and for the later events, whose fate is
-# tied to the first). The predecessor may also come from this same document: a request
-# chained on an earlier request of the batch. That is safe because the batch only commits
-# when every request in it inserted all of its rows.
+# `c` is the version that must already exist for the row to be inserted: the stream's
+# expected version, or 0 for a new stream and for a stream chained on an earlier request of
+# the batch (see settlement.py; that predecessor is checked by the rule that the batch only
+# commits when every request in it inserted all of its rows). A wrong expected version whose
+# next slot is free (ahead of the head) is thus refused instead of leaving a gap.
 # Rows go in (aggregate_id, version, request) order: every writer takes the unique-index
 # slots in the same global order, so two concurrent batches cannot deadlock, and within a
 # batch the earlier request wins a contested slot.
 _INSERT_EVENTS = """
-WITH doc AS MATERIALIZED (
-  SELECT * FROM jsonb_to_recordset(%s) AS x(
-    r int, e uuid, a uuid, t text, y text, v int, c int, s int, ts timestamptz, d jsonb, m jsonb)
-)
 INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version,
                     event_data, timestamp, schema_version, metadata)
 SELECT x.e, x.a, x.t, x.y, x.v, x.d, x.ts, x.s, x.m
-FROM doc AS x
+FROM jsonb_to_recordset(%s) AS x(
+  r int, e uuid, a uuid, t text, y text, v int, c int, s int, ts timestamptz, d jsonb, m jsonb)
 WHERE x.c = 0
-   OR (x.a, x.c) IN (SELECT a, v FROM doc)
    OR EXISTS (SELECT 1 FROM events AS p WHERE p.aggregate_id = x.a AND p.version = x.c)
 ORDER BY x.a, x.v, x.r
 ON CONFLICT (aggregate_id, version) DO NOTHING
@@ -96,9 +91,6 @@ SELECT principal, key, request_hash, status_code, response_body
 FROM idempotency_keys WHERE principal = %s AND key = %s
 """
 
-Slot = tuple[UUID, int]  # (aggregate_id, version)
-IdemKey = tuple[str, str]  # (principal, key)
-
 
 class PostgresEventStore:
     def __init__(self, pool: Pool) -> None:
@@ -123,6 +115,7 @@ class PostgresEventStore:
         outcomes: list[AppendOutcome | None],
     ) -> list[int]:
         """Try `pending` in one transaction; return the requests to try again."""
+        chained = chained_streams(requests, pending)
         rows: list[dict[str, Any]] = []
         idem: list[IdempotencyRecord] = []
         for index in pending:
@@ -130,6 +123,8 @@ class PostgresEventStore:
             for stream in request.streams:
                 aggregate_id, aggregate_type = stream.aggregate_id, stream.aggregate_type
                 version = check = stream.expected_version
+                if chained and (index, aggregate_id) in chained:
+                    check = 0
                 for event in stream.events:
                     version += 1
                     rows.append(
@@ -147,15 +142,16 @@ class PostgresEventStore:
                             "m": event.metadata,
                         }
                     )
-                    check = 0
             if request.idempotency is not None:
                 idem.append(request.idempotency)
 
         retry: list[int] | None = None
         try:
             async with conn.transaction():
-                cur = await conn.execute(_INSERT_EVENTS, (Jsonb(rows, dumps),), prepare=True)
-                inserted: dict[UUID, int] = dict(await cur.fetchall())
+                inserted: dict[UUID, int] = {}
+                if rows:
+                    cur = await conn.execute(_INSERT_EVENTS, (Jsonb(rows, dumps),), prepare=True)
+                    inserted = dict(await cur.fetchall())
                 idem_inserted: set[IdemKey] = set()
                 if idem:
                     cur = await conn.execute(
@@ -171,7 +167,7 @@ class PostgresEventStore:
                     )
                     idem_inserted = {(p, k) for p, k in await cur.fetchall()}
                 if len(inserted) < len(rows) or len(idem_inserted) < len(idem):
-                    retry = _settle(requests, pending, rows, inserted, idem_inserted, outcomes)
+                    retry = settle(requests, pending, chained, inserted, idem_inserted, outcomes)
                     raise Rollback()
         except UniqueViolation as error:
             if error.diag.constraint_name == "events_pkey":
@@ -226,64 +222,3 @@ def _recorded(row: TupleRow) -> RecordedEvent:
     return RecordedEvent(
         row[0], row[1], row[2], row[3], row[4], row[5], row[6], loads(row[7]), loads(row[8]), row[9]
     )
-
-
-def _settle(
-    requests: Sequence[AppendRequest],
-    pending: list[int],
-    rows: list[dict[str, Any]],
-    inserted: dict[UUID, int],
-    idem_inserted: set[IdemKey],
-    outcomes: list[AppendOutcome | None],
-) -> list[int]:
-    """Answer the requests that certainly fail; return the ones worth another attempt.
-
-    A request failed for certain when one of its missing rows lost to something outside this
-    batch (a committed or concurrent row, a failed predecessor check) or to a request that
-    itself went through. If it only lost slots to requests that failed too, those losers may
-    step aside in the next attempt, so it is retried. Only runs when something conflicted.
-    """
-    slot_winner: dict[Slot, int] = {}
-    missing: dict[int, list[Slot]] = {}
-    for row in rows:
-        slot = (row["a"], row["v"])
-        if row["e"] in inserted:
-            slot_winner[slot] = row["r"]
-        else:
-            missing.setdefault(row["r"], []).append(slot)
-    idem_winner: dict[IdemKey, int] = {}
-    idem_missing: dict[int, IdemKey] = {}
-    for index in pending:
-        record = requests[index].idempotency
-        if record is not None:
-            key = (record.principal, record.key)
-            if key in idem_inserted and key not in idem_winner:
-                idem_winner[key] = index
-            else:
-                idem_missing[index] = key
-    failed = missing.keys() | idem_missing.keys()
-
-    def lost_for_certain(winner: int | None) -> bool:
-        return winner is None or winner not in failed
-
-    certain: list[int] = []
-    for index in failed:
-        lost_key = idem_missing.get(index)
-        if any(lost_for_certain(slot_winner.get(s)) for s in missing.get(index, ())) or (
-            lost_key is not None and lost_for_certain(idem_winner.get(lost_key))
-        ):
-            certain.append(index)
-    # Cannot happen with ordered inserts; kept so the retry loop provably terminates.
-    if not certain:
-        certain = list(failed)
-    for index in certain:
-        record = requests[index].idempotency
-        if index in idem_missing and record is not None:
-            outcomes[index] = IdempotencyConflict(record.principal, record.key)
-        else:
-            lost = {aggregate_id for aggregate_id, _ in missing[index]}
-            outcomes[index] = VersionConflict(
-                tuple(s.aggregate_id for s in requests[index].streams if s.aggregate_id in lost)
-            )
-    settled = set(certain)
-    return [index for index in pending if index not in settled]
