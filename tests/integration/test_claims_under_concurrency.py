@@ -50,17 +50,23 @@ async def test_200_concurrent_claims_cover_exactly_the_limit(
         async def claim(i: int) -> httpx.Response:
             # Spread over both processes with no affinity: the store alone must keep order.
             target = two_processes[i % 2].url
-            return await client.post(
-                f"{target}/api/v1/medcards/{card_id}/claims/prescriptions",
-                json={"prescriptionId": f"rx-{i}", "totalAmount": "100.00"},
-                headers=pharmacy,
-            )
+            for _ in range(20):
+                answer = await client.post(
+                    f"{target}/api/v1/medcards/{card_id}/claims/prescriptions",
+                    json={"prescriptionId": f"rx-{i}", "totalAmount": "100.00"},
+                    headers=pharmacy,
+                )
+                # 503 + Retry-After is the service saying "contended, send it again": a pharmacy
+                # retries the same body, which can never charge twice.
+                if answer.status_code != 503:
+                    return answer
+                assert answer.headers["Retry-After"]
+            return answer
 
         answers = await asyncio.gather(*(claim(i) for i in range(200)))
 
-    assert [a.status_code for a in answers] == [201] * 200, [
-        a.text for a in answers if a.status_code != 201
-    ][:3]
+    failed = [a.text for a in answers if a.status_code not in {200, 201}]
+    assert failed == []
     acknowledged = [a.json() for a in answers]
     covered = sum(Decimal(a["coveredAmount"]) for a in acknowledged)
     assert covered == Decimal("5000.00")
