@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help install up down test lint unit format bench
+.PHONY: help install up down test lint unit format bench bench-quick
 
 help:
 	@echo "make up     start PostgreSQL and the command service locally, print the URLs"
@@ -34,3 +34,6 @@ test: lint
 
 bench: install
 	.venv/bin/python load-tests/bench.py
+
+bench-quick: install
+	.venv/bin/python load-tests/bench.py --quick
