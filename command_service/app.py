@@ -10,12 +10,12 @@ import orjson
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from command_service.aggregates import Aggregates
 from command_service.execution import Executor
+from command_service.fast_writes import FastWritesApp
 from command_service.http_endpoints import WriteSide
 from command_service.openapi import describe
 from command_service.routes import ROUTES
@@ -23,7 +23,7 @@ from infrastructure.auth.tokens import TokenCodec, TokenVerifier
 from infrastructure.eventstore.group_commit import GroupCommitAppender
 from infrastructure.eventstore.port import EventStore
 from infrastructure.eventstore.postgres import PostgresEventStore
-from infrastructure.http.metrics import HttpMetrics, MetricsMiddleware
+from infrastructure.http.metrics import HttpMetrics
 from infrastructure.http.problems import Problem, problem_response
 from infrastructure.postgres.pool import Pool, open_pool
 from infrastructure.settings import Settings
@@ -67,14 +67,16 @@ def create_app(
             finally:
                 await appender.close()
 
-    app = FastAPI(
+    metrics = HttpMetrics(registry, "command_service")
+    app = FastWritesApp(
         title="HealthPay Ledger — command service",
         version=VERSION,
         lifespan=lifespan,
         docs_url="/docs" if settings.environment == "development" else None,
         redoc_url=None,
     )
-    app.router.routes.extend(ROUTES)
+    app.router.routes.extend(ROUTES)  # for OpenAPI and url_path_for; requests take the fast path
+    app.configure_fast_writes(ROUTES, metrics, settings.cors_origins)
     describe(app)
 
     @app.exception_handler(StarletteHTTPException)
@@ -92,19 +94,11 @@ def create_app(
         }
         return Response(orjson.dumps(body), 200 if healthy else 503, media_type="application/json")
 
-    async def metrics(request: Request) -> Response:
+    async def metrics_page(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_route("/health", health, methods=["GET"], include_in_schema=False)
-    app.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
-    app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry, "command_service"))
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-ID"],
-        )
+    app.add_route("/metrics", metrics_page, methods=["GET"], include_in_schema=False)
     return app
 
 
