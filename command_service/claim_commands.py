@@ -6,11 +6,12 @@ stream in one atomic request, with an expected version for each.
 
 from __future__ import annotations
 
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from command_service.access import STAFF, acting_pharmacy, card_visible, require_role
 from command_service.aggregates import MEDCARD, WALLET, Loaded
 from command_service.execution import CommandContext, Executor, Outcome, Plan, StreamWrite
+from command_service.ids import new_id
 from domain.medcard.claims import adjudicate, reverse_claim
 from domain.medcard.commands import ClaimItem, ClaimPrescription, ReverseClaim
 from domain.wallet.model import WalletState, wallet_id_for
@@ -26,7 +27,7 @@ async def claim_prescription(
 ) -> Outcome:
     pharmacy_id = acting_pharmacy(principal)
     command = ClaimPrescription(
-        claim_id=uuid4(),
+        claim_id=new_id(),
         prescription_id=body.prescription_id,
         pharmacy_id=pharmacy_id,
         total_amount=body.total_amount,
@@ -34,7 +35,7 @@ async def claim_prescription(
         beneficiary_id=body.beneficiary_id,
         items=tuple(
             ClaimItem(
-                item_id=uuid4(),
+                item_id=new_id(),
                 drug_code=item.drug_code,
                 drug_name=item.drug_name,
                 quantity=item.quantity,

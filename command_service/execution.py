@@ -13,11 +13,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import orjson
 
 from command_service.aggregates import AggregateKind, Aggregates, Loaded, decode
+from command_service.ids import new_id
 from domain.events import DomainEvent
 from infrastructure.eventstore.group_commit import GroupCommitAppender
 from infrastructure.eventstore.port import (
@@ -130,7 +131,7 @@ class Executor:
                     result_version = write.loaded.version + offset + 1
                 new_events.append(
                     NewEvent(
-                        event_id=uuid4(),
+                        event_id=new_id(),
                         event_type=event.event_type,
                         schema_version=event.schema_version,
                         data=event.payload(),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from command_service.execution import (
     IdempotentReplay,
     Outcome,
 )
+from command_service.ids import new_id
 from command_service.responses import render
 from domain.errors import CommandRejected
 from infrastructure.auth.tokens import InvalidToken, Principal, TokenVerifier
@@ -200,7 +200,7 @@ def _answer(outcome: Outcome, ctx: CommandContext) -> Response:
 
 
 def _metadata(request: Request, principal: Principal, key: str | None) -> dict[str, Any]:
-    correlation = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+    correlation = request.headers.get("x-correlation-id") or str(new_id())
     actor: dict[str, Any] = {"role": principal.role.value, "sub": principal.subject}
     if principal.pharmacy_id:
         actor["pharmacy_id"] = principal.pharmacy_id

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from random import SystemRandom
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from command_service.access import STAFF, card_visible, require_role
 from command_service.aggregates import MEDCARD
 from command_service.execution import CommandContext, Executor, Outcome, Plan, StreamWrite
+from command_service.ids import new_id
 from domain.errors import CommandRejected
 from domain.identity import new_card_number
 from domain.medcard.commands import (
@@ -55,7 +56,7 @@ async def issue_card(
 ) -> Outcome:
     require_role(principal, STAFF, "issue cards")
     ctx.status_code = 201
-    card_id = uuid4()
+    card_id = new_id()
     command = IssueCard(
         card_id=card_id,
         card_number=new_card_number(_rng),
@@ -66,7 +67,7 @@ async def issue_card(
         monthly_limit=body.monthly_limit,
         copay_percent=body.copayment_percentage,
         primary_holder=person(body.primary_holder) if body.primary_holder else None,
-        primary_beneficiary_id=uuid4() if body.primary_holder else None,
+        primary_beneficiary_id=new_id() if body.primary_holder else None,
         insurance_provider=body.insurance_provider,
         policy_number=body.policy_number,
         expiry_date=body.expiry_date,
@@ -98,7 +99,7 @@ async def add_beneficiary(
 ) -> Outcome:
     require_role(principal, STAFF | {Role.MEMBER}, "change beneficiaries")
     ctx.status_code = 201
-    command = AddBeneficiary(beneficiary_id=uuid4(), person=person(body), at=ctx.at)
+    command = AddBeneficiary(beneficiary_id=new_id(), person=person(body), at=ctx.at)
     return await _on_card(executor, card_id, command, ctx, principal=principal)
 
 

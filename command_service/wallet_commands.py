@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from command_service.access import STAFF, require_role, wallet_visible
 from command_service.aggregates import WALLET
 from command_service.execution import CommandContext, Executor, Outcome, Plan, StreamWrite
+from command_service.ids import new_id
 from domain.wallet.model import Debit, OpenWallet, TopUp, WalletCommand, decide, wallet_id_for
 from infrastructure.auth.tokens import Principal, Role
 from infrastructure.http.problems import Problem
@@ -30,7 +31,7 @@ async def top_up(
 ) -> Outcome:
     require_role(principal, STAFF, "top up wallets")
     command = TopUp(
-        topup_id=uuid4(),
+        topup_id=new_id(),
         gateway=body.gateway.lower(),
         gateway_reference=body.gateway_reference,
         amount=body.amount,
@@ -45,7 +46,7 @@ async def debit(
 ) -> Outcome:
     require_role(principal, STAFF | {Role.MEMBER}, "debit wallets")
     command = Debit(
-        debit_id=uuid4(),
+        debit_id=new_id(),
         amount=body.amount,
         purpose=body.purpose,
         reference=body.reference,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -66,8 +66,10 @@ class Refund:
 WalletCommand = OpenWallet | TopUp | Debit | Refund
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WalletState:
+    """Mutable on purpose, like MedCardState: `evolve` folds into it in place."""
+
     wallet_id: UUID
     owner_user_id: str
     currency: str
@@ -92,26 +94,16 @@ def evolve(state: WalletState | None, event: DomainEvent) -> WalletState:
         raise ValueError(f"{event.event_type} before wallet.opened")
     match event:
         case WalletToppedUp():
-            key = pair_key(event.gateway, event.gateway_reference)
-            return replace(state, balance=event.balance_after, topups={**state.topups, key: event})
+            state.topups[pair_key(event.gateway, event.gateway_reference)] = event
         case WalletDebited():
-            return replace(
-                state,
-                balance=event.balance_after,
-                debits={**state.debits, event.debit_id: event},
-                debits_by_reference={
-                    **state.debits_by_reference,
-                    pair_key(event.purpose, event.reference): event.debit_id,
-                },
-            )
+            state.debits[event.debit_id] = event
+            state.debits_by_reference[pair_key(event.purpose, event.reference)] = event.debit_id
         case WalletRefunded():
-            before = state.refunded.get(event.debit_id, ZERO)
-            return replace(
-                state,
-                balance=event.balance_after,
-                refunded={**state.refunded, event.debit_id: before + event.amount},
-            )
-    raise ValueError(f"not a wallet event: {event.event_type}")
+            state.refunded[event.debit_id] = state.refunded.get(event.debit_id, ZERO) + event.amount
+        case _:
+            raise ValueError(f"not a wallet event: {event.event_type}")
+    state.balance = event.balance_after
+    return state
 
 
 @dataclass(frozen=True, slots=True)

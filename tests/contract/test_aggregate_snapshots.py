@@ -78,12 +78,12 @@ async def test_a_cold_load_of_a_long_stream_takes_and_then_uses_a_snapshot(
     snapshot = await store.load_snapshot(card_id)
     assert snapshot is not None
     assert snapshot.version == claims + 1
+    assert cold == warm  # before the next step: evolve folds into the cached state in place
 
     await step(lambda state: adjudicate(state, None, _claim("rx-after")).card_events)
     second = Aggregates(store, cache_size=10)
     after = await second.load(MEDCARD, card_id)
     assert second.snapshots_taken == 0  # one event past the snapshot: folded, no new snapshot
-    assert cold == warm
     assert after.version == claims + 2
     assert after.state is not None
     assert after.state.spent_in("2026-11") == Decimal("9.50") * (claims + 1)
