@@ -24,6 +24,8 @@ WRITE_PREFIX = "/api/v1/"
 class FastWritesApp(FastAPI):
     """FastAPI whose /api/v1 write routes skip FastAPI's per-request layers."""
 
+    _fast: ASGIApp | None = None
+
     def configure_fast_writes(
         self, routes: list[Route], metrics: HttpMetrics, cors_origins: tuple[str, ...]
     ) -> None:
@@ -31,12 +33,23 @@ class FastWritesApp(FastAPI):
         self._http_metrics = metrics
         self._cors_origins = cors_origins
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Checked before FastAPI.__call__, which itself costs a telemetry lookup per request.
+        if scope["type"] == "http" and scope["path"].startswith(WRITE_PREFIX):
+            if self._fast is None:
+                self._fast = self._wrap(_WriteRoutes(Router(routes=self._write_routes)))
+            scope["app"] = self
+            await self._fast(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
     def build_middleware_stack(self) -> ASGIApp:
-        regular = super().build_middleware_stack()
-        dispatch: ASGIApp = _Dispatch(Router(routes=self._write_routes), regular)
+        return self._wrap(super().build_middleware_stack())
+
+    def _wrap(self, app: ASGIApp) -> ASGIApp:
         if self._cors_origins:
-            dispatch = CORSMiddleware(
-                dispatch,
+            app = CORSMiddleware(
+                app,
                 allow_origins=list(self._cors_origins),
                 allow_methods=["GET", "POST", "DELETE"],
                 allow_headers=[
@@ -46,20 +59,16 @@ class FastWritesApp(FastAPI):
                     "X-Correlation-ID",
                 ],
             )
-        return MetricsMiddleware(dispatch, self._http_metrics)
+        return MetricsMiddleware(app, self._http_metrics)
 
 
-class _Dispatch:
-    def __init__(self, writes: Router, regular: ASGIApp) -> None:
-        self.writes = writes
-        self.regular = regular
+class _WriteRoutes:
+    def __init__(self, router: Router) -> None:
+        self.router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(WRITE_PREFIX):
-            await self.regular(scope, receive, send)
-            return
         try:
-            await self.writes(scope, receive, send)
+            await self.router(scope, receive, send)
         except HTTPException as exc:  # no route, or the route exists for other methods
             code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
             headers = dict(exc.headers) if exc.headers else None

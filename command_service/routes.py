@@ -93,6 +93,13 @@ async def _status_change(
 
 
 ROUTES: list[Route] = [
+    # First: the router tries routes in order, and this is the hot one.
+    command_route(
+        "/medcards/{card_id}/claims/prescriptions",
+        claim_commands.claim_prescription,
+        ClaimBody,
+        name="claim_prescription",
+    ),
     command_route("/medcards", medcard_commands.issue_card, IssueCardBody, name="issue_card"),
     *(_lifecycle(action) for action in medcard_commands.LIFECYCLE),
     command_route(
@@ -107,12 +114,6 @@ ROUTES: list[Route] = [
         None,
         method="DELETE",
         name="remove_beneficiary",
-    ),
-    command_route(
-        "/medcards/{card_id}/claims/prescriptions",
-        claim_commands.claim_prescription,
-        ClaimBody,
-        name="claim_prescription",
     ),
     command_route(
         "/medcards/{card_id}/claims/{claim_id}/reversal",
