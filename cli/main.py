@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     commands_server.add_argument("--host", default="127.0.0.1")
     commands_server.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
 
+    relay = commands.add_parser("relay", help="publish committed events to Kafka (one active)")
+    relay.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -54,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         from command_service.server import serve
 
         serve(settings, args.host, args.port or settings.port)
+        return 0
+    if args.command == "relay":
+        from command_service.relay.process import run_relay
+
+        run_relay(settings, args.metrics_port)
         return 0
     parser.error(f"unknown command {args.command}")
     return 2

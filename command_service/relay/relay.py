@@ -1,0 +1,124 @@
+"""The relay: publishes every committed event to Kafka, in commit-safe order, exactly as stored.
+
+One relay is active at a time: it holds a PostgreSQL advisory lock on a connection of its
+own for as long as it runs. Others wait on that lock and take over when the holder's
+connection goes away (the process died or lost the database). The checkpoint moves only
+after Kafka confirmed the whole batch, so a crash re-publishes at most one batch: consumers
+deduplicate by aggregate version.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psycopg
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from command_service.relay.publisher import Publisher, PublishFailed
+from command_service.relay.tail import Checkpoint, load_checkpoint, read_after, save_checkpoint
+
+log = logging.getLogger("healthpay.relay")
+RELAY_LOCK = 0x4850_5245  # advisory lock key: one active relay per database
+
+
+@dataclass
+class RelayMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.published = Counter(
+            "healthpay_relay_published_events_total", "Events published", registry=self.registry
+        )
+        self.batch = Histogram(
+            "healthpay_relay_batch_size",
+            "Events per published batch",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000),
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "healthpay_relay_lag_seconds",
+            "Age of the oldest event not yet published (0 when caught up)",
+            registry=self.registry,
+        )
+        self.active = Gauge(
+            "healthpay_relay_active", "1 while this relay holds the lock", registry=self.registry
+        )
+
+
+@dataclass
+class Relay:
+    conninfo: str
+    publisher: Publisher
+    name: str = "kafka"
+    batch_size: int = 1000
+    idle_wait: float = 0.02
+    metrics: RelayMetrics = field(default_factory=RelayMetrics)
+
+    def run(self, stop: threading.Event) -> None:
+        with psycopg.connect(self.conninfo, autocommit=True) as lock_conn:
+            if not self._wait_for_lock(lock_conn, stop):
+                return
+            self.metrics.active.set(1)
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                    self._publish_until(stop, conn, lock_conn)
+            finally:
+                self.metrics.active.set(0)
+
+    def _wait_for_lock(
+        self, lock_conn: psycopg.Connection[tuple[object, ...]], stop: threading.Event
+    ) -> bool:
+        announced = False
+        while not stop.is_set():
+            row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK,)).fetchone()
+            if row is not None and row[0]:
+                log.info("relay %s is active", self.name)
+                return True
+            if not announced:
+                log.info("another relay is active; standing by")
+                announced = True
+            stop.wait(1.0)
+        return False
+
+    def _publish_until(
+        self,
+        stop: threading.Event,
+        conn: psycopg.Connection[tuple[object, ...]],
+        lock_conn: psycopg.Connection[tuple[object, ...]],
+    ) -> None:
+        checkpoint = load_checkpoint(conn, self.name)
+        last_lock_check = time.monotonic()
+        while not stop.is_set():
+            if time.monotonic() - last_lock_check > 1.0:
+                # The lock lives as long as its connection: if that is gone, so is our right
+                # to publish (another relay may already be active).
+                lock_conn.execute("SELECT 1")
+                last_lock_check = time.monotonic()
+            checkpoint, count = self.step(conn, checkpoint)
+            if count == 0:
+                stop.wait(self.idle_wait)
+
+    def step(
+        self, conn: psycopg.Connection[tuple[object, ...]], after: Checkpoint
+    ) -> tuple[Checkpoint, int]:
+        """Publishes the next batch; returns the new checkpoint and how many went out."""
+        batch = read_after(conn, after, self.batch_size)
+        if not batch:
+            self.metrics.lag.set(0)
+            return after, 0
+        events = [event for _, event in batch]
+        try:
+            self.publisher.publish(events)
+        except PublishFailed:
+            log.warning("publish failed; will retry from the same checkpoint", exc_info=True)
+            time.sleep(0.5)
+            return after, 0
+        checkpoint = batch[-1][0]
+        save_checkpoint(conn, self.name, checkpoint, len(events))
+        self.metrics.published.inc(len(events))
+        self.metrics.batch.observe(len(events))
+        self.metrics.lag.set(max(0.0, time.time() - events[-1].timestamp.timestamp()))
+        return checkpoint, len(events)
