@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from command_service.relay.publisher import ListPublisher
 from command_service.relay.relay import Relay
@@ -24,7 +25,7 @@ VALUES (%s, %s, 'medcard', 'test.happened', %s, %s, now(), 1, '{}')
 
 
 def _insert(conn: psycopg.Connection[tuple[object, ...]], stream: UUID, version: int) -> None:
-    conn.execute(_INSERT, (uuid4(), stream, version, psycopg.types.json.Jsonb({"v": version})))
+    conn.execute(_INSERT, (uuid4(), stream, version, Jsonb({"v": version})))
 
 
 @pytest.fixture
