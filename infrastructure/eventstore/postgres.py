@@ -39,7 +39,8 @@ from infrastructure.postgres.pool import Pool
 # Rows go in (aggregate_id, version, request) order: every writer takes the unique-index
 # slots in the same global order, so two concurrent batches cannot deadlock, and within a
 # batch the earlier request wins a contested slot.
-_INSERT_EVENTS = """
+# Both append paths insert the same rows; they differ in what happens on a clash.
+_EVENT_ROWS = """
 INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version,
                     event_data, timestamp, schema_version, metadata)
 SELECT x.e, x.a, x.t, x.y, x.v, x.d, x.ts, x.s, x.m
@@ -48,44 +49,41 @@ FROM jsonb_to_recordset(%s) AS x(
 WHERE x.c = 0
    OR EXISTS (SELECT 1 FROM events AS p WHERE p.aggregate_id = x.a AND p.version = x.c)
 ORDER BY x.a, x.v, x.r
-ON CONFLICT (aggregate_id, version) DO NOTHING
-RETURNING event_id, position
 """
 
-# The common case in ONE autocommit statement (one round trip instead of BEGIN, INSERT,
-# COMMIT): no ON CONFLICT, so a clash raises, and a row held back by the expected-version
-# check makes the final division by zero raise too. Either way the statement, and with it
-# the whole batch, is undone, and the careful path below settles who clashed.
-_APPEND_AT_ONCE = """
-WITH ins AS (
-  INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version,
-                      event_data, timestamp, schema_version, metadata)
-  SELECT x.e, x.a, x.t, x.y, x.v, x.d, x.ts, x.s, x.m
-  FROM jsonb_to_recordset(%s) AS x(
-    r int, e uuid, a uuid, t text, y text, v int, c int, s int, ts timestamptz, d jsonb, m jsonb)
-  WHERE x.c = 0
-     OR EXISTS (SELECT 1 FROM events AS p WHERE p.aggregate_id = x.a AND p.version = x.c)
-  ORDER BY x.a, x.v, x.r
-  RETURNING event_id, position
-), keys AS (
-  INSERT INTO idempotency_keys (principal, key, request_hash, status_code, response_body)
-  SELECT u.p, u.k, u.h, u.s, u.b
-  FROM unnest(%s::text[], %s::text[], %s::text[], %s::int4[], %s::bytea[]) AS u(p, k, h, s, b)
-  ORDER BY u.p, u.k
-  RETURNING 1
-)
-SELECT 1 / ((SELECT count(*) FROM ins) = %s AND (SELECT count(*) FROM keys) = %s)::int,
-       (SELECT array_agg(event_id) FROM ins), (SELECT array_agg(position) FROM ins)
-"""
-
-_INSERT_IDEMPOTENCY = """
+_KEY_ROWS = """
 INSERT INTO idempotency_keys (principal, key, request_hash, status_code, response_body)
 SELECT u.p, u.k, u.h, u.s, u.b
 FROM unnest(%s::text[], %s::text[], %s::text[], %s::int4[], %s::bytea[])
   WITH ORDINALITY AS u(p, k, h, s, b, n)
 ORDER BY u.p, u.k, u.n
+"""
+
+_INSERT_EVENTS = (
+    _EVENT_ROWS
+    + """
+ON CONFLICT (aggregate_id, version) DO NOTHING
+RETURNING event_id, position
+"""
+)
+
+_INSERT_IDEMPOTENCY = (
+    _KEY_ROWS
+    + """
 ON CONFLICT (principal, key) DO NOTHING
 RETURNING principal, key
+"""
+)
+
+# The common case in ONE autocommit statement (one round trip instead of BEGIN, INSERT,
+# COMMIT): no ON CONFLICT, so a clash raises, and a row held back by the expected-version
+# check makes the final division by zero raise too. Either way the statement, and with it
+# the whole batch, is undone, and the careful path settles who clashed.
+_APPEND_AT_ONCE = f"""
+WITH ins AS ({_EVENT_ROWS} RETURNING event_id, position),
+     keys AS ({_KEY_ROWS} RETURNING 1)
+SELECT 1 / ((SELECT count(*) FROM ins) = %s AND (SELECT count(*) FROM keys) = %s)::int,
+       (SELECT array_agg(event_id) FROM ins), (SELECT array_agg(position) FROM ins)
 """
 
 _EVENT_COLUMNS = """position, event_id, aggregate_id, aggregate_type, event_type, schema_version,
