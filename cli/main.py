@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     relay = commands.add_parser("relay", help="publish committed events to Kafka (one active)")
     relay.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
 
+    project = commands.add_parser("project", help="run a projection worker (consumer group)")
+    project.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -62,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         from command_service.relay.process import run_relay
 
         run_relay(settings, args.metrics_port)
+        return 0
+    if args.command == "project":
+        from projection_service.process import run_projection_worker
+
+        run_projection_worker(settings, args.metrics_port)
         return 0
     parser.error(f"unknown command {args.command}")
     return 2

@@ -18,6 +18,9 @@ for pidfile in "$RUN"/*.pid; do
   fi
   rm -f "$pidfile"
 done
+if [[ -f .local/kafka-broker/kafka.pid ]]; then
+  scripts/kafka.sh stop "$(pwd)/.local/kafka-broker" && echo "stopped kafka"
+fi
 if [[ -f .local/pg/PG_VERSION ]]; then
   scripts/pg.sh stop "$(pwd)/.local/pg" && echo "stopped postgresql"
 fi

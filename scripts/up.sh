@@ -15,6 +15,12 @@ scripts/pg.sh start "$ROOT/.local/pg" "$PG_PORT"
 export POSTGRES_URL=${POSTGRES_URL:-postgresql://healthpay@127.0.0.1:$PG_PORT/healthpay_ledger}
 .venv/bin/healthpay db migrate
 
+KAFKA_PORT=${KAFKA_PORT:-59092}
+export KAFKA_TOPIC=${KAFKA_TOPIC:-healthpay.events.wallet}
+scripts/kafka.sh start "$ROOT/.local/kafka-broker" "$KAFKA_PORT" "${KAFKA_CONTROLLER_PORT:-59093}"
+scripts/kafka.sh topic "$ROOT/.local/kafka-broker" "$KAFKA_TOPIC" 6
+export KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}
+
 start() {  # name, then the command
   local name=$1
   shift
@@ -28,6 +34,8 @@ start() {  # name, then the command
 }
 
 start command-service .venv/bin/healthpay serve-commands --host 127.0.0.1 --port "$PORT"
+start relay .venv/bin/healthpay relay --metrics-port "${RELAY_METRICS_PORT:-3002}"
+start projection-worker .venv/bin/healthpay project --metrics-port "${PROJECTION_METRICS_PORT:-3001}"
 
 for _ in $(seq 1 100); do
   if curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then
@@ -48,6 +56,9 @@ HealthPay Ledger is up.
   Health            http://127.0.0.1:$PORT/health
   Metrics           http://127.0.0.1:$PORT/metrics
   PostgreSQL        $POSTGRES_URL
+  Kafka             $KAFKA_BROKERS (topic $KAFKA_TOPIC)
+  Relay metrics     http://127.0.0.1:${RELAY_METRICS_PORT:-3002}/metrics
+  Projection metrics http://127.0.0.1:${PROJECTION_METRICS_PORT:-3001}/metrics
   Logs              $LOG/
 
 Get a token:  export TOKEN=\$(.venv/bin/healthpay token --role admin)

@@ -9,6 +9,8 @@ import pytest
 from infrastructure.postgres.pool import Pool, open_pool
 from tests.integration.postgres_harness import PostgresHarness, shared_harness
 
+pytest_plugins = ["tests.integration.kafka_harness"]
+
 
 @pytest.fixture(scope="session")
 def postgres_harness() -> Iterator[PostgresHarness]:

@@ -1,0 +1,38 @@
+"""`healthpay project`: runs a projection worker until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from prometheus_client import start_http_server
+
+from infrastructure.postgres.pool import open_pool
+from infrastructure.settings import Settings
+from projection_service.worker import ProjectionWorker, WorkerMetrics
+
+
+async def _main(settings: Settings, metrics_port: int | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    metrics = WorkerMetrics()
+    if metrics_port:
+        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    pool = await open_pool(settings.postgres_url, 1, 4)
+    try:
+        worker = ProjectionWorker(
+            pool,
+            settings.postgres_url,
+            ",".join(settings.kafka_brokers),
+            settings.kafka_topic,
+            metrics=metrics,
+        )
+        await worker.run(stop)
+    finally:
+        await pool.close()
+
+
+def run_projection_worker(settings: Settings, metrics_port: int | None) -> None:
+    asyncio.run(_main(settings, metrics_port))
