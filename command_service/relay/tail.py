@@ -35,7 +35,7 @@ SELECT transaction_id::text::bigint, position, event_id, aggregate_id, aggregate
 FROM events
 WHERE (transaction_id, position) > (%s::text::xid8, %s)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY transaction_id, position
+ORDER BY events.transaction_id, events.position  -- the table columns: index order, no sort
 LIMIT %s
 """
 
