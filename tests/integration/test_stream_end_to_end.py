@@ -33,8 +33,8 @@ async def pool(postgres_url: str) -> AsyncIterator[Pool]:
     await opened.close()
 
 
-async def _until(pool: Pool, sql: str, expected: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _until(pool: Pool, sql: str, expected: object) -> None:
+    deadline = time.monotonic() + 60
     while True:
         async with pool.connection() as conn:
             row = await (await conn.execute(sql)).fetchone()
