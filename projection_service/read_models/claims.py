@@ -1,0 +1,151 @@
+"""Read models `prescription_claims` and `prescription_items`.
+
+Every adjudication is a claim row (rejections too); a reversal turns its status to
+'reversed' and keeps the decision. Items are written once, with their claim.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+
+from domain.events import ClaimAdjudicated, ClaimReversed
+from projection_service.read_models.decoding import Decoded
+from projection_service.read_models.rows import Row, recordset, upsert_template, write_rows
+from projection_service.read_models.tables import Tables
+
+_CLAIM_COLUMNS = (
+    ("id", "uuid"),
+    ("medcard_id", "uuid"),
+    ("prescription_id", "text"),
+    ("pharmacy_id", "text"),
+    ("beneficiary_id", "uuid"),
+    ("total_amount", "numeric"),
+    ("covered_amount", "numeric"),
+    ("copayment_amount", "numeric"),
+    ("claimed_at", "timestamptz"),
+    ("decision", "text"),
+    ("status", "text"),
+    ("reasons", "text[]"),
+    ("month", "text"),
+    ("copay_percent", "numeric"),
+    ("monthly_limit", "numeric"),
+    ("month_spent_after", "numeric"),
+    ("remaining_after", "numeric"),
+    ("copayment_paid_from_wallet", "numeric"),
+    ("wallet_id", "uuid"),
+    ("reversed_at", "timestamptz"),
+    ("reversal_reason", "text"),
+    ("position", "bigint"),
+    ("version", "int"),
+)
+_UPSERT_CLAIMS = upsert_template("prescription_claims", _CLAIM_COLUMNS, ("id",), guarded=True)
+
+_ITEM_COLUMNS = (
+    ("id", "uuid"),
+    ("claim_id", "uuid"),
+    ("line_no", "int"),
+    ("drug_code", "text"),
+    ("drug_name", "text"),
+    ("quantity", "int"),
+    ("unit_price", "numeric"),
+    ("total_price", "numeric"),
+    ("covered_amount", "numeric"),
+    ("copayment_amount", "numeric"),
+    ("version", "int"),
+)
+# Items never change after adjudication: a second insert is a redelivery.
+_INSERT_ITEMS = upsert_template("prescription_items", _ITEM_COLUMNS, ("id",), guarded=False)
+
+_REVERSAL_COLUMNS = (
+    ("id", "uuid"),
+    ("medcard_id", "uuid"),
+    ("reversed_at", "timestamptz"),
+    ("reversal_reason", "text"),
+    ("version", "int"),
+)
+_REVERSE = f"""
+UPDATE {{prescription_claims}} AS c
+SET status = 'reversed', reversed_at = x.reversed_at, reversal_reason = x.reversal_reason,
+    version = x.version
+FROM {recordset(_REVERSAL_COLUMNS)}
+WHERE c.id = x.id AND c.medcard_id = x.medcard_id AND c.version < x.version
+"""
+
+
+class Claims:
+    def __init__(self) -> None:
+        self._claims: dict[UUID, Row] = {}  # adjudicated in this batch
+        self._items: list[Row] = []
+        self._reversals: dict[UUID, Row] = {}  # of claims written by earlier batches
+
+    def add(self, item: Decoded) -> None:
+        recorded, event = item.recorded, item.event
+        if isinstance(event, ClaimAdjudicated):
+            self._claims[event.claim_id] = _claim_row(
+                event, recorded.aggregate_id, recorded.position, recorded.version
+            )
+            self._items.extend(
+                {
+                    "id": split.item_id,
+                    "claim_id": event.claim_id,
+                    "line_no": line_no,
+                    "drug_code": split.drug_code,
+                    "drug_name": split.drug_name,
+                    "quantity": split.quantity,
+                    "unit_price": split.unit_price,
+                    "total_price": split.total_price,
+                    "covered_amount": split.covered_amount,
+                    "copayment_amount": split.copayment_amount,
+                    "version": recorded.version,
+                }
+                for line_no, split in enumerate(event.items, start=1)
+            )
+        elif isinstance(event, ClaimReversed):
+            reversal = {
+                "id": event.claim_id,
+                "medcard_id": recorded.aggregate_id,
+                "reversed_at": event.at,
+                "reversal_reason": event.reason,
+                "version": recorded.version,
+            }
+            claim = self._claims.get(event.claim_id)
+            if claim is None:
+                self._reversals[event.claim_id] = reversal
+            else:
+                claim.update(reversal, status="reversed")
+
+    async def write(self, conn: AsyncConnection[TupleRow], tables: Tables) -> None:
+        await write_rows(conn, tables, _UPSERT_CLAIMS, list(self._claims.values()))
+        await write_rows(conn, tables, _INSERT_ITEMS, self._items)
+        await write_rows(conn, tables, _REVERSE, list(self._reversals.values()))
+
+
+def _claim_row(event: ClaimAdjudicated, card_id: UUID, position: int, version: int) -> Row:
+    return {
+        "id": event.claim_id,
+        "medcard_id": card_id,
+        "prescription_id": event.prescription_id,
+        "pharmacy_id": event.pharmacy_id,
+        "beneficiary_id": event.beneficiary_id,
+        "total_amount": event.total_amount,
+        "covered_amount": event.covered_amount,
+        "copayment_amount": event.copayment_amount,
+        "claimed_at": event.claimed_at,
+        "decision": event.decision,
+        "status": event.decision,
+        "reasons": event.reasons,
+        "month": event.month,
+        "copay_percent": event.copay_percent,
+        "monthly_limit": event.monthly_limit,
+        "month_spent_after": event.month_spent_after,
+        "remaining_after": event.remaining_after,
+        "copayment_paid_from_wallet": event.copayment_paid_from_wallet,
+        "wallet_id": event.wallet_id,
+        "reversed_at": None,
+        "reversal_reason": None,
+        "position": position,
+        "version": version,
+    }
