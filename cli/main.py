@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
+import threading
+from uuid import UUID
 
 from infrastructure.auth.tokens import Role, TokenCodec
 from infrastructure.settings import Settings
@@ -36,6 +39,23 @@ def main(argv: list[str] | None = None) -> int:
 
     project = commands.add_parser("project", help="run a projection worker (consumer group)")
     project.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+
+    projections = commands.add_parser("projections", help="watch and rebuild projections")
+    projection_commands = projections.add_subparsers(dest="projections_command", required=True)
+    projection_commands.add_parser("status", help="offsets, lag (events and seconds), parked")
+    rebuild = projection_commands.add_parser(
+        "rebuild", help="rebuild from the event store into shadow tables, compare, swap"
+    )
+    rebuild.add_argument("name", nargs="?", default="all", help="read_models (default: all)")
+    rebuild.add_argument("--dry-run", action="store_true", help="compare only; never swap")
+
+    events = commands.add_parser("events", help="read the event store")
+    event_commands = events.add_subparsers(dest="events_command", required=True)
+    show = event_commands.add_parser("show", help="a card's or wallet's history, decoded")
+    show.add_argument("aggregate_id", type=UUID)
+    follow = event_commands.add_parser("tail", help="follow new events as they commit")
+    follow.add_argument("--from-start", action="store_true")
+    follow.add_argument("--limit", type=int, default=None, help="stop after this many")
 
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -71,6 +91,21 @@ def main(argv: list[str] | None = None) -> int:
 
         run_projection_worker(settings, args.metrics_port)
         return 0
+    if args.command == "projections":
+        from cli import projections as ops
+
+        if args.projections_command == "status":
+            return ops.status(settings)
+        return ops.run_rebuild(settings, args.name, args.dry_run)
+    if args.command == "events":
+        from cli import events as history
+
+        if args.events_command == "show":
+            return history.show(settings.postgres_url, args.aggregate_id)
+        stop = threading.Event()
+        signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        return history.tail(settings.postgres_url, args.from_start, stop, args.limit)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -208,7 +208,7 @@ def _print_progress(step: RebuildProgress) -> None:
         print(f"\n{step.phase}: {step.done}/{step.total}", end="")
 
 
-def _print_report(report: RebuildReport) -> None:
+def print_report(report: RebuildReport) -> None:
     print(f"\napplied {report.events} events, parked {len(report.parked)}")
     for c in report.comparisons:
         state = (
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-shadow", action="store_true", help="keep shadows of a dry run")
     parser.add_argument("--chunk-size", type=int, default=5000)
     report = asyncio.run(_main(parser.parse_args(argv)))
-    _print_report(report)
+    print_report(report)
     # A dry run that finds differences fails, so that a scheduled check can alert.
     return 0 if report.swapped or report.identical else 1
 

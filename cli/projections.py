@@ -1,0 +1,147 @@
+"""`healthpay projections status|rebuild`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import psycopg
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from cli.progress import ProgressBar
+from infrastructure.eventstore.envelope import MalformedEnvelope, from_envelope
+from infrastructure.postgres.pool import open_pool
+from infrastructure.settings import Settings
+from projection_service.rebuild import RebuildProgress, print_report, rebuild
+
+_RELAY = """
+SELECT c.relay, c.published, c.updated_at,
+       (SELECT count(*) FROM events e
+         WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)),
+       (SELECT min(e.timestamp) FROM events e
+         WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position))
+FROM relay_checkpoints c ORDER BY c.relay
+"""
+_OFFSETS = """
+SELECT projection, partition, next_offset, updated_at FROM projection_offsets
+WHERE topic = %s ORDER BY projection, partition
+"""
+_PARKED = """
+SELECT projection, count(*), max(parked_at) FROM parked_events GROUP BY projection
+"""
+_PARKED_LATEST = """
+SELECT parked_at, event_type, event_id, error FROM parked_events ORDER BY parked_at DESC LIMIT 5
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    partition: int
+    next_offset: int
+    end_offset: int | None
+    oldest_unprojected_age: float | None
+
+
+def status(settings: Settings) -> int:
+    topic = settings.kafka_topic
+    with psycopg.connect(settings.postgres_url, autocommit=True) as conn:
+        relays = conn.execute(_RELAY).fetchall()
+        offsets = conn.execute(_OFFSETS, (topic,)).fetchall()
+        parked = conn.execute(_PARKED).fetchall()
+        latest_parked = conn.execute(_PARKED_LATEST).fetchall()
+        total_events = conn.execute("SELECT count(*) FROM events").fetchone()
+    print(f"event store: {total_events[0] if total_events else 0} events")
+    print("\nrelay (event store -> Kafka)")
+    if not relays:
+        print("  no relay has published yet")
+    for name, published, updated, behind, oldest in relays:
+        age = f"{time.time() - oldest.timestamp():.1f} s" if oldest else "0 s"
+        print(
+            f"  {name}: published {published}, behind {behind} events (lag {age}),"
+            f" at {updated:%H:%M:%S}"
+        )
+    print(f"\nprojections (Kafka topic {topic} -> PostgreSQL)")
+    by_projection: dict[str, list[tuple[int, int]]] = {}
+    for projection, partition, next_offset, _updated in offsets:
+        by_projection.setdefault(projection, []).append((partition, next_offset))
+    if not by_projection:
+        print("  nothing projected yet")
+    for projection, partitions in by_projection.items():
+        lags = _kafka_lags(settings, topic, partitions)
+        total = sum((p.end_offset or 0) - p.next_offset for p in lags if p.end_offset is not None)
+        ages = [p.oldest_unprojected_age for p in lags if p.oldest_unprojected_age is not None]
+        seconds = f"{max(ages):.1f} s" if ages else "0 s"
+        print(f"  {projection}: lag {total} events, {seconds}")
+        for p in lags:
+            end = "?" if p.end_offset is None else str(p.end_offset)
+            print(f"    partition {p.partition}: next offset {p.next_offset} of {end}")
+    print("\nparked events")
+    if not parked:
+        print("  none")
+    for projection, count, last in parked:
+        print(f"  {projection}: {count} (latest {last:%Y-%m-%d %H:%M:%S})")
+    for at, event_type, event_id, error in latest_parked:
+        print(f"    {at:%H:%M:%S} {event_type or '?'} {event_id or '-'}: {error[:120]}")
+    return 0
+
+
+def _kafka_lags(
+    settings: Settings, topic: str, partitions: list[tuple[int, int]]
+) -> list[PartitionLag]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": ",".join(settings.kafka_brokers),
+            "group.id": "healthpay-status",
+            "enable.auto.commit": False,
+            "socket.timeout.ms": 3000,
+        }
+    )
+    try:
+        result = []
+        for partition, next_offset in partitions:
+            tp = TopicPartition(topic, partition, next_offset)
+            try:
+                _, end = consumer.get_watermark_offsets(tp, timeout=3.0)
+            except KafkaException:
+                result.append(PartitionLag(partition, next_offset, None, None))
+                continue
+            age = _age_at(consumer, tp) if end > next_offset else None
+            result.append(PartitionLag(partition, next_offset, end, age))
+        return result
+    finally:
+        consumer.close()
+
+
+def _age_at(consumer: Consumer, tp: TopicPartition) -> float | None:
+    """Age of the first message not yet projected (how far behind in seconds)."""
+    consumer.assign([tp])
+    message = consumer.poll(3.0)
+    if message is None or message.error() is not None:
+        return None
+    try:
+        return time.time() - from_envelope(message.value() or b"").timestamp.timestamp()
+    except MalformedEnvelope:
+        return None
+
+
+def run_rebuild(settings: Settings, name: str, dry_run: bool) -> int:
+    if name not in {"all", "read_models"}:
+        print(f"unknown projection {name!r}: known are read_models (all)")
+        return 2
+    bar = ProgressBar("replay")
+
+    def progress(step: RebuildProgress) -> None:
+        bar.update(step.done, step.total, label=step.phase)
+
+    async def go() -> int:
+        pool = await open_pool(settings.postgres_url, 1, 2)
+        try:
+            report = await rebuild(pool, dry_run=dry_run, progress=progress)
+        finally:
+            await pool.close()
+        bar.finish()
+        print_report(report)
+        return 0 if report.swapped or report.identical else 1
+
+    return asyncio.run(go())
