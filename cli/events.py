@@ -57,7 +57,7 @@ def show(conninfo: str, aggregate_id: UUID) -> int:
         print(f"no events for {aggregate_id}")
         return 1
     print(f"{'position':>10} {'version':<6} {'time':<29} {'event':<28} details")
-    for position, version, at, event_type, data, _metadata in rows:
+    for position, version, event_type, at, data, _metadata in rows:
         print(_line(position, version, at, event_type, data))
     return 0
 
