@@ -40,6 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     project = commands.add_parser("project", help="run a projection worker (consumer group)")
     project.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
 
+    project_balances = commands.add_parser(
+        "project-balances", help="run the CQL balance projection (group healthpay-balances)"
+    )
+    project_balances.add_argument("--metrics-port", type=int, default=None, help="serve /metrics")
+    balances = commands.add_parser("balances", help="the CQL balance store")
+    balance_commands = balances.add_subparsers(dest="balances_command", required=True)
+    balance_commands.add_parser("migrate", help="create the keyspace, apply CQL migrations")
+    balance_commands.add_parser("verify", help="compare CQL balances with the event store")
+
     projections = commands.add_parser("projections", help="watch and rebuild projections")
     projection_commands = projections.add_subparsers(dest="projections_command", required=True)
     projection_commands.add_parser("status", help="offsets, lag (events and seconds), parked")
@@ -91,6 +100,17 @@ def main(argv: list[str] | None = None) -> int:
 
         run_projection_worker(settings, args.metrics_port)
         return 0
+    if args.command == "project-balances":
+        from projection_service.balances.process import run_balance_projection
+
+        run_balance_projection(settings, args.metrics_port)
+        return 0
+    if args.command == "balances":
+        from cli import balances as cql_balances
+
+        if args.balances_command == "migrate":
+            return cql_balances.migrate(settings)
+        return cql_balances.verify(settings)
     if args.command == "projections":
         from cli import projections as ops
 

@@ -18,6 +18,9 @@ for pidfile in "$RUN"/*.pid; do
   fi
   rm -f "$pidfile"
 done
+if [[ -f .local/cassandra/node/cassandra.pid ]]; then
+  scripts/cassandra.sh stop "$(pwd)/.local/cassandra/node" && echo "stopped cassandra"
+fi
 if [[ -f .local/kafka-broker/kafka.pid ]]; then
   scripts/kafka.sh stop "$(pwd)/.local/kafka-broker" && echo "stopped kafka"
 fi

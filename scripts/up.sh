@@ -11,6 +11,11 @@ LOG=$ROOT/.local/log
 mkdir -p "$RUN" "$LOG"
 
 scripts/bootstrap.sh
+# Cassandra (the local CQL stand-in for ScyllaDB) takes the longest: start it first, in parallel.
+CASSANDRA_PORT=${CASSANDRA_PORT:-59042}
+scripts/cassandra.sh start "$ROOT/.local/cassandra/node" "$CASSANDRA_PORT" >"$LOG/cassandra-start.log" 2>&1 &
+CASSANDRA_START=$!
+export SCYLLA_HOSTS=${SCYLLA_HOSTS:-127.0.0.1:$CASSANDRA_PORT}
 scripts/pg.sh start "$ROOT/.local/pg" "$PG_PORT"
 export POSTGRES_URL=${POSTGRES_URL:-postgresql://healthpay@127.0.0.1:$PG_PORT/healthpay_ledger}
 .venv/bin/healthpay db migrate
@@ -33,9 +38,13 @@ start() {  # name, then the command
   echo $! >"$pidfile"
 }
 
+wait "$CASSANDRA_START" || { cat "$LOG/cassandra-start.log" >&2; exit 1; }
+.venv/bin/healthpay balances migrate
+
 start command-service .venv/bin/healthpay serve-commands --host 127.0.0.1 --port "$PORT"
 start relay .venv/bin/healthpay relay --metrics-port "${RELAY_METRICS_PORT:-3002}"
 start projection-worker .venv/bin/healthpay project --metrics-port "${PROJECTION_METRICS_PORT:-3001}"
+start balance-projection .venv/bin/healthpay project-balances --metrics-port "${BALANCE_METRICS_PORT:-3003}"
 
 for _ in $(seq 1 100); do
   if curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then
@@ -57,6 +66,7 @@ HealthPay Ledger is up.
   Metrics           http://127.0.0.1:$PORT/metrics
   PostgreSQL        $POSTGRES_URL
   Kafka             $KAFKA_BROKERS (topic $KAFKA_TOPIC)
+  Cassandra (CQL)   $SCYLLA_HOSTS (keyspace ${SCYLLA_KEYSPACE:-healthpay_balances})
   Relay metrics     http://127.0.0.1:${RELAY_METRICS_PORT:-3002}/metrics
   Projection metrics http://127.0.0.1:${PROJECTION_METRICS_PORT:-3001}/metrics
   Logs              $LOG/

@@ -1,0 +1,117 @@
+"""`healthpay balances migrate|verify`: the CQL balance store's schema, and a check of it
+against the event store (the source of truth).
+
+verify compares every wallet's balance with the latest `balance_after` of its stream (0 for
+a wallet with no money movement yet) and every card-month's total with the latest
+`month_spent_after` of that card and month, in both directions (missing and extra rows).
+It reads whole tables: an operator's check, not something to run per request.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TextIO
+
+import psycopg
+
+from infrastructure.cassandra.migrations import migrate as migrate_cql
+from infrastructure.cassandra.session import CqlConfig, connect
+from infrastructure.settings import Settings
+
+_WALLETS = """
+SELECT DISTINCT ON (aggregate_id) aggregate_id, version,
+       COALESCE(event_data->>'balance_after', '0')
+FROM events
+WHERE aggregate_type = 'wallet'
+  AND event_type IN ('wallet.opened', 'wallet.topped_up', 'wallet.debited', 'wallet.refunded')
+ORDER BY aggregate_id, version DESC
+"""
+_CARD_MONTHS = """
+SELECT DISTINCT ON (aggregate_id, event_data->>'month')
+       aggregate_id, event_data->>'month', version, event_data->>'month_spent_after'
+FROM events
+WHERE event_type IN ('medcard.claim_adjudicated', 'medcard.claim_reversed')
+ORDER BY aggregate_id, event_data->>'month', version DESC
+"""
+
+Key = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    table: str
+    key: Key
+    expected: Decimal | None  # None: no such row in the event store
+    actual: Decimal | None  # None: no such row in CQL
+
+    def __str__(self) -> str:
+        where = " ".join(str(part) for part in self.key)
+        return f"{self.table} {where}: event store {self.expected}, CQL {self.actual}"
+
+
+def expected_from_event_store(conninfo: str) -> tuple[dict[Key, Decimal], dict[Key, Decimal]]:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        wallets = {(row[0],): Decimal(row[2]) for row in conn.execute(_WALLETS)}
+        months = {(row[0], row[1]): Decimal(row[3]) for row in conn.execute(_CARD_MONTHS)}
+    return wallets, months
+
+
+def actual_from_cql(session: Any, keyspace: str) -> tuple[dict[Key, Decimal], dict[Key, Decimal]]:
+    wallets = {
+        (row.wallet_id,): row.balance
+        for row in session.execute(f"SELECT wallet_id, balance FROM {keyspace}.wallet_balances")
+    }
+    months = {
+        (row.medcard_id, row.month): row.total_spent
+        for row in session.execute(
+            f"SELECT medcard_id, month, total_spent FROM {keyspace}.medcard_monthly_spend"
+        )
+    }
+    return wallets, months
+
+
+def compare(
+    table: str, expected: dict[Key, Decimal], actual: dict[Key, Decimal]
+) -> list[Difference]:
+    keys: Iterable[Key] = sorted(set(expected) | set(actual), key=lambda k: tuple(map(str, k)))
+    return [
+        Difference(table, key, expected.get(key), actual.get(key))
+        for key in keys
+        if expected.get(key) is None
+        or actual.get(key) is None
+        or expected[key] != actual[key]  # numeric: 350.0 == 350.00
+    ]
+
+
+def find_differences(settings: Settings, config: CqlConfig | None = None) -> list[Difference]:
+    config = config or CqlConfig.from_settings(settings)
+    exp_wallets, exp_months = expected_from_event_store(settings.postgres_url)
+    with connect(config) as cql:
+        act_wallets, act_months = actual_from_cql(cql.session, config.keyspace)
+    return compare("wallet_balances", exp_wallets, act_wallets) + compare(
+        "medcard_monthly_spend", exp_months, act_months
+    )
+
+
+def verify(settings: Settings, config: CqlConfig | None = None, out: TextIO | None = None) -> int:
+    """0 when CQL matches the event store, 1 (after printing each difference) otherwise."""
+    out = out or sys.stdout
+    differences = find_differences(settings, config)
+    for difference in differences:
+        print(difference, file=out)
+    if differences:
+        print(f"{len(differences)} difference(s)", file=out)
+        return 1
+    print("balances match the event store", file=out)
+    return 0
+
+
+def migrate(settings: Settings, config: CqlConfig | None = None) -> int:
+    config = config or CqlConfig.from_settings(settings)
+    with connect(config) as cql:
+        applied = migrate_cql(cql.session, config)
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    return 0

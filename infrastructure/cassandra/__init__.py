@@ -1,0 +1,1 @@
+"""The CQL balance store: session factory and migration runner (ScyllaDB / Cassandra)."""

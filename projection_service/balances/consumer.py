@@ -1,0 +1,144 @@
+"""`healthpay project-balances`: the consumer group that keeps the CQL balances current.
+
+At-least-once: a batch's CQL writes finish first, then its offsets are committed to Kafka
+(synchronously). A crash in between re-delivers the batch, and the projector's writes are
+idempotent (absolute values, version-derived timestamps), so re-delivery changes nothing.
+A batch whose writes fail is re-read from its first offsets after a back-off; malformed
+envelopes and unreadable balance events are logged and counted, never looped on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from infrastructure.eventstore.envelope import MalformedEnvelope, from_envelope
+from infrastructure.eventstore.port import RecordedEvent
+from projection_service.balances.projector import BalanceProjector
+
+log = logging.getLogger("healthpay.balances")
+
+DEFAULT_GROUP = "healthpay-balances"
+
+
+@dataclass
+class BalanceMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.batch = Histogram(
+            "healthpay_balances_batch_size",
+            "Messages per projected batch",
+            buckets=(1, 10, 50, 100, 250, 500, 1000),
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "healthpay_balances_batch_seconds", "Time to write one batch", registry=self.registry
+        )
+        self.applied = Counter(
+            "healthpay_balances_events_total", "Balance events written", registry=self.registry
+        )
+        self.bad = Counter(
+            "healthpay_balances_bad_total",
+            "Malformed envelopes and unreadable balance events (logged, skipped)",
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "healthpay_balances_batch_failures_total",
+            "Batches whose writes failed and were re-read",
+            registry=self.registry,
+        )
+
+
+@dataclass
+class BalanceConsumer:
+    projector: BalanceProjector
+    brokers: str
+    topic: str
+    group: str = DEFAULT_GROUP
+    batch_size: int = 500
+    poll_seconds: float = 0.2
+    retry_backoff_s: float = 1.0
+    metrics: BalanceMetrics = field(default_factory=BalanceMetrics)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.brokers,
+                "group.id": self.group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "partition.assignment.strategy": "cooperative-sticky",
+            }
+        )
+        consumer.subscribe([self.topic])
+        try:
+            while not stop.is_set():
+                messages = await asyncio.to_thread(
+                    consumer.consume, self.batch_size, self.poll_seconds
+                )
+                if not messages:
+                    continue
+                try:
+                    await self.apply(consumer, messages)
+                except KafkaException:
+                    raise
+                except Exception:
+                    self.metrics.failures.inc()
+                    log.exception("balance batch failed; re-reading it after a back-off")
+                    await asyncio.to_thread(self._rewind, consumer, messages)
+                    await asyncio.sleep(self.retry_backoff_s)
+        finally:
+            await asyncio.to_thread(consumer.close)
+
+    async def apply(self, consumer: Consumer, messages: Sequence[Message]) -> None:
+        events: list[RecordedEvent] = []
+        next_offsets: dict[int, int] = {}
+        malformed = 0
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                log.warning("consumer error: %s", error)
+                continue
+            partition, offset = message.partition(), message.offset()
+            if partition is None or offset is None:
+                continue
+            next_offsets[partition] = max(next_offsets.get(partition, 0), offset + 1)
+            try:
+                events.append(from_envelope(message.value() or b""))
+            except MalformedEnvelope as exc:
+                malformed += 1
+                log.error("malformed envelope at %s/%s: %s", partition, offset, exc)
+        if not next_offsets:
+            return
+        with self.metrics.duration.time():
+            result = await asyncio.to_thread(self.projector.project, events)
+        # Only now, with every write acknowledged, do the offsets move on.
+        await asyncio.to_thread(
+            consumer.commit,
+            offsets=[TopicPartition(self.topic, p, o) for p, o in next_offsets.items()],
+            asynchronous=False,
+        )
+        self.metrics.batch.observe(len(messages))
+        self.metrics.applied.inc(result.events)
+        self.metrics.bad.inc(result.bad + malformed)
+
+    def _rewind(self, consumer: Consumer, messages: Sequence[Message]) -> None:
+        first: dict[int, int] = {}
+        for m in messages:
+            p, o = m.partition(), m.offset()
+            if m.error() is None and p is not None and o is not None:
+                first[p] = min(first.get(p, o), o)
+        for partition, offset in first.items():
+            try:
+                consumer.seek(TopicPartition(self.topic, partition, offset))
+            except KafkaException as exc:  # partition revoked meanwhile: its new owner re-reads
+                log.warning("cannot rewind partition %s: %s", partition, exc)

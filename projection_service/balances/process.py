@@ -1,0 +1,34 @@
+"""`healthpay project-balances`: runs the balance consumer until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from prometheus_client import start_http_server
+
+from infrastructure.cassandra.session import CqlConfig, connect
+from infrastructure.settings import Settings
+from projection_service.balances.consumer import BalanceConsumer, BalanceMetrics
+from projection_service.balances.projector import BalanceProjector
+
+
+async def _main(settings: Settings, metrics_port: int | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    metrics = BalanceMetrics()
+    if metrics_port:
+        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    config = CqlConfig.from_settings(settings)
+    with await asyncio.to_thread(connect, config) as cql:
+        projector = BalanceProjector(cql.session, config.keyspace)
+        consumer = BalanceConsumer(
+            projector, ",".join(settings.kafka_brokers), settings.kafka_topic, metrics=metrics
+        )
+        await consumer.run(stop)
+
+
+def run_balance_projection(settings: Settings, metrics_port: int | None) -> None:
+    asyncio.run(_main(settings, metrics_port))

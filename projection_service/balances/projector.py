@@ -1,0 +1,194 @@
+"""Projects recorded events into the CQL balance tables (DESIGN.md §5).
+
+Every write is an idempotent upsert of ABSOLUTE values taken from the event
+(`balance_after`, `month_spent_after`), written `USING TIMESTAMP write_timestamp(version)`.
+The aggregate version is strictly increasing per aggregate, so per row the cell of the
+newest event has the highest timestamp and wins whatever the order of arrival; a replayed
+or duplicated event rewrites identical cells. No read-before-write, no counters, no LWT.
+
+Caveat (documented, by design): a write with the SAME timestamp is resolved by comparing
+values, not by arrival, and a write with a wall-clock timestamp (e.g. a manual cqlsh
+UPDATE or DELETE) beats every projected write. Repairs must use write_timestamp(version).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from cassandra.concurrent import execute_concurrent  # type: ignore[import-untyped]
+from cassandra.query import UNSET_VALUE  # type: ignore[import-untyped]
+
+from infrastructure.cassandra.session import prepare_idempotent
+from infrastructure.eventstore.port import RecordedEvent
+
+log = logging.getLogger("healthpay.balances")
+
+WALLET_OPENED = "wallet.opened"
+WALLET_BALANCE_EVENTS = frozenset({"wallet.topped_up", "wallet.debited", "wallet.refunded"})
+CLAIM_ADJUDICATED = "medcard.claim_adjudicated"
+CLAIM_REVERSED = "medcard.claim_reversed"
+SPEND_EVENTS = frozenset({CLAIM_ADJUDICATED, CLAIM_REVERSED})
+# Microseconds per version: leaves room for sub-steps of one version if ever needed.
+TIMESTAMP_STEP = 1_000
+
+
+def write_timestamp(version: int) -> int:
+    """The CQL write timestamp (microseconds) of the writes an event of `version` makes."""
+    if version < 1:
+        raise ValueError(f"version must be positive, got {version}")
+    return version * TIMESTAMP_STEP
+
+
+def is_balance_event(event: RecordedEvent) -> bool:
+    return event.event_type == WALLET_OPENED or event.event_type in (
+        WALLET_BALANCE_EVENTS | SPEND_EVENTS
+    )
+
+
+class BadBalanceEvent(ValueError):
+    """An event of a projected type without the fields the projection needs."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectResult:
+    events: int  # balance events projected
+    skipped: int  # other event types
+    bad: int  # balance events that could not be read (logged, not retried)
+    statements: int
+
+
+class BalanceProjector:
+    """Prepared once per session; `project(events)` is blocking (call it from a thread)."""
+
+    def __init__(self, session: Any, keyspace: str, concurrency: int = 64) -> None:
+        if not keyspace.isidentifier():
+            raise ValueError(f"bad keyspace name {keyspace!r}")
+        self.session = session
+        self.keyspace = keyspace
+        self.concurrency = concurrency
+        ks = keyspace
+        p = prepare_idempotent
+        self._wallet_opened = p(
+            session,
+            f"INSERT INTO {ks}.wallet_balances "
+            "(wallet_id, balance, currency, last_updated, version) "
+            "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
+        )
+        self._wallet_balance = p(
+            session,
+            f"INSERT INTO {ks}.wallet_balances (wallet_id, balance, last_updated, version) "
+            "VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
+        )
+        self._wallet_entry = p(
+            session,
+            f"INSERT INTO {ks}.wallet_entries (wallet_id, version, event_id, event_type, "
+            "amount, balance_after, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+        )
+        self._month_spend = p(
+            session,
+            f"INSERT INTO {ks}.medcard_monthly_spend "
+            "(medcard_id, month, total_spent, last_updated, version) "
+            "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
+        )
+        self._spend_entry = p(
+            session,
+            f"INSERT INTO {ks}.medcard_spend_entries (medcard_id, month, version, event_id, "
+            "event_type, claim_id, decision, amount, month_spent_after, occurred_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+        )
+
+    def statements(
+        self, events: Iterable[RecordedEvent]
+    ) -> tuple[list[tuple[Any, tuple[Any, ...]]], int, int]:
+        """(statement, parameters) pairs for a batch, and the counts (skipped, bad).
+
+        Within the batch only the newest write per (statement, balance row) is sent (fewer
+        writes; the timestamps would pick the same winner anyway); every history entry is.
+        """
+        latest: dict[tuple[Any, ...], tuple[int, Any, tuple[Any, ...]]] = {}
+        out: list[tuple[Any, tuple[Any, ...]]] = []
+        skipped = bad = 0
+        for event in events:
+            if not is_balance_event(event):
+                skipped += 1
+                continue
+            try:
+                row_writes, entries = self._writes(event)
+            except (KeyError, TypeError, ArithmeticError, ValueError) as exc:
+                bad += 1
+                log.error(
+                    "cannot project %s %s v%s (%s): %s", event.event_type,
+                    event.aggregate_id, event.version, event.event_id, exc,
+                )  # fmt: skip
+                continue
+            for key, statement, params in row_writes:
+                held = latest.get(key)
+                if held is None or held[0] < event.version:
+                    latest[key] = (event.version, statement, params)
+            out.extend(entries)
+        out.extend((statement, params) for _, statement, params in latest.values())
+        return out, skipped, bad
+
+    def project(self, events: Sequence[RecordedEvent]) -> ProjectResult:
+        """Writes a batch; raises if any write failed (the caller then retries the batch)."""
+        pairs, skipped, bad = self.statements(events)
+        if pairs:
+            execute_concurrent(
+                self.session, pairs, concurrency=self.concurrency, raise_on_first_error=True
+            )
+        return ProjectResult(len(events) - skipped - bad, skipped, bad, len(pairs))
+
+    def _writes(
+        self, e: RecordedEvent
+    ) -> tuple[
+        list[tuple[tuple[Any, ...], Any, tuple[Any, ...]]], list[tuple[Any, tuple[Any, ...]]]
+    ]:
+        ts = write_timestamp(e.version)
+        d = e.data
+        at = _occurred_at(e)
+        # Rows are collapsed per (statement, row): wallet.opened also writes `currency`.
+        wallet_key: tuple[Any, ...] = ("wallet", e.aggregate_id)
+        if e.event_type == WALLET_OPENED:
+            return [
+                (("wallet.opened", e.aggregate_id), self._wallet_opened,
+                 (e.aggregate_id, Decimal("0"), str(d["currency"]), at, e.version, ts)),
+            ], []  # fmt: skip
+        if e.event_type in WALLET_BALANCE_EVENTS:
+            balance = Decimal(str(d["balance_after"]))
+            amount = Decimal(str(d["amount"]))
+            if e.event_type == "wallet.debited":
+                amount = -amount
+            return [
+                (wallet_key, self._wallet_balance, (e.aggregate_id, balance, at, e.version, ts)),
+            ], [
+                (self._wallet_entry,
+                 (e.aggregate_id, e.version, e.event_id, e.event_type, amount, balance, at, ts)),
+            ]  # fmt: skip
+        # claim adjudicated / reversed
+        month = str(d["month"])
+        spent = Decimal(str(d["month_spent_after"]))
+        if e.event_type == CLAIM_ADJUDICATED:
+            amount = Decimal(str(d["covered_amount"]))
+            decision: Any = str(d["decision"])
+        else:
+            amount = -Decimal(str(d["restored_amount"]))
+            decision = UNSET_VALUE  # not null: a null binding would write a tombstone
+        claim_id = UUID(str(d["claim_id"]))
+        key: tuple[Any, ...] = ("month", e.aggregate_id, month)
+        return [
+            (key, self._month_spend, (e.aggregate_id, month, spent, at, e.version, ts)),
+        ], [
+            (self._spend_entry,
+             (e.aggregate_id, month, e.version, e.event_id, e.event_type, claim_id, decision,
+              amount, spent, at, ts)),
+        ]  # fmt: skip
+
+
+def _occurred_at(e: RecordedEvent) -> datetime:
+    return e.timestamp
