@@ -2,13 +2,14 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help install up down test lint unit format bench bench-quick
+.PHONY: help install up down test lint unit format bench bench-quick bench-stream
 
 help:
-	@echo "make up     start PostgreSQL and the command service locally, print the URLs"
+	@echo "make up     start PostgreSQL, Kafka, Cassandra and every service locally, print the URLs"
 	@echo "make down   stop what make up started"
 	@echo "make test   lint, types, import rules and every test against real servers"
 	@echo "make bench  claim-path benchmark against bare endpoints on this machine"
+	@echo "make bench-stream  relay, projector and rebuild events/s on a 100k-event backlog"
 
 install:
 	@scripts/bootstrap.sh
@@ -37,3 +38,6 @@ bench: install
 
 bench-quick: install
 	.venv/bin/python load-tests/bench.py --quick
+
+bench-stream: install
+	.venv/bin/python load-tests/stream_bench.py
