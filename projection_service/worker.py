@@ -82,6 +82,10 @@ class ProjectionWorker:
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
                 "partition.assignment.strategy": "cooperative-sticky",
+                # A SIGKILLed worker never says goodbye: its partitions wait out the session
+                # timeout (librdkafka's default 45 s). 10 s is well above a batch's duration.
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 3_000,
             }
         )
         consumer.subscribe([self.topic], on_assign=self._seek_to_stored)

@@ -15,6 +15,11 @@ class PublishFailed(RuntimeError):
     """Not every event of the batch was confirmed: the checkpoint must not move."""
 
 
+class ProducerBroken(RuntimeError):
+    """The idempotent producer hit a fatal error and cannot publish again. Not a
+    PublishFailed: the relay must exit, releasing its lock to a standby, not retry forever."""
+
+
 class Publisher(Protocol):
     def publish(self, events: Sequence[RecordedEvent]) -> None:
         """Returns only when every event is durably accepted; raises PublishFailed otherwise."""
@@ -60,6 +65,9 @@ class KafkaPublisher:
                 except BufferError:  # local queue full: let deliveries drain, then go on
                     self.producer.poll(0.1)
         left = self.producer.flush(self.timeout)
+        fatal = [f for f in failures if f.fatal()]
+        if fatal:
+            raise ProducerBroken(str(fatal[0]))
         if left or failures:
             raise PublishFailed(f"{left} undelivered, {len(failures)} failed: {failures[:3]}")
 
