@@ -20,6 +20,7 @@ import psycopg
 from infrastructure.cassandra.migrations import migrate as migrate_cql
 from infrastructure.cassandra.session import CqlConfig, connect
 from infrastructure.settings import Settings
+from projection_service.balances.versions import current_version, table_name
 
 _WALLETS = """
 SELECT DISTINCT ON (aggregate_id) aggregate_id, version,
@@ -60,14 +61,18 @@ def expected_from_event_store(conninfo: str) -> tuple[dict[Key, Decimal], dict[K
 
 
 def actual_from_cql(session: Any, keyspace: str) -> tuple[dict[Key, Decimal], dict[Key, Decimal]]:
+    """The tables of the version the registry names now (see balances/versions.py)."""
+    version = current_version(session, keyspace)
+    wallet_table = table_name("wallet_balances", version)
+    month_table = table_name("medcard_monthly_spend", version)
     wallets = {
         (row.wallet_id,): row.balance
-        for row in session.execute(f"SELECT wallet_id, balance FROM {keyspace}.wallet_balances")
+        for row in session.execute(f"SELECT wallet_id, balance FROM {keyspace}.{wallet_table}")
     }
     months = {
         (row.medcard_id, row.month): row.total_spent
         for row in session.execute(
-            f"SELECT medcard_id, month, total_spent FROM {keyspace}.medcard_monthly_spend"
+            f"SELECT medcard_id, month, total_spent FROM {keyspace}.{month_table}"
         )
     }
     return wallets, months

@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     commands_server.add_argument("--host", default="127.0.0.1")
     commands_server.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
 
+    gateway_server = commands.add_parser("serve-gateway", help="run one gateway process")
+    gateway_server.add_argument("--host", default="127.0.0.1")
+    gateway_server.add_argument("--port", type=int, default=3100)
+
     relay = commands.add_parser("relay", help="publish committed events to Kafka (one active)")
     relay.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
 
@@ -89,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         from command_service.server import serve
 
         serve(settings, args.host, args.port or settings.port)
+        return 0
+    if args.command == "serve-gateway":
+        from api_gateway.server import serve as serve_gateway
+
+        serve_gateway(settings, args.host, args.port)
         return 0
     if args.command == "relay":
         from command_service.relay.process import run_relay

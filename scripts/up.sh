@@ -44,6 +44,7 @@ wait "$CASSANDRA_START" || { cat "$LOG/cassandra-start.log" >&2; exit 1; }
 start command-service .venv/bin/healthpay serve-commands --host 127.0.0.1 --port "$PORT"
 start relay .venv/bin/healthpay relay --metrics-port "${RELAY_METRICS_PORT:-3002}"
 start projection-worker .venv/bin/healthpay project --metrics-port "${PROJECTION_METRICS_PORT:-3001}"
+start gateway .venv/bin/healthpay serve-gateway --port "${GATEWAY_PORT:-3100}"
 start balance-projection .venv/bin/healthpay project-balances --metrics-port "${BALANCE_METRICS_PORT:-3003}"
 
 for _ in $(seq 1 100); do
@@ -66,6 +67,7 @@ HealthPay Ledger is up.
   Metrics           http://127.0.0.1:$PORT/metrics
   PostgreSQL        $POSTGRES_URL
   Kafka             $KAFKA_BROKERS (topic $KAFKA_TOPIC)
+  Gateway health    http://127.0.0.1:${GATEWAY_PORT:-3100}/health  (postgres, scylla, kafka)
   Cassandra (CQL)   $SCYLLA_HOSTS (keyspace ${SCYLLA_KEYSPACE:-healthpay_balances})
   Relay metrics     http://127.0.0.1:${RELAY_METRICS_PORT:-3002}/metrics
   Projection metrics http://127.0.0.1:${PROJECTION_METRICS_PORT:-3001}/metrics

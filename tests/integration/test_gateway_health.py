@@ -1,0 +1,137 @@
+"""/health in the seed's shape over the real servers: names what is down, and recovers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+
+from api_gateway.app import create_app
+from infrastructure.settings import Settings
+from tests.integration.cassandra_harness import CassandraHarness, _cassandra_sh
+from tests.integration.kafka_harness import KafkaHarness, _kafka_sh
+
+pytestmark = pytest.mark.integration
+
+
+@asynccontextmanager
+async def _gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as client:
+            yield client
+
+
+@pytest.fixture
+def settings(
+    postgres_url: str, cassandra_harness: CassandraHarness, kafka_bootstrap: str, kafka_topic: str
+) -> Settings:
+    return replace(
+        Settings(),
+        postgres_url=postgres_url,
+        scylla_hosts=tuple(cassandra_harness.hosts.split(",")),
+        kafka_brokers=(kafka_bootstrap,),
+        kafka_topic=kafka_topic,
+        pool_max_size=2,
+    )
+
+
+async def _health(client: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:
+    answer = await client.get("/health")
+    return answer.status_code, answer.json()
+
+
+async def test_all_up_is_healthy_with_the_drivers_view_of_the_cluster(settings: Settings) -> None:
+    async with _gateway(settings) as client:
+        status, body = await _health(client)
+    assert status == 200, body
+    assert body["status"] == "healthy"
+    assert body["version"] == "2.0.0"
+    assert body["services"] == {"postgres": "up", "scylla": "up", "kafka": "up"}
+    hosts = body["details"]["scylla"]["hosts"]
+    assert hosts
+    assert all(h["up"] for h in hosts)
+    assert body["details"]["scylla"]["release_version"].startswith("5.")
+    assert body["details"]["kafka"]["partitions"] == 3
+
+
+@pytest.mark.parametrize(
+    ("broken", "culprit"),
+    [
+        ({"scylla_hosts": ("127.0.0.1:1",)}, "scylla"),
+        ({"kafka_brokers": ("127.0.0.1:1",)}, "kafka"),
+    ],
+)
+async def test_a_dependency_out_of_reach_makes_it_503_and_names_it(
+    settings: Settings, broken: dict[str, Any], culprit: str
+) -> None:
+    async with _gateway(replace(settings, **broken)) as client:
+        status, body = await _health(client)
+    assert status == 503
+    assert body["status"] == "degraded"
+    assert body["down"] == [culprit]
+    assert body["services"][culprit] == "down"
+    assert [name for name, state in body["services"].items() if state == "up"] == [
+        name for name in ("postgres", "scylla", "kafka") if name != culprit
+    ]
+
+
+@pytest.fixture
+def private_kafka() -> Iterator[KafkaHarness]:
+    harness = KafkaHarness.launch()
+    yield harness
+    harness.stop()
+
+
+async def test_health_turns_503_when_kafka_stops_and_recovers_when_it_is_back(
+    settings: Settings, private_kafka: KafkaHarness
+) -> None:
+    topic = private_kafka.create_topic(partitions=2)
+    mine = replace(settings, kafka_brokers=(private_kafka.bootstrap,), kafka_topic=topic)
+    async with _gateway(mine) as client:
+        assert (await _health(client))[0] == 200
+        data_dir = str(private_kafka._data_dir)
+        await asyncio.to_thread(_kafka_sh, "stop", data_dir)
+        status, body = await _health(client)
+        assert status == 503
+        assert body["down"] == ["kafka"]
+        await asyncio.to_thread(private_kafka.restart)
+        for _ in range(50):  # the admin client reconnects on its own schedule
+            status, body = await _health(client)
+            if status == 200:
+                break
+            await asyncio.sleep(0.2)
+        assert status == 200, body
+
+
+@pytest.fixture
+def private_cassandra() -> Iterator[CassandraHarness]:
+    harness = CassandraHarness.launch()
+    yield harness
+    harness.stop()
+
+
+async def test_health_turns_503_when_cassandra_stops_and_recovers_when_it_is_back(
+    settings: Settings, private_cassandra: CassandraHarness
+) -> None:
+    mine = replace(settings, scylla_hosts=tuple(private_cassandra.hosts.split(",")))
+    async with _gateway(mine) as client:
+        assert (await _health(client))[0] == 200
+        data_dir = str(private_cassandra._data_dir)
+        await asyncio.to_thread(_cassandra_sh, "stop", data_dir)
+        status, body = await _health(client)
+        assert status == 503
+        assert body["down"] == ["scylla"]
+        await asyncio.to_thread(private_cassandra.restart)
+        for _ in range(75):  # the gateway reconnects on the next probe after a failure
+            status, body = await _health(client)
+            if status == 200:
+                break
+            await asyncio.sleep(0.2)
+        assert status == 200, body
