@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from infrastructure.eventstore.envelope import MalformedEnvelope, from_envelope
 from infrastructure.eventstore.port import RecordedEvent
+from infrastructure.kafka.consumers import group_consumer_config
 from infrastructure.postgres.pool import Pool
 from projection_service.offsets import save_offsets, stored_offsets
 from projection_service.read_models.parking import (
@@ -74,20 +75,7 @@ class ProjectionWorker:
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.brokers,
-                "group.id": self.group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                "partition.assignment.strategy": "cooperative-sticky",
-                # A SIGKILLed worker never says goodbye: its partitions wait out the session
-                # timeout (librdkafka's default 45 s). 10 s is well above a batch's duration.
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 3_000,
-            }
-        )
+        consumer = Consumer(group_consumer_config(self.brokers, self.group))
         consumer.subscribe([self.topic], on_assign=self._seek_to_stored)
         try:
             while not stop.is_set():

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from infrastructure.eventstore.envelope import MalformedEnvelope, from_envelope
 from infrastructure.eventstore.port import RecordedEvent
+from infrastructure.kafka.consumers import group_consumer_config
 from projection_service.balances.projector import BalanceProjector
 
 log = logging.getLogger("healthpay.balances")
@@ -67,20 +68,7 @@ class BalanceConsumer:
     metrics: BalanceMetrics = field(default_factory=BalanceMetrics)
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.brokers,
-                "group.id": self.group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                "partition.assignment.strategy": "cooperative-sticky",
-                # A SIGKILLed worker never says goodbye: its partitions wait out the session
-                # timeout (librdkafka's default 45 s). 10 s is well above a batch's duration.
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 3_000,
-            }
-        )
+        consumer = Consumer(group_consumer_config(self.brokers, self.group))
         consumer.subscribe([self.topic])
         try:
             while not stop.is_set():
