@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     rebuild = projection_commands.add_parser(
         "rebuild", help="rebuild from the event store into shadow tables, compare, swap"
     )
-    rebuild.add_argument("name", nargs="?", default="all", help="read_models (default: all)")
+    rebuild.add_argument(
+        "name", nargs="?", default="all", help="read_models, balances (default: all)"
+    )
     rebuild.add_argument("--dry-run", action="store_true", help="compare only; never swap")
 
     events = commands.add_parser("events", help="read the event store")

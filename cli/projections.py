@@ -126,9 +126,18 @@ def _age_at(consumer: Consumer, tp: TopicPartition) -> float | None:
 
 
 def run_rebuild(settings: Settings, name: str, dry_run: bool) -> int:
-    if name not in {"all", "read_models"}:
-        print(f"unknown projection {name!r}: known are read_models (all)")
+    if name not in {"all", "read_models", "balances"}:
+        print(f"unknown projection {name!r}: known are read_models, balances (all)")
         return 2
+    code = 0
+    if name in {"all", "read_models"}:
+        code = max(code, _rebuild_read_models(settings, dry_run))
+    if name in {"all", "balances"}:
+        code = max(code, _rebuild_balances(settings, dry_run, required=name == "balances"))
+    return code
+
+
+def _rebuild_read_models(settings: Settings, dry_run: bool) -> int:
     bar = ProgressBar("replay")
 
     def progress(step: RebuildProgress) -> None:
@@ -145,3 +154,34 @@ def run_rebuild(settings: Settings, name: str, dry_run: bool) -> int:
         return 0 if report.swapped or report.identical else 1
 
     return asyncio.run(go())
+
+
+def _rebuild_balances(settings: Settings, dry_run: bool, required: bool = True) -> int:
+    """The CQL balance tables: a new table version, compared, then the registry flipped.
+    Under `all`, an unreachable CQL store is reported and skipped (deployments without one)."""
+    from cassandra.cluster import NoHostAvailable  # type: ignore[import-untyped]
+
+    from infrastructure.cassandra.session import CqlConfig, connect
+    from projection_service.balances.rebuild import print_balance_report, rebuild_balances
+
+    bar = ProgressBar("replay")
+
+    def progress(step: RebuildProgress) -> None:
+        bar.update(step.done, step.total, label=step.phase)
+
+    config = CqlConfig.from_settings(settings)
+    try:
+        connection = connect(config)
+    except NoHostAvailable as exc:
+        if required:
+            raise
+        print(f"\nbalances: SKIPPED, CQL store {settings.scylla_hosts} unreachable: {exc}")
+        return 0
+    with connection as cql:
+        report = rebuild_balances(
+            cql.session, config.keyspace, settings.postgres_url, dry_run=dry_run,
+            progress=progress,
+        )  # fmt: skip
+    bar.finish()
+    print_balance_report(report)
+    return 0 if report.swapped or report.identical else 1

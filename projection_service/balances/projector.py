@@ -8,12 +8,14 @@ or duplicated event rewrites identical cells. No read-before-write, no counters,
 
 Caveat (documented, by design): a write with the SAME timestamp is resolved by comparing
 values, not by arrival, and a write with a wall-clock timestamp (e.g. a manual cqlsh
-UPDATE or DELETE) beats every projected write. Repairs must use write_timestamp(version).
+UPDATE or DELETE) beats every projected write. Repairs must use write_timestamp(version),
+or a rebuild (balances/rebuild.py), which writes fresh tables of a new version (versions.py).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +28,7 @@ from cassandra.query import UNSET_VALUE  # type: ignore[import-untyped]
 
 from infrastructure.cassandra.session import prepare_idempotent
 from infrastructure.eventstore.port import RecordedEvent
+from projection_service.balances.versions import current_version, table_name
 
 log = logging.getLogger("healthpay.balances")
 
@@ -66,39 +69,78 @@ class ProjectResult:
 class BalanceProjector:
     """Prepared once per session; `project(events)` is blocking (call it from a thread)."""
 
-    def __init__(self, session: Any, keyspace: str, concurrency: int = 64) -> None:
+    def __init__(
+        self,
+        session: Any,
+        keyspace: str,
+        concurrency: int = 64,
+        *,
+        version: int | None = None,
+        refresh_seconds: float = 5.0,
+    ) -> None:
+        """`version=None` follows the registry (balances/versions.py): read now, cached, and
+        re-read at most every `refresh_seconds` before a batch, so that a running consumer
+        moves to the tables a rebuild swapped in. An int pins the tables (the rebuild)."""
         if not keyspace.isidentifier():
             raise ValueError(f"bad keyspace name {keyspace!r}")
         self.session = session
         self.keyspace = keyspace
         self.concurrency = concurrency
-        ks = keyspace
+        self.follows_registry = version is None
+        self.refresh_seconds = refresh_seconds
+        self._checked_at = time.monotonic()
+        self.version = current_version(session, keyspace) if version is None else version
+        self._prepare(self.version)
+
+    def refresh(self, force: bool = False) -> bool:
+        """Re-reads the registry if due (or `force`); True when the tables changed."""
+        if not self.follows_registry:
+            return False
+        now = time.monotonic()
+        if not force and now - self._checked_at < self.refresh_seconds:
+            return False
+        self._checked_at = now
+        version = current_version(self.session, self.keyspace)
+        if version == self.version:
+            return False
+        log.info("balance tables: version %s -> %s", self.version, version)
+        self._prepare(version)
+        self.version = version
+        return True
+
+    def _prepare(self, version: int) -> None:
+        ks = self.keyspace
+        session = self.session
         p = prepare_idempotent
+        wallets = f"{ks}.{table_name('wallet_balances', version)}"
+        months = f"{ks}.{table_name('medcard_monthly_spend', version)}"
+        wallet_entries = f"{ks}.{table_name('wallet_entries', version)}"
+        spend_entries = f"{ks}.{table_name('medcard_spend_entries', version)}"
         self._wallet_opened = p(
             session,
-            f"INSERT INTO {ks}.wallet_balances "
+            f"INSERT INTO {wallets} "
             "(wallet_id, balance, currency, last_updated, version) "
             "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
         )
         self._wallet_balance = p(
             session,
-            f"INSERT INTO {ks}.wallet_balances (wallet_id, balance, last_updated, version) "
+            f"INSERT INTO {wallets} (wallet_id, balance, last_updated, version) "
             "VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
         )
         self._wallet_entry = p(
             session,
-            f"INSERT INTO {ks}.wallet_entries (wallet_id, version, event_id, event_type, "
+            f"INSERT INTO {wallet_entries} (wallet_id, version, event_id, event_type, "
             "amount, balance_after, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
         )
         self._month_spend = p(
             session,
-            f"INSERT INTO {ks}.medcard_monthly_spend "
+            f"INSERT INTO {months} "
             "(medcard_id, month, total_spent, last_updated, version) "
             "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
         )
         self._spend_entry = p(
             session,
-            f"INSERT INTO {ks}.medcard_spend_entries (medcard_id, month, version, event_id, "
+            f"INSERT INTO {spend_entries} (medcard_id, month, version, event_id, "
             "event_type, claim_id, decision, amount, month_spent_after, occurred_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
         )
@@ -137,6 +179,7 @@ class BalanceProjector:
 
     def project(self, events: Sequence[RecordedEvent]) -> ProjectResult:
         """Writes a batch; raises if any write failed (the caller then retries the batch)."""
+        self.refresh()
         pairs, skipped, bad = self.statements(events)
         if pairs:
             execute_concurrent(
