@@ -16,12 +16,20 @@ it stops what it started (`pg.sh stop`, `kafka.sh stop`: both stop by the PID th
    b. projector: a real ProjectionWorker (consumer group, read models, offsets in
       PostgreSQL) from offset 0 until its stored offsets reach the end of the topic;
    c. rebuild (unless --no-rebuild): projection_service.rebuild.rebuild as a dry run,
-      replaying the event store into shadow tables and comparing them with the live ones.
+      replaying the event store into shadow tables and comparing them with the live ones;
+   d. balances (unless --no-balances): the CQL balance projector (`healthpay
+      project-balances`: BalanceConsumer + BalanceProjector, its own consumer group) from
+      offset 0 until it committed the topic's end, into a Cassandra 5 node of its own
+      (scripts/cassandra.sh, started only now so it takes no CPU from the other phases; its
+      cold start and, after the phase, a drained stop and warm restart on the same data are
+      timed) or into BENCH_SCYLLA_HOSTS (a scratch keyspace, dropped afterwards). Reports
+      events/s and CQL writes/s (statements sent: balance upserts + history entries).
    CPU seconds of this process, of PostgreSQL and of the Kafka broker per phase come from
    /proc (the last two only for servers this bench started).
 3. Verifies: topic messages == events in the store, stored offsets == topic end, and the
    read models against what the seeder decided (claims, items, month spend, balances,
-   postings, streams); the rebuild must find shadow and live tables identical.
+   postings, streams); the rebuild must find shadow and live tables identical; the CQL
+   balances must equal the event store (`balances verify`), also after the warm restart.
 
 Exit status: 0 all checks passed, 1 a check failed, 2 the bench could not be set up or a
 phase did not finish within --timeout, 130 on Ctrl-C.
@@ -29,6 +37,7 @@ phase did not finish within --timeout, 130 on Ctrl-C.
     .venv/bin/python load-tests/stream_bench.py            # 100k events (~2 min on 2 cores)
     .venv/bin/python load-tests/stream_bench.py --quick    # 10k events
     .venv/bin/python load-tests/stream_bench.py --events 300000 --relay-batch 2000
+    BENCH_SCYLLA_HOSTS=127.0.0.1:9042 .venv/bin/python load-tests/stream_bench.py --no-rebuild
 """
 
 from __future__ import annotations
@@ -76,6 +85,7 @@ from confluent_kafka.admin import AdminClient  # noqa: E402
 from confluent_kafka.cimpl import NewTopic  # noqa: E402  # what .admin re-exports untyped
 from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 
+from cli.balances import find_differences  # noqa: E402
 from command_service.ids import new_id  # noqa: E402
 from command_service.relay.publisher import KafkaPublisher, PublishFailed  # noqa: E402
 from command_service.relay.relay import Relay  # noqa: E402
@@ -101,6 +111,8 @@ from domain.medcard.state import MedCardState  # noqa: E402
 from domain.medcard.state import evolve as evolve_card  # noqa: E402
 from domain.wallet import model as wallet_model  # noqa: E402
 from domain.wallet.model import WalletState, wallet_id_for  # noqa: E402
+from infrastructure.cassandra.migrations import migrate as migrate_cql  # noqa: E402
+from infrastructure.cassandra.session import CqlConfig, connect, parse_hosts  # noqa: E402
 from infrastructure.eventstore.port import (  # noqa: E402
     AppendRequest,
     Committed,
@@ -111,11 +123,19 @@ from infrastructure.eventstore.port import (  # noqa: E402
 from infrastructure.eventstore.postgres import PostgresEventStore  # noqa: E402
 from infrastructure.postgres.migrations import migrate_sync  # noqa: E402
 from infrastructure.postgres.pool import open_pool  # noqa: E402
+from infrastructure.settings import Settings  # noqa: E402
+from projection_service.balances.consumer import (  # noqa: E402
+    DEFAULT_GROUP as BALANCE_GROUP,
+)
+from projection_service.balances.consumer import BalanceConsumer  # noqa: E402
+from projection_service.balances.projector import BalanceProjector  # noqa: E402
 from projection_service.rebuild import RebuildProgress, RebuildReport, rebuild  # noqa: E402
 from projection_service.worker import ProjectionWorker  # noqa: E402
 
 PG_SH = ROOT / "scripts" / "pg.sh"
 KAFKA_SH = ROOT / "scripts" / "kafka.sh"
+CASSANDRA_SH = ROOT / "scripts" / "cassandra.sh"
+BALANCE_KEYSPACE = "healthpay_balances"
 TOPIC = "healthpay.events.wallet"
 WARMUP_TOPIC = "healthpay.bench.warmup"  # own broker only
 PARTITIONS = 6
@@ -138,10 +158,13 @@ class Config:
     worker_batch: int
     rebuild_chunk: int
     rebuild: bool
+    balances: bool
+    balance_batch: int
     seed: int
     timeout: float
     postgres_url: str | None
     kafka_brokers: str | None
+    scylla_hosts: str | None
     json_out: Path | None
     keep_temp: bool
 
@@ -150,7 +173,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     p = argparse.ArgumentParser(
         description="Relay and projector throughput on a backlog (see docs/benchmarks.md).",
         epilog="Environment: BENCH_POSTGRES_URL uses that server (a scratch database is "
-        "created on it), BENCH_KAFKA_BROKERS those brokers (a scratch topic is created).",
+        "created on it), BENCH_KAFKA_BROKERS those brokers (a scratch topic is created), "
+        "BENCH_SCYLLA_HOSTS that CQL cluster (a scratch keyspace is created; SCYLLA_DC names "
+        "its local data centre, default: the first host's).",
     )
     p.add_argument("--quick", action="store_true", help="10k events instead of 100k")
     p.add_argument("--events", type=int, default=None, help="events after the setup (100000)")
@@ -169,13 +194,23 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     )
     p.add_argument("--rebuild-chunk", type=int, default=5000, help="rebuild chunk size (5000)")
     p.add_argument("--no-rebuild", action="store_true", help="skip the rebuild phase")
+    p.add_argument(
+        "--no-balances", action="store_true", help="skip the CQL balance phase (no Cassandra)"
+    )
+    p.add_argument(
+        "--balance-batch",
+        type=int,
+        default=BalanceConsumer.batch_size,
+        help="BalanceConsumer.batch_size (its default)",
+    )
     p.add_argument("--seed", type=int, default=20261122, help="random seed of the backlog")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed per phase (900)")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     p.add_argument("--keep-temp", action="store_true", help="keep the temp dir (logs, data)")
     a = p.parse_args(argv)
     events = a.events if a.events is not None else (10_000 if a.quick else 100_000)
-    if events < 1 or a.cards < 1 or min(a.append_batch, a.relay_batch, a.worker_batch) < 1:
+    batches = (a.append_batch, a.relay_batch, a.worker_batch, a.balance_batch)
+    if events < 1 or a.cards < 1 or min(batches) < 1:
         p.error("--events, --cards and the batch sizes must be positive")
     return Config(
         events=events,
@@ -185,10 +220,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         worker_batch=a.worker_batch,
         rebuild_chunk=a.rebuild_chunk,
         rebuild=not a.no_rebuild,
+        balances=not a.no_balances,
+        balance_batch=a.balance_batch,
         seed=a.seed,
         timeout=a.timeout,
         postgres_url=os.environ.get("BENCH_POSTGRES_URL") or None,
         kafka_brokers=os.environ.get("BENCH_KAFKA_BROKERS") or None,
+        scylla_hosts=os.environ.get("BENCH_SCYLLA_HOSTS") or None,
         json_out=a.json,
         keep_temp=a.keep_temp,
     )
@@ -1140,6 +1178,231 @@ async def run_rebuild(cfg: Config, url: str, meter: CpuMeter) -> tuple[Phase, Re
     return result, report
 
 
+# --------------------------------------------------------------------------- CQL balances
+
+
+@dataclass
+class CqlNode:
+    hosts: str  # host:port,...
+    keyspace: str
+    local_dc: str
+    source: str
+    data_dir: Path | None = None  # the node this bench started, else None
+    port: int | None = None
+    cold_start_s: float | None = None
+
+    @property
+    def config(self) -> CqlConfig:
+        return CqlConfig(parse_hosts(self.hosts), self.keyspace, local_dc=self.local_dc)
+
+    @property
+    def pid(self) -> int | None:
+        if self.data_dir is None:
+            return None
+        try:
+            return int((self.data_dir / "cassandra.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+def _cassandra_env(**extra: str) -> dict[str, str]:
+    # cassandra.sh's readiness check needs a Python with cassandra-driver: this one. Full JIT
+    # (no CASSANDRA_JVM_OPTS): a throughput figure, unlike the tests' C1-only nodes.
+    return {**os.environ, "CASSANDRA_PYTHON": sys.executable, **extra}
+
+
+def cassandra_sh(*args: str | Path, **env: str) -> tuple[str, float]:
+    """Runs scripts/cassandra.sh; returns its output and how long it took."""
+    t0 = time.monotonic()
+    out = run_checked(["bash", CASSANDRA_SH, *args], env=_cassandra_env(**env), timeout=300)
+    return out, time.monotonic() - t0
+
+
+def local_dc(hosts: str) -> str:
+    """The data centre of the first contact point (any load-balancing policy will do)."""
+    from cassandra.cluster import Cluster  # type: ignore[import-untyped]
+
+    cluster = Cluster(contact_points=list(parse_hosts(hosts)), protocol_version=4)
+    try:
+        row = cluster.connect().execute("SELECT data_center FROM system.local").one()
+        return str(row.data_center)
+    finally:
+        cluster.shutdown()
+
+
+def start_cql(cfg: Config, cleanup: Cleanup, tmp: Path, run_id: str) -> CqlNode:
+    if cfg.scylla_hosts:
+        hosts = cfg.scylla_hosts
+        node = CqlNode(
+            hosts,
+            f"healthpay_balances_bench_{run_id}",
+            os.environ.get("SCYLLA_DC") or local_dc(hosts),
+            "BENCH_SCYLLA_HOSTS",
+        )
+
+        def drop() -> None:
+            with connect(node.config) as cql:
+                cql.session.execute(f"DROP KEYSPACE IF EXISTS {node.keyspace}", timeout=120)
+
+        cleanup.add(f"dropping keyspace {node.keyspace}", drop)
+        return node
+    data, port = tmp / "cassandra", free_port()
+    data.mkdir()
+    cleanup.add(
+        "stopping Cassandra",  # its data is deleted with the temp dir: no drain
+        lambda: _quiet(cassandra_sh("stop", data, CASSANDRA_STOP_TIMEOUT="0")[0]),
+    )
+    out, seconds = cassandra_sh("start", data, str(port))
+    hosts = out.strip().splitlines()[-1].strip()
+    return CqlNode(
+        hosts, BALANCE_KEYSPACE, local_dc(hosts), "own, scripts/cassandra.sh", data, port, seconds
+    )
+
+
+class MeasuredProjector(BalanceProjector):
+    """The real projector; counts the CQL statements it sent (upserts + history entries)."""
+
+    writes = 0
+    balance_events = 0
+
+    def project(self, events: Sequence[RecordedEvent]) -> Any:
+        result = super().project(events)
+        self.writes += result.statements
+        self.balance_events += result.events
+        return result
+
+
+@dataclass
+class MeasuredBalanceConsumer(BalanceConsumer):
+    """The real consumer; `apply` (writes, then a synchronous offset commit) also notes when
+    the committed offsets reach the topic's end."""
+
+    ends: dict[int, int] = field(default_factory=dict)
+    reached: dict[int, int] = field(default_factory=dict)
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+    meter: CpuMeter | None = None
+    first_batch: CpuSample | None = None
+    done: CpuSample | None = None
+    apply_seconds: float = 0.0
+    batches: int = 0
+    messages: int = 0
+
+    async def apply(self, consumer: Consumer, messages: Sequence[Message]) -> None:
+        if self.first_batch is None and self.meter is not None:
+            self.first_batch = self.meter.sample()
+        t0 = time.monotonic()
+        await super().apply(consumer, messages)
+        self.apply_seconds += time.monotonic() - t0
+        self.batches += 1
+        self.messages += len(messages)
+        for m in messages:
+            p, o = m.partition(), m.offset()
+            if p is not None and o is not None and o + 1 > self.reached.get(p, 0):
+                self.reached[p] = o + 1
+        if all(self.reached.get(p, 0) >= end for p, end in self.ends.items()):
+            if self.meter is not None and self.done is None:
+                self.done = self.meter.sample()
+            self.caught_up.set()
+
+
+def balance_differences(servers: Servers, node: CqlNode) -> list[str]:
+    """`healthpay balances verify`'s comparison, as text (at most 10, then a count)."""
+    settings = Settings(postgres_url=servers.postgres_url, scylla_keyspace=node.keyspace)
+    found = [str(d) for d in find_differences(settings, node.config)]
+    return found[:10] + ([f"... {len(found)} in all"] if len(found) > 10 else [])
+
+
+async def run_balances(
+    cfg: Config,
+    servers: Servers,
+    node: CqlNode,
+    ends: dict[int, int],
+    meter: CpuMeter,
+    group: str,
+) -> Phase:
+    config = node.config
+    tick = os.sysconf("SC_CLK_TCK")
+    with connect(config) as cql:  # as projection_service/balances/process.py
+        migrate_cql(cql.session, config)
+        projector = MeasuredProjector(cql.session, config.keyspace)
+        consumer = MeasuredBalanceConsumer(
+            projector,
+            servers.brokers,
+            servers.topic,
+            group=group,
+            batch_size=cfg.balance_batch,
+            ends=ends,
+            meter=meter,
+        )
+        stop = asyncio.Event()
+        pid = node.pid
+        node_before = _proc_cpu(pid, tick) if pid else None
+        before = meter.sample()
+        task = asyncio.create_task(consumer.run(stop))
+        waiter = asyncio.create_task(consumer.caught_up.wait())
+        try:
+            await asyncio.wait(
+                {task, waiter}, timeout=cfg.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stop.set()
+            waiter.cancel()
+            try:
+                await asyncio.wait_for(task, 60)
+            except TimeoutError as exc:
+                raise BenchError("the balance consumer did not stop within 60 s") from exc
+        node_after = _proc_cpu(pid, tick) if pid else None
+        if not consumer.caught_up.is_set() or consumer.done is None:
+            raise BenchError(
+                f"balances: {consumer.messages}/{sum(ends.values())} messages after {cfg.timeout} s"
+            )
+    done, first = consumer.done, consumer.first_batch or before
+    result = phase(
+        "balances: Kafka -> CQL",
+        consumer.messages,
+        f"{cfg.balance_batch} messages",
+        before,
+        done,
+        meter,
+    )
+    node_cpu = None
+    if node_before and node_after:
+        node_cpu = node_after[1] - node_before[1]
+        result.other_cpu = max(0.0, result.other_cpu - node_cpu)  # not "anything else"
+    steady = done.at - first.at
+    writes = projector.writes
+    result.details = {
+        "join_seconds": round(first.at - before.at, 2),
+        "events_per_second_after_join": round(consumer.messages / steady) if steady else None,
+        "balance_events": projector.balance_events,
+        "cql_writes": writes,
+        "cql_writes_per_second": round(writes / result.seconds) if result.seconds else None,
+        "cql_writes_per_second_after_join": round(writes / steady) if steady else None,
+        "batches": consumer.batches,
+        "mean_batch": round(consumer.messages / max(1, consumer.batches), 1),
+        "failed_batches": int(
+            consumer.metrics.registry.get_sample_value("healthpay_balances_batch_failures_total")
+            or 0
+        ),
+        "apply_seconds": round(consumer.apply_seconds, 2),  # CQL writes + offset commits
+        "cassandra_cpu_s": None if node_cpu is None else round(node_cpu, 1),
+        "cassandra_us_per_write": round(1e6 * node_cpu / writes) if node_cpu and writes else None,
+        "cassandra_cold_start_s": None
+        if node.cold_start_s is None
+        else round(node.cold_start_s, 1),
+    }
+    return result
+
+
+def restart_cassandra(node: CqlNode) -> dict[str, float]:
+    """A drained stop and a warm start on the same directory and port (data kept)."""
+    if node.data_dir is None or node.port is None:
+        raise BenchError("cannot restart a CQL node this bench did not start")
+    _, stop_s = cassandra_sh("stop", node.data_dir)
+    _, start_s = cassandra_sh("start", node.data_dir, str(node.port))
+    return {"cassandra_stop_s": round(stop_s, 1), "cassandra_warm_start_s": round(start_s, 1)}
+
+
 # --------------------------------------------------------------------------- checks
 
 
@@ -1256,6 +1519,7 @@ def report(
         f"{pg.get('synchronous_commit')} shared_buffers={pg.get('shared_buffers')}"
         f" ({facts['postgres_source']}); kafka: {facts['kafka_version']} ({facts['kafka_source']}),"
         f" topic {facts['topic']} ({PARTITIONS} partitions), librdkafka {facts['librdkafka']}",
+        *([f"cql: {facts['cql']}, protocol v4, LOCAL_QUORUM"] if "cql" in facts else []),
         f"backlog: {seeder.total_events:,} events ({t.setup_events:,} setup) on {cfg.cards:,} "
         f"cards + {len(seeder.wallets):,} wallets; {claims:,} claims ("
         + ", ".join(f"{k} {v:,}" for k, v in sorted(t.decisions.items()))
@@ -1363,6 +1627,41 @@ def bench(cfg: Config, cleanup: Cleanup, tmp: Path) -> tuple[str, dict[str, Any]
             if not c.identical
         ]
         checks.append(Check("rebuild: shadow tables differing from live", [], differing))
+    if cfg.balances:
+        t0 = time.monotonic()
+        node = start_cql(cfg, cleanup, tmp, run_id)
+        print(f"  CQL ({node.source}) ready in {time.monotonic() - t0:.1f} s", flush=True)
+        group = BALANCE_GROUP if not cfg.kafka_brokers else f"{BALANCE_GROUP}-bench-{run_id}"
+        balanced = asyncio.run(run_balances(cfg, servers, node, ends, meter, group))
+        phases.append(balanced)
+        print(
+            f"  balances: {balanced.events:,} events, "
+            f"{balanced.details['cql_writes']:,} CQL writes in {balanced.seconds:.1f} s",
+            flush=True,
+        )
+        facts["cql"] = f"{node.hosts} keyspace {node.keyspace} dc {node.local_dc} ({node.source})"
+        checks += [
+            Check("balances: failed batches", 0, balanced.details["failed_batches"]),
+            Check(
+                "balances: CQL rows differing from the event store",
+                [],
+                balance_differences(servers, node),
+            ),
+        ]
+        if node.data_dir is not None:
+            balanced.details |= restart_cassandra(node)
+            print(
+                f"  Cassandra: drained stop {balanced.details['cassandra_stop_s']} s, "
+                f"warm start {balanced.details['cassandra_warm_start_s']} s",
+                flush=True,
+            )
+            checks.append(
+                Check(
+                    "balances: differing after a Cassandra restart",
+                    [],
+                    balance_differences(servers, node),
+                )
+            )
     text = report(cfg, facts, phases, checks, seeder)
     facts |= {
         "phases": [asdict(p) | {"events_per_second": round(p.rate)} for p in phases],
@@ -1375,7 +1674,10 @@ def bench(cfg: Config, cleanup: Cleanup, tmp: Path) -> tuple[str, dict[str, Any]
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
-    for script in (PG_SH, KAFKA_SH):
+    scripts = [PG_SH, KAFKA_SH]
+    if cfg.balances and not cfg.scylla_hosts:
+        scripts.append(CASSANDRA_SH)
+    for script in scripts:
         if not script.exists():
             print(f"stream bench: {script} is missing", file=sys.stderr)
             return 2

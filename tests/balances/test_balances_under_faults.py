@@ -1,0 +1,348 @@
+"""The CQL balance projection under faults: nothing lost, nothing wrong, after SIGKILLs of
+`healthpay project-balances` and a Cassandra restart, under sustained load.
+
+Real processes over the real servers: one command service, `healthpay relay` and
+`healthpay project-balances` (PostgreSQL and Kafka from the session's harnesses, a Cassandra
+node of this test's own, since it is restarted). The paced load of the stream's fault test
+(tests/integration/stream_load.py: claims, copayments from wallets, reversals, top-ups,
+repeats) runs while the test SIGKILLs the balance projection three times (a replacement
+starts each time) and restarts Cassandra once under the running projection (its batches fail
+while the node is away, are re-read, and land once it is back). Then, once the relay published
+every stored event and the group `healthpay-balances` committed the topic's end offsets,
+`balances verify` reports no difference, and every wallet_balances / medcard_monthly_spend
+row is what the stored events say (computed here from the events, not by verify's SQL).
+
+Timing: a SIGKILLed member does not leave the group; its partitions move when its session
+expires (the consumer sets session.timeout.ms=10 s), so each kill costs ~10-15 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import httpx
+import psycopg
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from cli.balances import verify
+from infrastructure.cassandra.migrations import migrate
+from infrastructure.cassandra.session import CqlConfig, connect, parse_hosts
+from infrastructure.settings import Settings
+from projection_service.balances.consumer import DEFAULT_GROUP
+from projection_service.balances.projector import SPEND_EVENTS, WALLET_BALANCE_EVENTS, WALLET_OPENED
+from tests.integration.cassandra_harness import CassandraHarness
+from tests.integration.stream_checks import Stored, read_store
+from tests.integration.stream_load import Ack, Callers, Load, seed
+from tests.integration.stream_processes import Fleet, HealthpayProcess, end_offsets
+
+pytestmark = pytest.mark.integration
+
+SECRET = "balance-faults-secret-0123456789abcdef01"
+PARTITIONS = 3
+KEYSPACE = "healthpay_balances_faults"
+STEP_S = 30.0  # any one step of the scenario (a kill costs a 10 s session expiry)
+APPLIED = "healthpay_balances_events_total"
+FAILED = "healthpay_balances_batch_failures_total"
+_RELAY_BACKLOG = """
+SELECT count(*) FROM events, relay_checkpoints AS c
+WHERE c.relay = 'kafka'
+  AND (events.transaction_id, events.position) > (c.transaction_id, c.position)
+"""
+
+
+# ------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture
+def private_cassandra() -> Iterator[Future[CassandraHarness]]:
+    """A node of this test's own (it gets restarted), launched in the background while the
+    command service starts and the cards are issued; stopped and deleted afterwards."""
+    with ThreadPoolExecutor(1) as pool:
+        launch = pool.submit(CassandraHarness.launch)
+        try:
+            yield launch
+        finally:
+            try:
+                harness = launch.result(timeout=240)
+            except Exception:  # the launch itself failed: the test already said so
+                pass
+            else:
+                harness.stop()
+
+
+@pytest.fixture
+def fleet(postgres_url: str) -> Iterator[Fleet]:
+    processes = Fleet(postgres_url, SECRET)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+@pytest.fixture
+async def db(postgres_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        yield conn
+
+
+def balance_projection(fleet: Fleet) -> HealthpayProcess:
+    """`healthpay project-balances --metrics-port N`, remembered by the fleet (stop_all)."""
+    return fleet._new("balances", ["project-balances", "--metrics-port"], "/metrics").start()
+
+
+# ------------------------------------------------------------------------ the scenario
+
+
+@dataclass
+class Scenario:
+    fleet: Fleet
+    cassandra: CassandraHarness
+    bootstrap: str
+    topic: str
+    db: psycopg.AsyncConnection[Any]
+    load: asyncio.Task[None]
+    started: float = field(default_factory=time.monotonic)
+    timeline: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.timeline.append(f"{time.monotonic() - self.started:6.1f}s {text}")
+
+    def report(self) -> str:
+        lines = ["timeline:", *self.timeline]
+        for process in self.fleet.started:
+            state = "running" if process.running else f"exit {process.exit_code}"
+            lines.append(f"{process.name} pid {process.pid}: {state}, log {process.log}")
+        for process in self.fleet.crashed():
+            lines.append(f"--- {process.name} died on its own; its log ends:")
+            lines.append(process.log_tail())
+        return "\n".join(lines)
+
+    async def until(
+        self, what: str, check: Callable[[], Awaitable[bool]], within: float = STEP_S
+    ) -> None:
+        deadline = time.monotonic() + within
+        while True:
+            assert not self.fleet.crashed(), f"a process crashed\n{self.report()}"
+            if self.load.done():
+                self.load.result()  # the load's own failure, if any, surfaces here
+            if await check():
+                self.note(what)
+                return
+            assert time.monotonic() < deadline, f"{what}: not within {within}s\n{self.report()}"
+            await asyncio.sleep(0.1)
+
+    async def metric(self, process: HealthpayProcess, name: str) -> float:
+        return await asyncio.to_thread(process.metric, name)
+
+    async def applies(self, process: HealthpayProcess, by: float, within: float = STEP_S) -> None:
+        base = await self.metric(process, APPLIED)
+
+        async def moved() -> bool:
+            return await self.metric(process, APPLIED) >= base + by
+
+        await self.until(f"{process.name} projected {by:.0f} more events", moved, within)
+
+    async def start(self) -> HealthpayProcess:
+        process = await asyncio.to_thread(balance_projection, self.fleet)
+        self.note(f"started {process.name} (pid {process.pid})")
+        return process
+
+    async def kill(self, process: HealthpayProcess) -> None:
+        await asyncio.to_thread(process.kill)
+        self.note(f"SIGKILLed {process.name} (pid {process.pid})")
+
+    async def run(self) -> None:
+        relay = await asyncio.to_thread(self.fleet.relay)
+        self.note(f"started {relay.name}")
+        first = await self.start()
+        await self.applies(first, 20)
+
+        # 1: SIGKILL wherever it is; the replacement gets the partitions once the dead
+        # member's session expired.
+        await self.kill(first)
+        second = await self.start()
+        await self.applies(second, 20)
+
+        # Cassandra goes away under the running projection and comes back with its data:
+        # the batches meanwhile fail and are re-read; the driver reconnects.
+        self.note("restarting cassandra")
+        restart = asyncio.create_task(asyncio.to_thread(self.cassandra.restart))
+        failures = await self.metric(second, FAILED)
+
+        async def batch_failed() -> bool:
+            return await self.metric(second, FAILED) > failures or restart.done()
+
+        await self.until("a balance batch failed (cassandra away)", batch_failed)
+        await restart
+        self.note("cassandra is back")
+        await self.applies(second, 20)
+
+        # 2 and 3: right after progress, twice (the second replacement dies as soon as it
+        # has written something, likely between its writes and its offset commit).
+        await self.kill(second)
+        third = await self.start()
+        await self.applies(third, 1)
+        await self.kill(third)
+        fourth = await self.start()
+        await self.applies(fourth, 20)
+
+    async def drain(self, within: float = 30.0) -> dict[int, int]:
+        """Waits until the relay published the whole store and the balance group committed
+        the topic's end offsets; returns them."""
+
+        async def relay_done() -> bool:
+            row = await (await self.db.execute(_RELAY_BACKLOG)).fetchone()
+            return row is not None and int(row[0]) == 0
+
+        await self.until("the relay published every stored event", relay_done, within)
+        ends: dict[int, int] = {}
+
+        async def committed_all() -> bool:
+            ends.update(
+                await asyncio.to_thread(end_offsets, self.bootstrap, self.topic, PARTITIONS)
+            )
+            done = await asyncio.to_thread(committed, self.bootstrap, self.topic)
+            return all(done.get(p, 0) >= end for p, end in ends.items())
+
+        await self.until("the balance group committed the whole topic", committed_all, within)
+        return ends
+
+
+def committed(bootstrap: str, topic: str) -> dict[int, int]:
+    """The offsets group healthpay-balances committed (asked without joining it)."""
+    group = Consumer({"bootstrap.servers": bootstrap, "group.id": DEFAULT_GROUP})
+    try:
+        offsets = group.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], 15)
+    finally:
+        group.close()
+    return {tp.partition: max(tp.offset, 0) for tp in offsets}
+
+
+# ------------------------------------------------------------------------ the checks
+
+
+Key = tuple[Any, ...]
+
+
+def expected_balances(
+    stored: dict[UUID, Stored],
+) -> tuple[dict[Key, tuple[Decimal, int]], dict[Key, tuple[Decimal, int]]]:
+    """(value, version) per wallet and per card-month, from the newest event of each."""
+    wallets: dict[Key, tuple[Decimal, int]] = {}
+    months: dict[Key, tuple[Decimal, int]] = {}
+    for e in stored.values():
+        if e.event_type == WALLET_OPENED or e.event_type in WALLET_BALANCE_EVENTS:
+            value = Decimal(str(e.data.get("balance_after", "0")))
+            held = wallets.get((e.aggregate_id,))
+            if held is None or held[1] < e.version:
+                wallets[(e.aggregate_id,)] = (value, e.version)
+        elif e.event_type in SPEND_EVENTS:
+            key = (e.aggregate_id, str(e.data["month"]))
+            spent = Decimal(str(e.data["month_spent_after"]))
+            held = months.get(key)
+            if held is None or held[1] < e.version:
+                months[key] = (spent, e.version)
+    return wallets, months
+
+
+def actual_balances(
+    config: CqlConfig,
+) -> tuple[dict[Key, tuple[Decimal, int]], dict[Key, tuple[Decimal, int]]]:
+    ks = config.keyspace
+    with connect(config) as cql:
+        wallets = {
+            (r.wallet_id,): (r.balance, r.version)
+            for r in cql.session.execute(
+                f"SELECT wallet_id, balance, version FROM {ks}.wallet_balances"
+            )
+        }
+        months = {
+            (r.medcard_id, r.month): (r.total_spent, r.version)
+            for r in cql.session.execute(
+                f"SELECT medcard_id, month, total_spent, version FROM {ks}.medcard_monthly_spend"
+            )
+        }
+    return wallets, months
+
+
+def differences(
+    expected: dict[Key, tuple[Decimal, int]], actual: dict[Key, tuple[Decimal, int]]
+) -> list[str]:
+    return [
+        f"{key}: events {expected.get(key)}, CQL {actual.get(key)}"
+        for key in sorted(set(expected) | set(actual), key=repr)
+        if expected.get(key) != actual.get(key)  # Decimal compares numerically
+    ]
+
+
+# ------------------------------------------------------------------------ the test
+
+
+async def test_balances_survive_projection_kills_and_a_cassandra_restart(
+    postgres_url: str,
+    kafka_bootstrap: str,
+    kafka_topic: str,
+    private_cassandra: Future[CassandraHarness],
+    fleet: Fleet,
+    db: psycopg.AsyncConnection[Any],
+) -> None:
+    callers = Callers.make(SECRET)
+    commands = await asyncio.to_thread(fleet.command_service)
+    acks: list[Ack] = []
+    async with httpx.AsyncClient(base_url=commands.url, timeout=30) as client:
+        cards, wallets = await seed(client, callers, acks)
+        cassandra = await asyncio.to_thread(private_cassandra.result, 240)
+        config = CqlConfig(parse_hosts(cassandra.hosts), KEYSPACE, local_dc=cassandra.datacenter)
+
+        def migrated() -> None:
+            with connect(config) as cql:
+                migrate(cql.session, config)
+
+        await asyncio.to_thread(migrated)
+        fleet.use_kafka(kafka_bootstrap, kafka_topic)
+        fleet.env = {
+            **fleet.env,
+            "SCYLLA_HOSTS": cassandra.hosts,
+            "SCYLLA_KEYSPACE": KEYSPACE,
+            "SCYLLA_DC": cassandra.datacenter,
+        }
+        load = Load(client, callers, cards, wallets, acks=acks)
+        running = asyncio.create_task(load.run())
+        scenario = Scenario(fleet, cassandra, kafka_bootstrap, kafka_topic, db, running)
+        try:
+            await scenario.run()
+        finally:
+            load.stop.set()
+            await running
+        scenario.note(f"load stopped after {load.issued} operations")
+    await scenario.drain()
+    assert not fleet.crashed(), scenario.report()
+    await asyncio.to_thread(fleet.stop_all)
+    print("\n" + "\n".join(scenario.timeline))
+    print(sorted(load.statuses.items()))
+
+    assert load.unexpected == [], load.unexpected[:20]
+    assert load.statuses[("claim", 201)] >= 200, load.statuses
+    assert load.statuses[("topup", 201)] >= 20, load.statuses
+
+    settings = Settings(postgres_url=postgres_url, scylla_keyspace=KEYSPACE)
+    out = io.StringIO()
+    found = await asyncio.to_thread(verify, settings, config, out)
+    assert found == 0, out.getvalue()
+
+    stored = await asyncio.to_thread(read_store, postgres_url)
+    exp_wallets, exp_months = expected_balances(stored)
+    act_wallets, act_months = await asyncio.to_thread(actual_balances, config)
+    assert len(exp_wallets) == len(wallets)
+    assert differences(exp_wallets, act_wallets) == []
+    assert len(exp_months) >= len(cards) // 2
+    assert differences(exp_months, act_months) == []
