@@ -20,7 +20,12 @@ def main(argv: list[str] | None = None) -> int:
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
-    db_commands.add_parser("migrate", help="apply pending SQL migrations to POSTGRES_URL")
+    db_migrate = db_commands.add_parser(
+        "migrate", help="apply pending SQL (POSTGRES_URL) and CQL (SCYLLA_HOSTS) migrations"
+    )
+    db_migrate.add_argument(
+        "--only", choices=["sql", "cql"], default=None, help="one store only (default: both)"
+    )
 
     token = commands.add_parser("token", help="print a bearer token for local use")
     token.add_argument("--role", choices=[r.value for r in Role], default=Role.ADMIN.value)
@@ -79,8 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "db":
         from infrastructure.postgres.migrations import migrate
 
-        applied = asyncio.run(migrate(settings.postgres_url))
-        print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+        if args.only in (None, "sql"):
+            applied = asyncio.run(migrate(settings.postgres_url))
+            print("sql applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+        if args.only in (None, "cql"):
+            from cli import balances as cql_balances
+
+            print("cql ", end="")
+            return cql_balances.migrate(settings)
         return 0
     if args.command == "token":
         role = Role(args.role)

@@ -18,7 +18,7 @@ CASSANDRA_START=$!
 export SCYLLA_HOSTS=${SCYLLA_HOSTS:-127.0.0.1:$CASSANDRA_PORT}
 scripts/pg.sh start "$ROOT/.local/pg" "$PG_PORT"
 export POSTGRES_URL=${POSTGRES_URL:-postgresql://healthpay@127.0.0.1:$PG_PORT/healthpay_ledger}
-.venv/bin/healthpay db migrate
+.venv/bin/healthpay db migrate --only sql
 
 KAFKA_PORT=${KAFKA_PORT:-59092}
 export KAFKA_TOPIC=${KAFKA_TOPIC:-healthpay.events.wallet}
@@ -39,7 +39,7 @@ start() {  # name, then the command
 }
 
 wait "$CASSANDRA_START" || { cat "$LOG/cassandra-start.log" >&2; exit 1; }
-.venv/bin/healthpay balances migrate
+.venv/bin/healthpay db migrate --only cql
 
 start command-service .venv/bin/healthpay serve-commands --host 127.0.0.1 --port "$PORT"
 start relay .venv/bin/healthpay relay --metrics-port "${RELAY_METRICS_PORT:-3002}"
