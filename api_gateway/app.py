@@ -1,5 +1,5 @@
-"""The gateway's composition root. For now: /health (seed shape) and /metrics; the GraphQL
-and REST reads over the projections come next (issue 5)."""
+"""The gateway's composition root: /health (seed shape), /metrics, and the REST reads under
+/api/v1 over the PostgreSQL read models (api_gateway/rest.py)."""
 
 from __future__ import annotations
 
@@ -9,25 +9,34 @@ from contextlib import asynccontextmanager
 import orjson
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api_gateway.health import Dependencies, check
+from api_gateway.rest import ROUTES, ReadSide
+from infrastructure.auth.tokens import TokenCodec, TokenVerifier
 from infrastructure.http.metrics import HttpMetrics, MetricsMiddleware
+from infrastructure.http.problems import Problem, problem_response
 from infrastructure.postgres.pool import open_pool
 from infrastructure.settings import Settings
 
 VERSION = "2.0.0"
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, read_wait_seconds: float = 2.0) -> FastAPI:
+    """`read_wait_seconds` bounds how long a read with `minPosition` waits for the projection."""
     registry = CollectorRegistry()
+    tokens = TokenVerifier(
+        TokenCodec(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(settings.postgres_url, 1, settings.pool_max_size)
         dependencies = Dependencies(settings, pool)
         app.state.dependencies = dependencies
+        app.state.read_side = ReadSide(pool, tokens, wait_seconds=read_wait_seconds)
         try:
             yield
         finally:
@@ -43,6 +52,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def metrics_page(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_problem(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem_response(Problem(exc.status_code, code, str(exc.detail)), request.url.path)
+
+    app.router.routes.extend(ROUTES)
     app.add_route("/health", health, methods=["GET"], include_in_schema=False)
     app.add_route("/metrics", metrics_page, methods=["GET"], include_in_schema=False)
     app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry, "api_gateway"))

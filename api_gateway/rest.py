@@ -1,0 +1,251 @@
+"""REST reads under /api/v1 over the read models, with object-level authorization.
+
+Who sees what (DESIGN.md §7): admin and ops everything; a member only their own cards
+(with their claims and beneficiaries) and wallets — another's is "not found", so ids cannot
+be probed; a pharmacy only the claims it posted (another's is "not found") and no card or
+wallet (403: §7 gives a pharmacy no read of a card, it acts on cards only through claims).
+Routes are plain Starlette endpoints, like the write side's (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api_gateway import read_models as q
+from api_gateway.freshness import (
+    Load,
+    Read,
+    decode_cursor,
+    encode_cursor,
+    fresh_read,
+    min_position,
+    page_limit,
+)
+from infrastructure.auth.tokens import Principal, Role, TokenVerifier
+from infrastructure.http.bearer import authenticate
+from infrastructure.http.problems import Problem, problem_response
+from infrastructure.postgres.pool import Pool
+
+log = logging.getLogger("healthpay.gateway.rest")
+API = "/api/v1"
+POSITION_HEADER = "X-Projection-Position"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSide:
+    pool: Pool
+    tokens: TokenVerifier
+    wait_seconds: float = 2.0
+    poll_seconds: float = 0.05
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _endpoint(handler: Callable[[Request, ReadSide, Principal], Awaitable[Response]]) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        try:
+            side: ReadSide = request.app.state.read_side
+            principal = authenticate(side.tokens, request.headers)
+            return await handler(request, side, principal)
+        except Problem as problem:
+            return problem_response(problem, request.url.path)
+        except TimeoutError:
+            log.warning("read timed out", exc_info=True)
+            return problem_response(
+                Problem(503, "unavailable", "the read store is busy; retry"), request.url.path
+            )
+        except Exception:
+            log.exception("read failed")
+            return problem_response(
+                Problem(500, "internal_error", "the read failed"), request.url.path
+            )
+
+    return endpoint
+
+
+def _json(read: Read) -> Response:
+    return Response(
+        orjson.dumps(read.body),
+        media_type="application/json",
+        headers={POSITION_HEADER: str(read.position), "Cache-Control": "no-store"},
+    )
+
+
+def _path_id(request: Request, name: str, code: str, what: str) -> UUID:
+    try:
+        return UUID(request.path_params[name])
+    except ValueError as exc:
+        raise Problem(404, code, f"no such {what}") from exc
+
+
+def _no_pharmacy(principal: Principal, what: str) -> None:
+    if principal.role is Role.PHARMACY:
+        raise Problem(403, "forbidden", f"the pharmacy role may not read {what}")
+
+
+def _sees(principal: Principal, owned: q.Owned | None) -> q.Owned | None:
+    """The row if this caller may see it; None (= not found) otherwise."""
+    if owned is None:
+        return None
+    if principal.role is Role.MEMBER and owned.owner != principal.subject:
+        return None
+    if principal.role is Role.PHARMACY and owned.pharmacy_id != principal.pharmacy_id:
+        return None
+    return owned
+
+
+async def _answer(request: Request, side: ReadSide, load: Load, code: str, what: str) -> Response:
+    read = await fresh_read(
+        side.pool,
+        min_position(request),
+        load,
+        wait_seconds=side.wait_seconds,
+        poll_seconds=side.poll_seconds,
+    )
+    if read is None:
+        raise Problem(404, code, f"no such {what}")
+    return _json(read)
+
+
+# ---------------------------------------------------------------------------------- cards
+
+
+def _card_load(
+    side: ReadSide, principal: Principal, card_id: UUID, more: Callable[[q.Conn], Awaitable[Any]]
+) -> Load:
+    async def load(conn: q.Conn) -> Read | None:
+        card = _sees(principal, await q.card(conn, card_id, side.clock()))
+        if card is None:
+            return None
+        return Read(card.position, await more(conn))
+
+    return load
+
+
+async def get_card(request: Request, side: ReadSide, principal: Principal) -> Response:
+    _no_pharmacy(principal, "cards")
+    card_id = _path_id(request, "card_id", "card_not_found", "card")
+    now = side.clock()
+
+    async def load(conn: q.Conn) -> Read | None:
+        card = _sees(principal, await q.card(conn, card_id, now))
+        if card is None:
+            return None
+        body = card.body | {"beneficiaries": await q.beneficiaries(conn, card_id)}
+        return Read(card.position, body)
+
+    return await _answer(request, side, load, "card_not_found", "card")
+
+
+async def get_beneficiaries(request: Request, side: ReadSide, principal: Principal) -> Response:
+    _no_pharmacy(principal, "cards")
+    card_id = _path_id(request, "card_id", "card_not_found", "card")
+
+    async def items(conn: q.Conn) -> Any:
+        return {"items": await q.beneficiaries(conn, card_id)}
+
+    return await _answer(
+        request, side, _card_load(side, principal, card_id, items), "card_not_found", "card"
+    )
+
+
+async def get_card_claims(request: Request, side: ReadSide, principal: Principal) -> Response:
+    _no_pharmacy(principal, "cards")
+    card_id = _path_id(request, "card_id", "card_not_found", "card")
+    limit = page_limit(request)
+    cursor = request.query_params.get("cursor")
+    after: tuple[datetime, UUID] | None = None
+    if cursor:
+        value = decode_cursor(cursor)
+        try:
+            after = (datetime.fromisoformat(value[0]), UUID(value[1]))
+        except (IndexError, TypeError, ValueError) as exc:
+            raise Problem(400, "invalid_cursor", "the cursor is not one this API issued") from exc
+
+    async def page(conn: q.Conn) -> Any:
+        items, last = await q.claims_page(conn, card_id, limit, after)
+        next_cursor = encode_cursor([last[0].isoformat(), str(last[1])]) if last else None
+        return {"items": items, "nextCursor": next_cursor}
+
+    return await _answer(
+        request, side, _card_load(side, principal, card_id, page), "card_not_found", "card"
+    )
+
+
+async def get_claim(request: Request, side: ReadSide, principal: Principal) -> Response:
+    claim_id = _path_id(request, "claim_id", "claim_not_found", "claim")
+
+    async def load(conn: q.Conn) -> Read | None:
+        found = _sees(principal, await q.claim(conn, claim_id))
+        return None if found is None else Read(found.position, found.body)
+
+    return await _answer(request, side, load, "claim_not_found", "claim")
+
+
+# -------------------------------------------------------------------------------- wallets
+
+
+async def get_wallet(request: Request, side: ReadSide, principal: Principal) -> Response:
+    _no_pharmacy(principal, "wallets")
+    wallet_id = _path_id(request, "wallet_id", "wallet_not_found", "wallet")
+
+    async def load(conn: q.Conn) -> Read | None:
+        found = _sees(principal, await q.wallet(conn, wallet_id))
+        return None if found is None else Read(found.position, found.body)
+
+    return await _answer(request, side, load, "wallet_not_found", "wallet")
+
+
+async def get_wallet_transactions(
+    request: Request, side: ReadSide, principal: Principal
+) -> Response:
+    _no_pharmacy(principal, "wallets")
+    wallet_id = _path_id(request, "wallet_id", "wallet_not_found", "wallet")
+    limit = page_limit(request)
+    cursor = request.query_params.get("cursor")
+    before: int | None = None
+    if cursor:
+        value = decode_cursor(cursor)
+        if len(value) != 1 or not isinstance(value[0], int) or isinstance(value[0], bool):
+            raise Problem(400, "invalid_cursor", "the cursor is not one this API issued")
+        before = value[0]
+
+    async def load(conn: q.Conn) -> Read | None:
+        found = _sees(principal, await q.wallet(conn, wallet_id))
+        if found is None:
+            return None
+        items, last = await q.transactions_page(conn, wallet_id, limit, before)
+        next_cursor = encode_cursor([last]) if last is not None else None
+        return Read(found.position, {"items": items, "nextCursor": next_cursor})
+
+    return await _answer(request, side, load, "wallet_not_found", "wallet")
+
+
+ROUTES = [
+    Route(f"{API}/medcards/{{card_id}}", _endpoint(get_card), methods=["GET"]),
+    Route(f"{API}/medcards/{{card_id}}/claims", _endpoint(get_card_claims), methods=["GET"]),
+    Route(
+        f"{API}/medcards/{{card_id}}/beneficiaries",
+        _endpoint(get_beneficiaries),
+        methods=["GET"],
+    ),
+    Route(f"{API}/claims/{{claim_id}}", _endpoint(get_claim), methods=["GET"]),
+    Route(f"{API}/wallets/{{wallet_id}}", _endpoint(get_wallet), methods=["GET"]),
+    Route(
+        f"{API}/wallets/{{wallet_id}}/transactions",
+        _endpoint(get_wallet_transactions),
+        methods=["GET"],
+    ),
+]
