@@ -29,8 +29,9 @@ from command_service.execution import (
 from command_service.ids import new_id
 from command_service.responses import render
 from domain.errors import CommandRejected
-from infrastructure.auth.tokens import InvalidToken, Principal, TokenVerifier
+from infrastructure.auth.tokens import Principal, TokenVerifier
 from infrastructure.eventstore.port import EventStore
+from infrastructure.http.bearer import authenticate as bearer_principal
 from infrastructure.http.problems import Problem, problem_response, validation_errors
 
 log = logging.getLogger("healthpay.command_service")
@@ -50,31 +51,7 @@ class WriteSide:
 
 
 def authenticate(side: WriteSide, request: Request) -> Principal:
-    header = request.headers.get("authorization")
-    if not header:
-        raise Problem(
-            401,
-            "unauthorized",
-            "a bearer token is required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Problem(
-            401,
-            "unauthorized",
-            "use 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    try:
-        return side.tokens.verify(token.strip())
-    except InvalidToken as exc:
-        raise Problem(
-            401,
-            "invalid_token",
-            f"the token was refused: {exc}",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        ) from exc
+    return bearer_principal(side.tokens, request.headers)
 
 
 def path_id(request: Request, name: str, missing_code: str) -> UUID:
