@@ -22,7 +22,7 @@ import asyncio
 import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -42,7 +42,13 @@ from projection_service.balances.projector import SPEND_EVENTS, WALLET_BALANCE_E
 from tests.integration.cassandra_harness import CassandraHarness
 from tests.integration.stream_checks import Stored, read_store
 from tests.integration.stream_load import Ack, Callers, Load, seed
-from tests.integration.stream_processes import Fleet, HealthpayProcess, end_offsets
+from tests.integration.stream_processes import (
+    Fleet,
+    HealthpayProcess,
+    end_offsets,
+    fleet_of,
+    launched_in_background,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -66,26 +72,14 @@ WHERE c.relay = 'kafka'
 def private_cassandra() -> Iterator[Future[CassandraHarness]]:
     """A node of this test's own (it gets restarted), launched in the background while the
     command service starts and the cards are issued; stopped and deleted afterwards."""
-    with ThreadPoolExecutor(1) as pool:
-        launch = pool.submit(CassandraHarness.launch)
-        try:
-            yield launch
-        finally:
-            try:
-                harness = launch.result(timeout=240)
-            except Exception:  # the launch itself failed: the test already said so
-                pass
-            else:
-                harness.stop()
+    with launched_in_background(CassandraHarness.launch, timeout=240) as launch:
+        yield launch
 
 
 @pytest.fixture
 def fleet(postgres_url: str) -> Iterator[Fleet]:
-    processes = Fleet(postgres_url, SECRET)
-    try:
+    with fleet_of(postgres_url, SECRET) as processes:
         yield processes
-    finally:
-        processes.stop_all()
 
 
 @pytest.fixture
@@ -96,7 +90,7 @@ async def db(postgres_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
 
 def balance_projection(fleet: Fleet) -> HealthpayProcess:
     """`healthpay project-balances --metrics-port N`, remembered by the fleet (stop_all)."""
-    return fleet._new("balances", ["project-balances", "--metrics-port"], "/metrics").start()
+    return fleet.balance_projection()
 
 
 # ------------------------------------------------------------------------ the scenario

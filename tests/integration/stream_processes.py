@@ -17,8 +17,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import httpx
 from confluent_kafka import (
@@ -175,6 +178,9 @@ class Fleet:
     def worker(self) -> HealthpayProcess:
         return self._new("worker", ["project", "--metrics-port"], "/metrics").start()
 
+    def balance_projection(self) -> HealthpayProcess:
+        return self._new("balances", ["project-balances", "--metrics-port"], "/metrics").start()
+
     def relays(self) -> Iterator[HealthpayProcess]:
         return (p for p in self.started if p.name.startswith("relay") and p.running)
 
@@ -198,6 +204,40 @@ class Fleet:
 
 
 # ---------------------------------------------------------------- Kafka's side
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+H = TypeVar("H", bound=_Stoppable)
+
+
+@contextmanager
+def fleet_of(postgres_url: str, jwt_secret: str) -> Iterator[Fleet]:
+    """A Fleet whose processes are all stopped on the way out, whatever happened."""
+    processes = Fleet(postgres_url, jwt_secret)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+@contextmanager
+def launched_in_background(launch: Callable[[], H], timeout: float) -> Iterator[Future[H]]:
+    """Starts a private server (a harness's `launch`) on a thread while the test goes on;
+    stops it afterwards if it came up."""
+    with ThreadPoolExecutor(1) as pool:
+        started = pool.submit(launch)
+        try:
+            yield started
+        finally:
+            try:
+                harness = started.result(timeout=timeout)
+            except Exception:  # the launch itself failed: the test already said so
+                pass
+            else:
+                harness.stop()
 
 
 def group_members(bootstrap: str, group: str) -> tuple[ConsumerGroupState, list[list[int]]]:

@@ -26,7 +26,7 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,9 @@ from tests.integration.stream_processes import (
     Fleet,
     HealthpayProcess,
     end_offsets,
+    fleet_of,
     group_members,
+    launched_in_background,
     read_topic,
 )
 
@@ -67,26 +69,14 @@ STEP_S = 30.0  # any other step of the scenario
 def private_kafka() -> Iterator[Future[KafkaHarness]]:
     """A broker of this test's own (it gets restarted), launched in the background while
     the command service starts; stopped and deleted afterwards."""
-    with ThreadPoolExecutor(1) as pool:
-        launch = pool.submit(KafkaHarness.launch)
-        try:
-            yield launch
-        finally:
-            try:
-                harness = launch.result(timeout=180)
-            except Exception:  # the launch itself failed: the test already said so
-                pass
-            else:
-                harness.stop()
+    with launched_in_background(KafkaHarness.launch, timeout=180) as launch:
+        yield launch
 
 
 @pytest.fixture
 def fleet(postgres_url: str) -> Iterator[Fleet]:
-    processes = Fleet(postgres_url, SECRET)
-    try:
+    with fleet_of(postgres_url, SECRET) as processes:
         yield processes
-    finally:
-        processes.stop_all()
 
 
 @pytest.fixture
