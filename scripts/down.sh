@@ -3,6 +3,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RUN=.local/run
+if [[ -f .local/edge/nginx.pid ]]; then
+  scripts/edge.sh stop "$(pwd)/.local/edge" && echo "stopped the edge (nginx)"
+fi
 for pidfile in "$RUN"/*.pid; do
   [[ -e $pidfile ]] || continue
   pid=$(cat "$pidfile")

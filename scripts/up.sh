@@ -41,33 +41,41 @@ start() {  # name, then the command
 wait "$CASSANDRA_START" || { cat "$LOG/cassandra-start.log" >&2; exit 1; }
 .venv/bin/healthpay db migrate --only cql
 
-start command-service .venv/bin/healthpay serve-commands --host 127.0.0.1 --port "$PORT"
+# One command-service process per core, each owning the cards nginx hashes to it.
+IFS=, read -r -a cports <<<"${COMMAND_PORTS:-$(seq -s, 3010 $((3009 + $(nproc))))}"
+curls=""
+for i in "${!cports[@]}"; do
+  start "command-service-$((i + 1))" .venv/bin/healthpay serve-commands --host 127.0.0.1 --port "${cports[$i]}"
+  curls+=${curls:+,}http://127.0.0.1:${cports[$i]}
+done
 start relay .venv/bin/healthpay relay --metrics-port "${RELAY_METRICS_PORT:-3002}"
 start projection-worker .venv/bin/healthpay project --metrics-port "${PROJECTION_METRICS_PORT:-3001}"
 start gateway .venv/bin/healthpay serve-gateway --port "${GATEWAY_PORT:-3100}"
 start balance-projection .venv/bin/healthpay project-balances --metrics-port "${BALANCE_METRICS_PORT:-3003}"
 
-for _ in $(seq 1 100); do
-  if curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then
-    break
-  fi
-  sleep 0.2
+for port in "${cports[@]}" "${GATEWAY_PORT:-3100}"; do
+  for _ in $(seq 1 150); do
+    curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  curl -fsS "http://127.0.0.1:$port/health" >/dev/null || {
+    echo "the service on port $port did not become healthy; see $LOG/" >&2
+    exit 1
+  }
 done
-curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null || {
-  echo "command service did not become healthy; see $LOG/command-service.log" >&2
-  exit 1
-}
+scripts/edge.sh start "$ROOT/.local/edge" "$PORT" "http://127.0.0.1:${GATEWAY_PORT:-3100}" "$curls"
 
 cat <<MSG
 
-HealthPay Ledger is up.
-  REST (write API)  http://127.0.0.1:$PORT/api/v1
-  OpenAPI docs      http://127.0.0.1:$PORT/docs
-  Health            http://127.0.0.1:$PORT/health
-  Metrics           http://127.0.0.1:$PORT/metrics
+HealthPay Ledger is up, on one public URL: http://127.0.0.1:$PORT (nginx)
+  REST              http://127.0.0.1:$PORT/api/v1  (writes -> command service, card-affine; reads -> gateway)
+  Health            http://127.0.0.1:$PORT/health  (postgres, scylla, kafka)
+  Read API docs     http://127.0.0.1:$PORT/docs
+  Write API docs    http://127.0.0.1:${cports[0]}/docs
+  Command service   ${curls}
   PostgreSQL        $POSTGRES_URL
   Kafka             $KAFKA_BROKERS (topic $KAFKA_TOPIC)
-  Gateway health    http://127.0.0.1:${GATEWAY_PORT:-3100}/health  (postgres, scylla, kafka)
+  Gateway           http://127.0.0.1:${GATEWAY_PORT:-3100}
   Cassandra (CQL)   $SCYLLA_HOSTS (keyspace ${SCYLLA_KEYSPACE:-healthpay_balances})
   Relay metrics     http://127.0.0.1:${RELAY_METRICS_PORT:-3002}/metrics
   Projection metrics http://127.0.0.1:${PROJECTION_METRICS_PORT:-3001}/metrics
