@@ -1,5 +1,6 @@
-"""The gateway's composition root: /health (seed shape), /metrics, and the REST reads under
-/api/v1 over the PostgreSQL read models (api_gateway/rest.py)."""
+"""The gateway's composition root: /health (seed shape), /metrics, the REST reads under
+/api/v1 over the PostgreSQL read models (api_gateway/rest.py), and GraphQL at /graphql over
+the same read-model queries (api_gateway/graphql/)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api_gateway.graphql import graphql_router
 from api_gateway.health import Dependencies, check
 from api_gateway.rest import ROUTES, ReadSide
 from infrastructure.auth.tokens import TokenCodec, TokenVerifier
@@ -57,7 +59,13 @@ def create_app(settings: Settings, *, read_wait_seconds: float = 2.0) -> FastAPI
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem_response(Problem(exc.status_code, code, str(exc.detail)), request.url.path)
 
+    @app.exception_handler(Problem)
+    async def problem(request: Request, exc: Problem) -> Response:
+        # raised by /graphql's authentication (the REST endpoints answer their own)
+        return problem_response(exc, request.url.path)
+
     app.router.routes.extend(ROUTES)
+    app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
     app.add_route("/health", health, methods=["GET"], include_in_schema=False)
     app.add_route("/metrics", metrics_page, methods=["GET"], include_in_schema=False)
     app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry, "api_gateway"))

@@ -1,0 +1,5 @@
+"""GraphQL at /graphql (Strawberry) over the same read-model queries as the REST reads."""
+
+from api_gateway.graphql.router import graphql_router
+
+__all__ = ["graphql_router"]

@@ -1,0 +1,359 @@
+"""The GraphQL schema: the REST reads' JSON bodies (api_gateway/read_models.py) as types.
+
+Money stays a two-decimal string and timestamps ISO strings, as in the REST bodies.
+Authorization is the REST reads': a member sees only their own cards, claims and wallets
+(another's is null with a NOT_FOUND error, so ids cannot be probed); a pharmacy only the
+claims it posted, and no card or wallet (FORBIDDEN).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import datetime
+from typing import Any, NewType, TypeVar
+from uuid import UUID
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, QueryDepthLimiter
+from strawberry.types import Info
+
+from api_gateway import read_models as q
+from api_gateway.freshness import decode_cursor, encode_cursor
+from api_gateway.graphql.context import Context, error
+from infrastructure.http.problems import Problem
+
+MAX_DEPTH = 8
+MAX_ALIASES = 15
+MAX_PAGE = 100
+
+Long = NewType("Long", int)  # a 64-bit stream position; its scalar is in `schema` below
+T = TypeVar("T")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _from(cls: type[T], body: dict[str, Any], **extra: Any) -> T:
+    """A type built from a REST JSON body (camelCase keys) and any `extra` fields."""
+    wanted = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    values = {_snake(k): v for k, v in body.items()} | extra
+    return cls(**{k: v for k, v in values.items() if k in wanted})
+
+
+def _uuid(value: strawberry.ID) -> UUID | None:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _first(first: int) -> int:
+    if not 1 <= first <= MAX_PAGE:
+        raise error("BAD_USER_INPUT", f"first must be an integer from 1 to {MAX_PAGE}")
+    return first
+
+
+def _cursor(after: str | None) -> list[Any] | None:
+    if after is None:
+        return None
+    try:
+        return decode_cursor(after)
+    except Problem as exc:
+        raise error("BAD_USER_INPUT", "the cursor is not one this API issued") from exc
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Holder:
+    id: str | None
+    relationship: str | None
+    national_id: str | None
+    name: str | None
+    date_of_birth: str | None
+    phone_number: str | None
+
+
+@strawberry.type
+class Beneficiary:
+    id: strawberry.ID
+    relationship: str | None
+    national_id: str | None
+    name: str | None
+    date_of_birth: str | None
+    phone_number: str | None
+    is_primary: bool
+    added_at: str | None
+
+
+@strawberry.type
+class ClaimItem:
+    drug_code: str | None
+    drug_name: str | None
+    quantity: int
+    unit_price: str | None
+    total_price: str | None
+    covered_amount: str | None
+    copayment_amount: str | None
+
+
+@strawberry.type
+class Claim:
+    id: strawberry.ID
+    medcard_id: strawberry.ID
+    prescription_id: str
+    pharmacy_id: str
+    beneficiary_id: str
+    decision: str
+    status: str
+    reasons: list[str]
+    total_amount: str | None
+    covered_amount: str | None
+    copayment_amount: str | None
+    copayment_percentage: str | None
+    copayment_paid_from_wallet: str | None
+    wallet_id: str | None
+    month: str
+    monthly_limit: str | None
+    month_spent: str | None
+    remaining_monthly_limit: str | None
+    claimed_at: str | None
+    reversed_at: str | None
+    reversal_reason: str | None
+    position: Long
+
+    @strawberry.field
+    async def items(self, info: Info[Context, None]) -> list[ClaimItem]:
+        # the claim was authorized where it was reached (its card, or claim(id))
+        found = await info.context.claim_details.load(UUID(str(self.id)))
+        return [] if found is None else [_from(ClaimItem, i) for i in found.body["items"]]
+
+    @strawberry.field
+    async def medcard(self, info: Info[Context, None]) -> Medcard | None:
+        ctx = info.context
+        ctx.no_pharmacy("cards")
+        found = ctx.sees(await ctx.cards.load(UUID(str(self.medcard_id))))
+        if found is None:
+            raise error("NOT_FOUND", "no such card")
+        return _medcard(found.body)
+
+
+def _claim(body: dict[str, Any]) -> Claim:
+    return _from(Claim, body, id=body["claimId"])
+
+
+@strawberry.type
+class ClaimEdge:
+    node: Claim
+    cursor: str
+
+
+@strawberry.type
+class ClaimConnection:
+    edges: list[ClaimEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class Medcard:
+    id: strawberry.ID
+    card_number: str
+    user_id: str
+    card_type: str
+    status: str
+    monthly_limit: str | None
+    copayment_percentage: str | None
+    max_beneficiaries: int | None
+    currency: str
+    primary_holder: Holder
+    insurance_provider: str | None
+    policy_number: str | None
+    issued_at: str | None
+    expiry_date: str | None
+    updated_at: str | None
+    current_month: str
+    current_month_spent: str | None
+    remaining_this_month: str | None
+    version: int
+
+    @strawberry.field
+    async def beneficiaries(self, info: Info[Context, None]) -> list[Beneficiary]:
+        found = await info.context.beneficiaries.load(UUID(str(self.id)))
+        return [_from(Beneficiary, b) for b in found]
+
+    @strawberry.field  # newest first; `after` is an edge cursor or pageInfo.endCursor
+    async def claims(
+        self, info: Info[Context, None], first: int = 20, after: str | None = None
+    ) -> ClaimConnection:
+        value = _cursor(after)
+        position: tuple[datetime, UUID] | None = None
+        if value is not None:
+            try:
+                position = (datetime.fromisoformat(value[0]), UUID(value[1]))
+            except (IndexError, TypeError, ValueError) as exc:
+                raise error("BAD_USER_INPUT", "the cursor is not one this API issued") from exc
+        items, last = await info.context.claims.load((UUID(str(self.id)), _first(first), position))
+        edges = [
+            ClaimEdge(node=_claim(c), cursor=encode_cursor([c["claimedAt"], c["claimId"]]))
+            for c in items
+        ]
+        end = edges[-1].cursor if edges else None
+        return ClaimConnection(
+            edges=edges, page_info=PageInfo(has_next_page=last is not None, end_cursor=end)
+        )
+
+
+def _medcard(body: dict[str, Any]) -> Medcard:
+    return _from(Medcard, body, primary_holder=_from(Holder, body["primaryHolder"]))
+
+
+@strawberry.type
+class Transaction:
+    wallet_id: strawberry.ID
+    transaction_id: strawberry.ID
+    type: str
+    amount: str | None
+    balance: str | None
+    at: str | None
+    position: Long
+    gateway: str | None = None
+    gateway_reference: str | None = None
+    purpose: str | None = None
+    reference: str | None = None
+    debit_id: str | None = None
+    reason: str | None = None
+
+
+@strawberry.type
+class TransactionEdge:
+    node: Transaction
+    cursor: str
+
+
+@strawberry.type
+class TransactionConnection:
+    edges: list[TransactionEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class Wallet:
+    id: strawberry.ID
+    owner_user_id: str
+    currency: str
+    balance: str | None
+    opened_at: str | None
+    updated_at: str | None
+    version: int
+
+    @strawberry.field  # newest first by position
+    async def transactions(
+        self, info: Info[Context, None], first: int = 20, after: str | None = None
+    ) -> TransactionConnection:
+        value = _cursor(after)
+        before: int | None = None
+        if value is not None:
+            if len(value) != 1 or not isinstance(value[0], int) or isinstance(value[0], bool):
+                raise error("BAD_USER_INPUT", "the cursor is not one this API issued")
+            before = value[0]
+        conn = await info.context.conn()
+
+        items, last = await q.transactions_page(conn, UUID(str(self.id)), _first(first), before)
+        edges = [
+            TransactionEdge(node=_from(Transaction, t), cursor=encode_cursor([t["position"]]))
+            for t in items
+        ]
+        end = edges[-1].cursor if edges else None
+        return TransactionConnection(
+            edges=edges, page_info=PageInfo(has_next_page=last is not None, end_cursor=end)
+        )
+
+
+async def _my_medcards(ctx: Context) -> list[Medcard]:
+    ctx.no_pharmacy("cards")
+    ids = await ctx.card_ids_of(ctx.principal.subject)
+    found = await ctx.cards.load_many(ids)
+    return [_medcard(c.body) for c in found if ctx.sees(c) is not None and c is not None]
+
+
+@strawberry.type
+class Me:
+    subject: str
+    role: str
+    pharmacy_id: str | None
+
+    @strawberry.field
+    async def medcards(self, info: Info[Context, None]) -> list[Medcard]:
+        return await _my_medcards(info.context)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field  # the caller named by the bearer token
+    def me(self, info: Info[Context, None]) -> Me:
+        p = info.context.principal
+        return Me(subject=p.subject, role=p.role.value, pharmacy_id=p.pharmacy_id)
+
+    @strawberry.field  # the cards issued to the caller
+    async def my_medcards(self, info: Info[Context, None]) -> list[Medcard]:
+        return await _my_medcards(info.context)
+
+    @strawberry.field
+    async def medcard(self, info: Info[Context, None], id: strawberry.ID) -> Medcard | None:
+        ctx = info.context
+        ctx.no_pharmacy("cards")
+        card_id = _uuid(id)
+        found = ctx.sees(None if card_id is None else await ctx.cards.load(card_id))
+        if found is None:
+            raise error("NOT_FOUND", "no such card")
+        return _medcard(found.body)
+
+    @strawberry.field
+    async def claim(self, info: Info[Context, None], id: strawberry.ID) -> Claim | None:
+        ctx = info.context
+        claim_id = _uuid(id)
+        found = ctx.sees(None if claim_id is None else await ctx.claim_details.load(claim_id))
+        if found is None:
+            raise error("NOT_FOUND", "no such claim")
+        return _claim(found.body)
+
+    @strawberry.field
+    async def wallet(self, info: Info[Context, None], id: strawberry.ID) -> Wallet | None:
+        ctx = info.context
+        ctx.no_pharmacy("wallets")
+        wallet_id = _uuid(id)
+        conn = await ctx.conn()
+
+        found = ctx.sees(None if wallet_id is None else await q.wallet(conn, wallet_id))
+        if found is None:
+            raise error("NOT_FOUND", "no such wallet")
+        return _from(Wallet, found.body)
+
+
+def _mask(error: GraphQLError) -> bool:
+    """Hide unexpected failures; keep the errors raised on purpose (they carry a code) and
+    the validation errors (no original error)."""
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+schema = strawberry.Schema(
+    query=Query,
+    extensions=[
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaskErrors(should_mask_error=_mask),
+    ],
+    scalar_overrides={
+        Long: strawberry.scalar(
+            name="Long", serialize=int, parse_value=int, description="A 64-bit integer."
+        )
+    },
+)

@@ -1,0 +1,268 @@
+"""GraphQL at /graphql over the same read models as the REST reads (real PostgreSQL)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from api_gateway.app import create_app
+from api_gateway.graphql.schema import MAX_DEPTH
+from tests.api.support import (
+    API,
+    Headers,
+    Tokens,
+    api_settings,
+    assert_problem,
+    claim,
+    created,
+    issue_card,
+)
+from tests.gateway.conftest import Gateway
+
+pytestmark = pytest.mark.integration
+
+CARD = """
+query($id: ID!, $first: Int!, $after: String) {
+  medcard(id: $id) {
+    id userId cardType monthlyLimit currentMonthSpent remainingThisMonth
+    beneficiaries { relationship isPrimary }
+    claims(first: $first, after: $after) {
+      edges { cursor node { id prescriptionId decision reasons totalAmount coveredAmount
+                            items { drugName } } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}"""
+
+
+async def gql(gw: Gateway, headers: Headers, query: str, **variables: Any) -> dict[str, Any]:
+    response = await gw.client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def codes(body: dict[str, Any]) -> list[str]:
+    return [e.get("extensions", {}).get("code", "") for e in body.get("errors", [])]
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SQL statement the gateway sends, counted at psycopg's cursor."""
+    seen: list[str] = []
+    original = psycopg.AsyncCursor.execute
+
+    async def counting(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(str(query))
+        return await original(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counting)
+    return seen
+
+
+async def test_the_seed_flow_card_with_its_claim_spent_and_remaining(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    card = await issue_card(gateway.api, tokens.admin(), "gql-seed-user", monthlyLimit=5000)
+    created(await claim(gateway.api, tokens.pharmacy(), card["id"], "rx-test-1", "350.00"))
+    await gateway.project_new()
+
+    body = await gql(gateway, tokens.member("gql-seed-user"), CARD, id=card["id"], first=10)
+    assert "errors" not in body, body
+    got = body["data"]["medcard"]
+    assert (got["id"], got["cardType"], got["monthlyLimit"]) == (card["id"], "gold", "5000.00")
+    assert (got["currentMonthSpent"], got["remainingThisMonth"]) == ("315.00", "4685.00")
+    assert [b["relationship"] for b in got["beneficiaries"]] == ["self"]
+    [edge] = got["claims"]["edges"]
+    assert edge["node"]["prescriptionId"] == "rx-test-1"
+    assert (edge["node"]["totalAmount"], edge["node"]["coveredAmount"]) == ("350.00", "315.00")
+    assert edge["node"]["reasons"] == ["covered_within_monthly_limit"]
+    assert got["claims"]["pageInfo"] == {"hasNextPage": False, "endCursor": edge["cursor"]}
+
+    # the same body as the REST read of that claim
+    rest = await gateway.client.get(
+        f"{API}/claims/{edge['node']['id']}", headers=tokens.member("gql-seed-user")
+    )
+    assert rest.json()["coveredAmount"] == edge["node"]["coveredAmount"]
+
+
+async def test_claim_details_with_items_and_a_wallet_with_transactions(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    listed = await gateway.client.get(
+        f"{API}/medcards/{gateway.world.family_card}/claims", headers=tokens.admin()
+    )
+    [rx] = [c for c in listed.json()["items"] if c["prescriptionId"] == "rx-items"]
+    query = """query($c: ID!, $w: ID!) {
+      claim(id: $c) { prescriptionId reasons items { drugName quantity unitPrice } }
+      wallet(id: $w) { ownerUserId balance
+        transactions(first: 2) { edges { node { type amount position } }
+                                 pageInfo { hasNextPage endCursor } } }
+    }"""
+    body = await gql(
+        gateway, tokens.member("member-a"), query, c=rx["claimId"], w=gateway.world.wallet_a
+    )
+    assert "errors" not in body, body
+    items = body["data"]["claim"]["items"]
+    assert [i["drugName"] for i in items] == ["Augmentin", "Panadol"]
+    assert items[0]["unitPrice"] == "11.11"
+    wallet = body["data"]["wallet"]
+    assert wallet["ownerUserId"] == "member-a"
+    assert [e["node"]["type"] for e in wallet["transactions"]["edges"]] == ["refund", "debit"]
+    assert wallet["transactions"]["pageInfo"]["hasNextPage"] is True
+
+    more = """query($w: ID!, $after: String) {
+      wallet(id: $w) { transactions(first: 10, after: $after) { edges { node { type } } } } }"""
+    rest = await gql(
+        gateway,
+        tokens.member("member-a"),
+        more,
+        w=gateway.world.wallet_a,
+        after=wallet["transactions"]["pageInfo"]["endCursor"],
+    )
+    types = [e["node"]["type"] for e in rest["data"]["wallet"]["transactions"]["edges"]]
+    assert types == ["debit", "topup", "topup"]
+
+
+async def test_relay_pagination_over_35_claims(gateway: Gateway, tokens: Tokens) -> None:
+    card = await issue_card(gateway.api, tokens.admin(), "gql-many", monthlyLimit="99999.00")
+    posted = set()
+    for n in range(35):
+        answer = created(await claim(gateway.api, tokens.pharmacy(), card["id"], f"gq-{n}", "1.00"))
+        posted.add(answer["claimId"])
+    await gateway.project_new()
+
+    seen: list[str] = []
+    after: str | None = None
+    pages = 0
+    while True:
+        body = await gql(
+            gateway, tokens.member("gql-many"), CARD, id=card["id"], first=10, after=after
+        )
+        assert "errors" not in body, body
+        connection = body["data"]["medcard"]["claims"]
+        pages += 1
+        seen.extend(e["node"]["id"] for e in connection["edges"])
+        if not connection["pageInfo"]["hasNextPage"]:
+            break
+        after = connection["pageInfo"]["endCursor"]
+        assert after == connection["edges"][-1]["cursor"]
+    assert pages == 4
+    assert len(seen) == len(set(seen)) == 35
+    assert set(seen) == posted
+
+    bad = await gql(gateway, tokens.admin(), CARD, id=card["id"], first=10, after="nope")
+    assert codes(bad) == ["BAD_USER_INPUT"]
+    too_many = await gql(gateway, tokens.admin(), CARD, id=card["id"], first=101)
+    assert codes(too_many) == ["BAD_USER_INPUT"]
+
+
+async def test_members_see_only_their_own_and_pharmacies_no_cards(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    world = gateway.world
+    mine = await gql(gateway, tokens.member("member-a"), CARD, id=world.family_card, first=5)
+    assert mine["data"]["medcard"]["userId"] == "member-a"
+
+    other = await gql(gateway, tokens.member("member-a"), CARD, id=world.capped_card, first=5)
+    assert other["data"] == {"medcard": None}
+    assert codes(other) == ["NOT_FOUND"]
+    absent = await gql(gateway, tokens.member("member-a"), CARD, id="not-a-uuid", first=5)
+    assert codes(absent) == ["NOT_FOUND"]
+    wallet = await gql(
+        gateway,
+        tokens.member("member-b"),
+        "query($w: ID!) { wallet(id: $w) { id } }",
+        w=world.wallet_a,
+    )
+    assert (wallet["data"], codes(wallet)) == ({"wallet": None}, ["NOT_FOUND"])
+
+    listed = await gql(
+        gateway,
+        tokens.member("member-a"),
+        "{ me { subject medcards { userId } } myMedcards { id } }",
+    )
+    assert listed["data"]["me"]["subject"] == "member-a"
+    assert {c["userId"] for c in listed["data"]["me"]["medcards"]} == {"member-a"}
+    assert world.family_card in {c["id"] for c in listed["data"]["myMedcards"]}
+    assert world.capped_card not in {c["id"] for c in listed["data"]["myMedcards"]}
+
+    pharmacy = await gql(gateway, tokens.pharmacy(), CARD, id=world.family_card, first=5)
+    assert (pharmacy["data"], codes(pharmacy)) == ({"medcard": None}, ["FORBIDDEN"])
+
+
+async def test_no_or_bad_token_is_a_401_problem(gateway: Gateway, tokens: Tokens) -> None:
+    for headers in ({}, tokens.expired(), tokens.wrong_secret()):
+        response = await gateway.client.post(
+            "/graphql", json={"query": "{ me { subject } }"}, headers=headers
+        )
+        assert_problem(response, 401, "unauthorized" if not headers else "invalid_token")
+
+
+async def test_graphiql_only_in_development(gateway: Gateway) -> None:
+    html = {"Accept": "text/html"}
+    # these tests run with environment="test": no IDE, so the page is an unauthenticated GET
+    assert_problem(await gateway.client.get("/graphql", headers=html), 401, "unauthorized")
+    dev = create_app(replace(api_settings(), environment="development"))
+    dev.state.read_side = gateway.app.state.read_side  # no lifespan: the page runs no query
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=dev), base_url="http://gw.test"
+    ) as client:
+        page = await client.get("/graphql", headers=html)
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
+
+
+async def test_dataloaders_read_each_card_once_however_often_it_is_named(
+    gateway: Gateway, tokens: Tokens, statements: list[str]
+) -> None:
+    for n in range(3):
+        await issue_card(gateway.api, tokens.admin(), "gql-loader", "silver" if n else "gold")
+    await gateway.project_new()
+    fields = "id beneficiaries { name } claims(first: 5) { edges { node { id } } }"
+    once = f"{{ myMedcards {{ {fields} }} }}"
+    thrice = (
+        f"{{ myMedcards {{ {fields} }} me {{ medcards {{ {fields} }} }}"
+        f" again: myMedcards {{ {fields} }} }}"
+    )
+    member = tokens.member("gql-loader")
+
+    statements.clear()
+    body = await gql(gateway, member, once)
+    assert len(body["data"]["myMedcards"]) == 3
+    single = len(statements)
+    # SET TRANSACTION + the member's card ids + per card: the card, beneficiaries, claims page
+    assert single == 2 + 3 * 3
+
+    statements.clear()
+    body = await gql(gateway, member, thrice)
+    assert "errors" not in body, body
+    assert len(statements) == single + 2  # only the card-id lookup repeats (two more lists)
+    # every statement of a request runs on one snapshot: a single SET TRANSACTION
+    assert sum("SET TRANSACTION" in s for s in statements) == 1
+
+
+async def test_too_deep_or_too_many_aliases_are_rejected(gateway: Gateway, tokens: Tokens) -> None:
+    deepest_useful = "{ me { medcards { claims { edges { node { items { drugName } } } } } } }"
+    assert "errors" not in await gql(gateway, tokens.admin(), deepest_useful)
+    # claim -> medcard -> claims -> ... cycles: nesting it past the limit is refused unrun
+    cycle = "medcard { claims { edges { node { %s } } } }"
+    inner = "id"
+    for _ in range(3):
+        inner = cycle % inner
+    too_deep = "query($c: ID!) { claim(id: $c) { " + inner + " } }"
+    body = await gql(gateway, tokens.admin(), too_deep, c="00000000-0000-0000-0000-000000000000")
+    assert body.get("data") is None
+    assert any("exceeds maximum operation depth" in e["message"] for e in body["errors"])
+    assert MAX_DEPTH < 3 * 4 + 1
+
+    aliases = "{ " + " ".join(f"a{n}: me {{ subject }}" for n in range(20)) + " }"
+    refused = await gql(gateway, tokens.admin(), aliases)
+    assert refused.get("data") is None
+    assert any("alias" in e["message"].lower() for e in refused["errors"])
