@@ -19,29 +19,34 @@ socket error), 2 when the bench could not be set up.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import http.client
 import json
 import os
-import platform
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench_common import (
+    ROOT,
+    BenchError,
+    count_events,
+    free_port,
+    machine,
+    run_checked,
+    signals_as_exits,
+)
+
 LOAD_TESTS = ROOT / "load-tests"
 VENV_BIN = Path(sys.executable).parent
 HEALTHPAY = next(
@@ -56,10 +61,6 @@ WRK = shutil.which("wrk") or "/usr/bin/wrk"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BARE_KINDS = ("asgi", "fastapi")
 LABELS = {"asgi": "bare ASGI", "fastapi": "bare FastAPI", "starlette": "bare Starlette"}
-
-
-class BenchError(Exception):
-    """The bench could not be set up or a target misbehaved; the message says why."""
 
 
 # --------------------------------------------------------------------------- configuration
@@ -239,12 +240,6 @@ def _tail(path: Path, lines: int = 25) -> str:
         return "(no log)"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_http(port: int, started: Started, timeout: float = 60.0) -> None:
     """Until the port answers any HTTP request (a 404 or 405 is an answer)."""
     deadline = time.monotonic() + timeout
@@ -268,60 +263,7 @@ def wait_http(port: int, started: Started, timeout: float = 60.0) -> None:
     )
 
 
-def run_checked(
-    argv: Sequence[str | Path], env: dict[str, str] | None = None, timeout: float = 120
-) -> str:
-    res = subprocess.run(
-        [str(a) for a in argv],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if res.returncode != 0:
-        raise BenchError(
-            f"{' '.join(map(str, argv))} failed ({res.returncode}):\n"
-            f"{res.stdout[-2000:]}{res.stderr[-2000:]}"
-        )
-    return res.stdout
-
-
 # --------------------------------------------------------------------------- machine, database
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem_kib = next(
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal:")
-        )
-    except (OSError, StopIteration, ValueError):
-        mem_kib = 0
-    git = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "ram_gib": round(mem_kib / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "git": git or "uncommitted",
-    }
 
 
 def start_postgres(procs: Processes, tmp: Path) -> str:
@@ -916,14 +858,6 @@ def bench(cfg: Config, procs: Processes, tmp: Path) -> tuple[dict[str, Any], lis
     return facts, runs
 
 
-def count_events(url: str) -> int:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM events").fetchone()
-        return int(row[0]) if row else 0
-
-
 def bare_argv(kind: str) -> Callable[[int], list[str | Path]]:
     def argv(port: int) -> list[str | Path]:
         return [
@@ -955,23 +889,6 @@ def make_tokens(env: dict[str, str]) -> dict[str, str]:
             "--role", "pharmacy", "--sub", "ph-bench", "--pharmacy-id", "ph-bench", "--ttl", "21600"
         ),
     }
-
-
-@contextmanager
-def signals_as_exits() -> Iterator[None]:
-    """SIGTERM/SIGHUP unwind like Ctrl-C, so the `finally` that stops the children runs."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
-    # also when started in the background, where SIGINT arrives ignored
-    old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,54 +47,59 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import random
 import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import FrameType
 from typing import Any, LiteralString
 from uuid import UUID
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench_common import ROOT
+
 if str(ROOT) not in sys.path:  # run as a script: the project's packages live at the root
     sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-from confluent_kafka import (  # noqa: E402
+import psycopg
+from bench_common import (
+    BenchError,
+    count_events,
+    free_port,
+    machine,
+    run_checked,
+    signals_as_exits,
+)
+from confluent_kafka import (
     Consumer,
     KafkaException,
     Message,
     Producer,
     TopicPartition,
 )
-from confluent_kafka import libversion as rdkafka_version  # noqa: E402
-from confluent_kafka.admin import AdminClient  # noqa: E402
-from confluent_kafka.cimpl import NewTopic  # noqa: E402  # what .admin re-exports untyped
-from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
+from confluent_kafka import libversion as rdkafka_version
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # what .admin re-exports untyped
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from cli.balances import find_differences  # noqa: E402
-from command_service.ids import new_id  # noqa: E402
-from command_service.relay.publisher import KafkaPublisher, PublishFailed  # noqa: E402
-from command_service.relay.relay import Relay  # noqa: E402
-from command_service.relay.tail import START, Checkpoint, load_checkpoint  # noqa: E402
-from domain.calendar import cairo_date  # noqa: E402
-from domain.events import DomainEvent  # noqa: E402
-from domain.identity import GOVERNORATES, new_card_number  # noqa: E402
-from domain.medcard.claims import adjudicate, reverse_claim  # noqa: E402
-from domain.medcard.commands import (  # noqa: E402
+from cli.balances import find_differences
+from command_service.ids import new_id
+from command_service.relay.publisher import KafkaPublisher, PublishFailed
+from command_service.relay.relay import Relay
+from command_service.relay.tail import START, Checkpoint, load_checkpoint
+from domain.calendar import cairo_date
+from domain.events import DomainEvent
+from domain.identity import GOVERNORATES, new_card_number
+from domain.medcard.claims import adjudicate, reverse_claim
+from domain.medcard.commands import (
     AddBeneficiary,
     ClaimItem,
     ClaimPrescription,
@@ -106,31 +111,31 @@ from domain.medcard.commands import (  # noqa: E402
     ReverseClaim,
     SuspendCard,
 )
-from domain.medcard.decider import decide as decide_card  # noqa: E402
-from domain.medcard.state import MedCardState  # noqa: E402
-from domain.medcard.state import evolve as evolve_card  # noqa: E402
-from domain.wallet import model as wallet_model  # noqa: E402
-from domain.wallet.model import WalletState, wallet_id_for  # noqa: E402
-from infrastructure.cassandra.migrations import migrate as migrate_cql  # noqa: E402
-from infrastructure.cassandra.session import CqlConfig, connect, parse_hosts  # noqa: E402
-from infrastructure.eventstore.port import (  # noqa: E402
+from domain.medcard.decider import decide as decide_card
+from domain.medcard.state import MedCardState
+from domain.medcard.state import evolve as evolve_card
+from domain.wallet import model as wallet_model
+from domain.wallet.model import WalletState, wallet_id_for
+from infrastructure.cassandra.migrations import migrate as migrate_cql
+from infrastructure.cassandra.session import CqlConfig, connect, parse_hosts
+from infrastructure.eventstore.port import (
     AppendRequest,
     Committed,
     NewEvent,
     RecordedEvent,
     StreamAppend,
 )
-from infrastructure.eventstore.postgres import PostgresEventStore  # noqa: E402
-from infrastructure.postgres.migrations import migrate_sync  # noqa: E402
-from infrastructure.postgres.pool import open_pool  # noqa: E402
-from infrastructure.settings import Settings  # noqa: E402
-from projection_service.balances.consumer import (  # noqa: E402
+from infrastructure.eventstore.postgres import PostgresEventStore
+from infrastructure.postgres.migrations import migrate_sync
+from infrastructure.postgres.pool import open_pool
+from infrastructure.settings import Settings
+from projection_service.balances.consumer import (
     DEFAULT_GROUP as BALANCE_GROUP,
 )
-from projection_service.balances.consumer import BalanceConsumer  # noqa: E402
-from projection_service.balances.projector import BalanceProjector  # noqa: E402
-from projection_service.rebuild import RebuildProgress, RebuildReport, rebuild  # noqa: E402
-from projection_service.worker import ProjectionWorker  # noqa: E402
+from projection_service.balances.consumer import BalanceConsumer
+from projection_service.balances.projector import BalanceProjector
+from projection_service.rebuild import RebuildProgress, RebuildReport, rebuild
+from projection_service.worker import ProjectionWorker
 
 PG_SH = ROOT / "scripts" / "pg.sh"
 KAFKA_SH = ROOT / "scripts" / "kafka.sh"
@@ -140,10 +145,6 @@ TOPIC = "healthpay.events.wallet"
 WARMUP_TOPIC = "healthpay.bench.warmup"  # own broker only
 PARTITIONS = 6
 PROJECTION = "read_models"  # ProjectionWorker's default projection name
-
-
-class BenchError(Exception):
-    """The bench could not be set up, or a phase did not finish; the message says why."""
 
 
 # --------------------------------------------------------------------------- configuration
@@ -233,32 +234,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
 
 
 # --------------------------------------------------------------------------- servers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def run_checked(
-    argv: Sequence[str | Path], env: dict[str, str] | None = None, timeout: float = 180
-) -> str:
-    res = subprocess.run(
-        [str(a) for a in argv],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if res.returncode != 0:
-        raise BenchError(
-            f"{' '.join(map(str, argv))} failed ({res.returncode}):\n"
-            f"{res.stdout[-2000:]}{res.stderr[-2000:]}"
-        )
-    return res.stdout
 
 
 class Cleanup:
@@ -1426,44 +1401,7 @@ def check_read_models(url: str, expected: dict[str, Any]) -> list[Check]:
     return checks
 
 
-def count_events(url: str) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM events").fetchone()
-    return int(row[0]) if row else 0
-
-
 # --------------------------------------------------------------------------- report
-
-
-def machine() -> dict[str, Any]:
-    cpu, mem_kib = platform.processor() or "unknown", 0
-    with suppress(OSError, StopIteration, ValueError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem_kib = next(
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal:")
-        )
-
-    def git(*args: str) -> str:
-        res = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return res.stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "ram_gib": round(mem_kib / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "git": commit + (" (+ uncommitted changes)" if dirty else ""),
-    }
 
 
 def kafka_version(cfg: Config) -> str:
@@ -1549,22 +1487,6 @@ def report(
 
 
 # --------------------------------------------------------------------------- main
-
-
-@contextmanager
-def signals_as_exits() -> Iterator[None]:
-    """SIGTERM/SIGHUP unwind like Ctrl-C, so the `finally` that stops the servers runs."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
-    old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def bench(cfg: Config, cleanup: Cleanup, tmp: Path) -> tuple[str, dict[str, Any], bool]:
