@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from psycopg import Connection
 from psycopg.rows import TupleRow
 
-from infrastructure.eventstore.encoding import loads
 from infrastructure.eventstore.port import RecordedEvent
+from infrastructure.eventstore.rows import EVENT_COLUMNS, recorded_event
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -29,9 +29,8 @@ class Checkpoint:
 
 START = Checkpoint(0, 0)
 
-_TAIL = """
-SELECT transaction_id::text::bigint, position, event_id, aggregate_id, aggregate_type,
-       event_type, schema_version, version, event_data::text, metadata::text, timestamp
+_TAIL = f"""
+SELECT {EVENT_COLUMNS}, transaction_id::text::bigint AS xid
 FROM events
 WHERE (transaction_id, position) > (%s::text::xid8, %s)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -54,24 +53,7 @@ def read_after(
     conn: Connection[TupleRow], after: Checkpoint, limit: int
 ) -> list[tuple[Checkpoint, RecordedEvent]]:
     rows = conn.execute(_TAIL, (str(after.transaction_id), after.position, limit)).fetchall()
-    return [
-        (
-            Checkpoint(row[0], row[1]),
-            RecordedEvent(
-                position=row[1],
-                event_id=row[2],
-                aggregate_id=row[3],
-                aggregate_type=row[4],
-                event_type=row[5],
-                schema_version=row[6],
-                version=row[7],
-                data=loads(row[8]),
-                metadata=loads(row[9]),
-                timestamp=row[10],
-            ),
-        )
-        for row in rows
-    ]
+    return [(Checkpoint(row[10], row[0]), recorded_event(row)) for row in rows]
 
 
 def load_checkpoint(conn: Connection[TupleRow], relay: str) -> Checkpoint:

@@ -28,6 +28,7 @@ from infrastructure.eventstore.port import (
     Snapshot,
     validate_append_request,
 )
+from infrastructure.eventstore.rows import EVENT_COLUMNS, recorded_event
 from infrastructure.eventstore.settlement import IdemKey, chained_streams, settle
 from infrastructure.postgres.pool import Pool
 
@@ -86,15 +87,12 @@ SELECT 1 / ((SELECT count(*) FROM ins) = %s AND (SELECT count(*) FROM keys) = %s
        (SELECT array_agg(event_id) FROM ins), (SELECT array_agg(position) FROM ins)
 """
 
-_EVENT_COLUMNS = """position, event_id, aggregate_id, aggregate_type, event_type, schema_version,
-version, event_data::text, metadata::text, timestamp"""
-
 _READ_STREAM = f"""
-SELECT {_EVENT_COLUMNS} FROM events
+SELECT {EVENT_COLUMNS} FROM events
 WHERE aggregate_id = %s AND version > %s ORDER BY version
 """
 
-_READ_ALL = f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > %s ORDER BY position LIMIT %s"
+_READ_ALL = f"SELECT {EVENT_COLUMNS} FROM events WHERE position > %s ORDER BY position LIMIT %s"
 
 _LOAD_SNAPSHOT = """
 SELECT aggregate_id, aggregate_type, version, schema_version, state::text
@@ -220,12 +218,12 @@ class PostgresEventStore:
     async def read_stream(self, aggregate_id: UUID, after_version: int = 0) -> list[RecordedEvent]:
         async with self._pool.connection() as conn:
             cur = await conn.execute(_READ_STREAM, (aggregate_id, after_version), prepare=True)
-            return [_recorded(row) for row in await cur.fetchall()]
+            return [recorded_event(row) for row in await cur.fetchall()]
 
     async def read_all(self, after_position: int, limit: int) -> list[RecordedEvent]:
         async with self._pool.connection() as conn:
             cur = await conn.execute(_READ_ALL, (after_position, limit), prepare=True)
-            return [_recorded(row) for row in await cur.fetchall()]
+            return [recorded_event(row) for row in await cur.fetchall()]
 
     async def load_snapshot(self, aggregate_id: UUID) -> Snapshot | None:
         async with self._pool.connection() as conn:
@@ -286,10 +284,3 @@ def _rows(
         if request.idempotency is not None:
             idem.append(request.idempotency)
     return rows, idem
-
-
-def _recorded(row: TupleRow) -> RecordedEvent:
-    # Column order of _EVENT_COLUMNS is the field order of RecordedEvent.
-    return RecordedEvent(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], loads(row[7]), loads(row[8]), row[9]
-    )

@@ -33,8 +33,8 @@ from typing import Any
 
 import psycopg
 
-from infrastructure.eventstore.encoding import loads
 from infrastructure.eventstore.port import RecordedEvent
+from infrastructure.eventstore.rows import EVENT_COLUMNS, recorded_event
 from projection_service.balances.projector import BalanceProjector
 from projection_service.balances.versions import (
     LOGICAL_TABLES,
@@ -56,8 +56,7 @@ from projection_service.rebuild import RebuildProgress, RebuildRunningError
 ProgressCallback = Callable[[RebuildProgress], None]
 _LOCK_KEY = 0x4850426C52656264  # "HPBlRebd": not the read models' lock, both may run
 
-_COLUMNS = """position, event_id, aggregate_id, aggregate_type, event_type, schema_version,
-version, event_data::text, metadata::text, timestamp, transaction_id::text"""
+_COLUMNS = f"{EVENT_COLUMNS}, transaction_id::text"
 _BY_POSITION = f"SELECT {_COLUMNS} FROM events WHERE position > %s ORDER BY position LIMIT %s"
 _CATCH_UP = f"""
 SELECT {_COLUMNS} FROM events WHERE (transaction_id, position) > (%s::xid8, %s)
@@ -260,7 +259,7 @@ def _catch_up(
         if not rows:
             return applied, bad
         after = (rows[-1][10], rows[-1][0])
-        result = projector.project([_recorded(r) for r in rows])
+        result = projector.project([recorded_event(r) for r in rows])
         applied, bad = applied + result.events, bad + result.bad
         report(RebuildProgress("catch_up", applied, applied))
 
@@ -268,7 +267,7 @@ def _catch_up(
 def _read(
     conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...]
 ) -> list[RecordedEvent]:
-    return [_recorded(r) for r in conn.execute(query, params).fetchall()]
+    return [recorded_event(r) for r in conn.execute(query, params).fetchall()]
 
 
 def _horizon(conn: psycopg.Connection[Any]) -> str:
@@ -280,7 +279,3 @@ def _horizon(conn: psycopg.Connection[Any]) -> str:
 def _last_position(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
     return 0 if row is None else int(row[0])
-
-
-def _recorded(r: Any) -> RecordedEvent:
-    return RecordedEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], loads(r[7]), loads(r[8]), r[9])

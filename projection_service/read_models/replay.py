@@ -12,16 +12,14 @@ from __future__ import annotations
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
-from infrastructure.eventstore.encoding import loads
 from infrastructure.eventstore.port import RecordedEvent
+from infrastructure.eventstore.rows import EVENT_COLUMNS, recorded_event
 from projection_service.read_models.tables import Tables
 
 # A catch-up reader resumes after (transaction id, position): both travel as text.
 CatchUpKey = tuple[str, int]
 
-_COLUMNS = """e.position, e.event_id, e.aggregate_id, e.aggregate_type, e.event_type,
-e.schema_version, e.version, e.event_data::text, e.metadata::text, e.timestamp,
-e.transaction_id::text"""
+_COLUMNS = f"{EVENT_COLUMNS}, e.transaction_id::text"
 
 _BY_POSITION = f"""
 SELECT {_COLUMNS} FROM events AS e WHERE e.position > %s ORDER BY e.position LIMIT %s
@@ -55,7 +53,7 @@ async def read_by_position(
     conn: AsyncConnection[TupleRow], after: int, limit: int
 ) -> list[RecordedEvent]:
     cur = await conn.execute(_BY_POSITION, (after, limit), prepare=True)
-    return [_recorded(row) for row in await cur.fetchall()]
+    return [recorded_event(row) for row in await cur.fetchall()]
 
 
 async def read_catch_up(
@@ -68,8 +66,4 @@ async def read_catch_up(
     found = await cur.fetchall()
     if not found:
         return [], after
-    return [_recorded(row) for row in found], (found[-1][10], found[-1][0])
-
-
-def _recorded(r: TupleRow) -> RecordedEvent:
-    return RecordedEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], loads(r[7]), loads(r[8]), r[9])
+    return [recorded_event(row) for row in found], (found[-1][10], found[-1][0])

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import psycopg
 
 from infrastructure.cassandra.session import CqlConfig, parse_hosts
 from infrastructure.eventstore.port import RecordedEvent
+from infrastructure.eventstore.rows import EVENT_COLUMNS, recorded_event
 from tests.api.support import (
     API,
     Api,
@@ -27,11 +27,7 @@ from tests.api.support import (
 from tests.integration.cassandra_harness import CassandraHarness
 
 TABLES = ("wallet_balances", "medcard_monthly_spend", "wallet_entries", "medcard_spend_entries")
-_EVENTS = """
-SELECT position, event_id, aggregate_id, aggregate_type, event_type, schema_version, version,
-       event_data, metadata, timestamp
-FROM events ORDER BY position
-"""
+_EVENTS = f"SELECT {EVENT_COLUMNS} FROM events ORDER BY position"
 
 
 def cql_config(harness: CassandraHarness, keyspace: str) -> CqlConfig:
@@ -76,26 +72,7 @@ async def seed(api: Api) -> Seeded:
 
 def recorded_events(conninfo: str) -> list[RecordedEvent]:
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        rows = conn.execute(_EVENTS).fetchall()
-
-    def _json(value: Any) -> Any:
-        return orjson.loads(value) if isinstance(value, str | bytes) else value
-
-    return [
-        RecordedEvent(
-            position=r[0],
-            event_id=r[1],
-            aggregate_id=r[2],
-            aggregate_type=r[3],
-            event_type=r[4],
-            schema_version=r[5],
-            version=r[6],
-            data=_json(r[7]),
-            metadata=_json(r[8]),
-            timestamp=r[9],
-        )
-        for r in rows
-    ]
+        return [recorded_event(row) for row in conn.execute(_EVENTS).fetchall()]
 
 
 def snapshot(session: Any, keyspace: str) -> dict[str, list[tuple[Any, ...]]]:
