@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -43,6 +42,7 @@ from tests.integration.cassandra_harness import CassandraHarness
 from tests.integration.stream_checks import Stored, read_store
 from tests.integration.stream_load import Ack, Callers, Load, seed
 from tests.integration.stream_processes import (
+    FaultTimeline,
     Fleet,
     HealthpayProcess,
     end_offsets,
@@ -96,43 +96,12 @@ def balance_projection(fleet: Fleet) -> HealthpayProcess:
 # ------------------------------------------------------------------------ the scenario
 
 
-@dataclass
-class Scenario:
-    fleet: Fleet
+@dataclass(kw_only=True)
+class Scenario(FaultTimeline):
     cassandra: CassandraHarness
     bootstrap: str
     topic: str
     db: psycopg.AsyncConnection[Any]
-    load: asyncio.Task[None]
-    started: float = field(default_factory=time.monotonic)
-    timeline: list[str] = field(default_factory=list)
-
-    def note(self, text: str) -> None:
-        self.timeline.append(f"{time.monotonic() - self.started:6.1f}s {text}")
-
-    def report(self) -> str:
-        lines = ["timeline:", *self.timeline]
-        for process in self.fleet.started:
-            state = "running" if process.running else f"exit {process.exit_code}"
-            lines.append(f"{process.name} pid {process.pid}: {state}, log {process.log}")
-        for process in self.fleet.crashed():
-            lines.append(f"--- {process.name} died on its own; its log ends:")
-            lines.append(process.log_tail())
-        return "\n".join(lines)
-
-    async def until(
-        self, what: str, check: Callable[[], Awaitable[bool]], within: float = STEP_S
-    ) -> None:
-        deadline = time.monotonic() + within
-        while True:
-            assert not self.fleet.crashed(), f"a process crashed\n{self.report()}"
-            if self.load.done():
-                self.load.result()  # the load's own failure, if any, surfaces here
-            if await check():
-                self.note(what)
-                return
-            assert time.monotonic() < deadline, f"{what}: not within {within}s\n{self.report()}"
-            await asyncio.sleep(0.1)
 
     async def metric(self, process: HealthpayProcess, name: str) -> float:
         return await asyncio.to_thread(process.metric, name)
@@ -149,10 +118,6 @@ class Scenario:
         process = await asyncio.to_thread(balance_projection, self.fleet)
         self.note(f"started {process.name} (pid {process.pid})")
         return process
-
-    async def kill(self, process: HealthpayProcess) -> None:
-        await asyncio.to_thread(process.kill)
-        self.note(f"SIGKILLed {process.name} (pid {process.pid})")
 
     async def run(self) -> None:
         relay = await asyncio.to_thread(self.fleet.relay)
@@ -311,7 +276,15 @@ async def test_balances_survive_projection_kills_and_a_cassandra_restart(
         }
         load = Load(client, callers, cards, wallets, acks=acks)
         running = asyncio.create_task(load.run())
-        scenario = Scenario(fleet, cassandra, kafka_bootstrap, kafka_topic, db, running)
+        scenario = Scenario(
+            fleet=fleet,
+            load=running,
+            step_seconds=STEP_S,
+            cassandra=cassandra,
+            bootstrap=kafka_bootstrap,
+            topic=kafka_topic,
+            db=db,
+        )
         try:
             await scenario.run()
         finally:

@@ -9,6 +9,7 @@ own, which says when they are up and what they did (published, applied, parked, 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -17,9 +18,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -211,6 +213,50 @@ class _Stoppable(Protocol):
 
 
 H = TypeVar("H", bound=_Stoppable)
+
+
+@dataclass(kw_only=True)
+class FaultTimeline:
+    """What a fault scenario did and when. A wait that times out, or a process that died on
+    its own, fails with the whole story: the timeline and every process's state and log."""
+
+    fleet: Fleet
+    load: asyncio.Task[None]
+    step_seconds: float = 30.0
+    started: float = field(default_factory=time.monotonic)
+    timeline: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.timeline.append(f"{time.monotonic() - self.started:6.1f}s {text}")
+
+    def report(self) -> str:
+        lines = ["timeline:", *self.timeline]
+        for process in self.fleet.started:
+            state = "running" if process.running else f"exit {process.exit_code}"
+            lines.append(f"{process.name} pid {process.pid}: {state}, log {process.log}")
+        for process in self.fleet.crashed():
+            lines.append(f"--- {process.name} died on its own; its log ends:")
+            lines.append(process.log_tail())
+        return "\n".join(lines)
+
+    async def until(
+        self, what: str, check: Callable[[], Awaitable[bool]], within: float | None = None
+    ) -> None:
+        limit = self.step_seconds if within is None else within
+        deadline = time.monotonic() + limit
+        while True:
+            assert not self.fleet.crashed(), f"a process crashed\n{self.report()}"
+            if self.load.done():
+                self.load.result()  # the load's own failure, if any, surfaces here
+            if await check():
+                self.note(what)
+                return
+            assert time.monotonic() < deadline, f"{what}: not within {limit}s\n{self.report()}"
+            await asyncio.sleep(0.1)
+
+    async def kill(self, process: HealthpayProcess) -> None:
+        await asyncio.to_thread(process.kill)
+        self.note(f"SIGKILLed {process.name} (pid {process.pid})")
 
 
 @contextmanager

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -45,6 +44,7 @@ from tests.integration.stream_checks import (
 )
 from tests.integration.stream_load import Ack, Callers, Load, seed
 from tests.integration.stream_processes import (
+    FaultTimeline,
     Fleet,
     HealthpayProcess,
     end_offsets,
@@ -103,48 +103,17 @@ WHERE datname = current_database() AND wait_event_type = 'Lock'
 PROJECTION_GROUP = "healthpay-projections"  # ProjectionWorker's default group
 
 
-@dataclass
-class Scenario:
-    fleet: Fleet
+@dataclass(kw_only=True)
+class Scenario(FaultTimeline):
     kafka: KafkaHarness
     topic: str
     db: psycopg.AsyncConnection[Any]
     postgres_url: str
-    load: asyncio.Task[None]
-    started: float = field(default_factory=time.monotonic)
-    timeline: list[str] = field(default_factory=list)
-
-    def note(self, text: str) -> None:
-        self.timeline.append(f"{time.monotonic() - self.started:6.1f}s {text}")
-
-    def report(self) -> str:
-        lines = ["timeline:", *self.timeline]
-        for process in self.fleet.started:
-            state = "running" if process.running else f"exit {process.exit_code}"
-            lines.append(f"{process.name} pid {process.pid}: {state}, log {process.log}")
-        for process in self.fleet.crashed():
-            lines.append(f"--- {process.name} died on its own; its log ends:")
-            lines.append(process.log_tail())
-        return "\n".join(lines)
 
     async def value(self, query: str) -> int:
         row = await (await self.db.execute(query)).fetchone()
         assert row is not None
         return int(row[0])
-
-    async def until(
-        self, what: str, check: Callable[[], Awaitable[bool]], within: float = STEP_S
-    ) -> None:
-        deadline = time.monotonic() + within
-        while True:
-            assert not self.fleet.crashed(), f"a process crashed\n{self.report()}"
-            if self.load.done():
-                self.load.result()  # the load's own failure, if any, surfaces here
-            if await check():
-                self.note(what)
-                return
-            assert time.monotonic() < deadline, f"{what}: not within {within}s\n{self.report()}"
-            await asyncio.sleep(0.1)
 
     async def progress(self, what: str, query: str, by: int, within: float = STEP_S) -> None:
         base = await self.value(query)
@@ -165,10 +134,6 @@ class Scenario:
         process = await asyncio.to_thread(kind)
         self.note(f"started {process.name} (pid {process.pid})")
         return process
-
-    async def kill(self, process: HealthpayProcess) -> None:
-        await asyncio.to_thread(process.kill)
-        self.note(f"SIGKILLed {process.name} (pid {process.pid})")
 
     async def active_relay(self) -> HealthpayProcess:
         """Waits for exactly one relay to be active, and for it to publish."""
@@ -332,7 +297,15 @@ async def test_no_event_is_lost_or_doubled_under_faults(
         fleet.use_kafka(kafka.bootstrap, topic)
         load = Load(client, callers, cards, wallets, acks=acks)
         running = asyncio.create_task(load.run())
-        scenario = Scenario(fleet, kafka, topic, db, postgres_url, running)
+        scenario = Scenario(
+            fleet=fleet,
+            load=running,
+            step_seconds=STEP_S,
+            kafka=kafka,
+            topic=topic,
+            db=db,
+            postgres_url=postgres_url,
+        )
         try:
             await scenario.run()
         finally:
