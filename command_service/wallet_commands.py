@@ -70,8 +70,6 @@ async def _on_wallet(
         if exists:
             wallet_visible(principal, loaded.state)
         decision = decide(loaded.state, command)
-        if decision.result is None:
-            raise AssertionError("a wallet decision always answers with an event")
         return Plan(
             [StreamWrite(WALLET, wallet_id, loaded, decision.events)], decision.result, wallet_id
         )

@@ -110,7 +110,7 @@ def evolve(state: WalletState | None, event: DomainEvent) -> WalletState:
 class WalletDecision:
     events: list[DomainEvent]
     # the event that answers the command: new, or the original one of an idempotent repeat
-    result: DomainEvent | None
+    result: DomainEvent
 
 
 def decide(state: WalletState | None, command: WalletCommand) -> WalletDecision:
