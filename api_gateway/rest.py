@@ -95,7 +95,7 @@ def _no_pharmacy(principal: Principal, what: str) -> None:
         raise Problem(403, "forbidden", f"the pharmacy role may not read {what}")
 
 
-def _sees(principal: Principal, owned: q.Owned | None) -> q.Owned | None:
+def visible_to(principal: Principal, owned: q.Owned | None) -> q.Owned | None:
     """The row if this caller may see it; None (= not found) otherwise."""
     if owned is None:
         return None
@@ -126,7 +126,7 @@ def _card_load(
     side: ReadSide, principal: Principal, card_id: UUID, more: Callable[[q.Conn], Awaitable[Any]]
 ) -> Load:
     async def load(conn: q.Conn) -> Read | None:
-        card = _sees(principal, await q.card(conn, card_id, side.clock()))
+        card = visible_to(principal, await q.card(conn, card_id, side.clock()))
         if card is None:
             return None
         return Read(card.position, await more(conn))
@@ -140,7 +140,7 @@ async def get_card(request: Request, side: ReadSide, principal: Principal) -> Re
     now = side.clock()
 
     async def load(conn: q.Conn) -> Read | None:
-        card = _sees(principal, await q.card(conn, card_id, now))
+        card = visible_to(principal, await q.card(conn, card_id, now))
         if card is None:
             return None
         body = card.body | {"beneficiaries": await q.beneficiaries(conn, card_id)}
@@ -188,7 +188,7 @@ async def get_claim(request: Request, side: ReadSide, principal: Principal) -> R
     claim_id = _path_id(request, "claim_id", "claim_not_found", "claim")
 
     async def load(conn: q.Conn) -> Read | None:
-        found = _sees(principal, await q.claim(conn, claim_id))
+        found = visible_to(principal, await q.claim(conn, claim_id))
         return None if found is None else Read(found.position, found.body)
 
     return await _answer(request, side, load, "claim_not_found", "claim")
@@ -202,7 +202,7 @@ async def get_wallet(request: Request, side: ReadSide, principal: Principal) -> 
     wallet_id = _path_id(request, "wallet_id", "wallet_not_found", "wallet")
 
     async def load(conn: q.Conn) -> Read | None:
-        found = _sees(principal, await q.wallet(conn, wallet_id))
+        found = visible_to(principal, await q.wallet(conn, wallet_id))
         return None if found is None else Read(found.position, found.body)
 
     return await _answer(request, side, load, "wallet_not_found", "wallet")
@@ -223,7 +223,7 @@ async def get_wallet_transactions(
         before = value[0]
 
     async def load(conn: q.Conn) -> Read | None:
-        found = _sees(principal, await q.wallet(conn, wallet_id))
+        found = visible_to(principal, await q.wallet(conn, wallet_id))
         if found is None:
             return None
         items, last = await q.transactions_page(conn, wallet_id, limit, before)

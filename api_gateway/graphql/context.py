@@ -21,7 +21,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from api_gateway import read_models as q
-from api_gateway.rest import ReadSide, _sees
+from api_gateway.rest import ReadSide, visible_to
 from infrastructure.auth.tokens import Principal, Role
 
 ClaimsKey = tuple[UUID, int, tuple[datetime, UUID] | None]
@@ -55,7 +55,7 @@ class Context(BaseContext):
 
     def sees(self, owned: q.Owned | None) -> q.Owned | None:
         """The same object-level rule as the REST reads."""
-        return _sees(self.principal, owned)
+        return visible_to(self.principal, owned)
 
     def no_pharmacy(self, what: str) -> None:
         if self.principal.role is Role.PHARMACY:
