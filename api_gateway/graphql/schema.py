@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from datetime import datetime
-from typing import Any, NewType, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 import strawberry
@@ -22,13 +22,13 @@ from strawberry.types import Info
 from api_gateway import read_models as q
 from api_gateway.freshness import decode_cursor, encode_cursor
 from api_gateway.graphql.context import Context, error
+from api_gateway.graphql.scalars import SCALARS, Long
 from infrastructure.http.problems import Problem
 
 MAX_DEPTH = 8
 MAX_ALIASES = 15
 MAX_PAGE = 100
 
-Long = NewType("Long", int)  # a 64-bit stream position; its scalar is in `schema` below
 T = TypeVar("T")
 
 
@@ -351,9 +351,5 @@ schema = strawberry.Schema(
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaskErrors(should_mask_error=_mask),
     ],
-    scalar_overrides={
-        Long: strawberry.scalar(
-            name="Long", serialize=int, parse_value=int, description="A 64-bit integer."
-        )
-    },
+    scalar_overrides=SCALARS,
 )
