@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from infrastructure.http.cors import with_cors
 from infrastructure.http.metrics import HttpMetrics, MetricsMiddleware
 from infrastructure.http.problems import Problem, problem_response
 
@@ -47,18 +47,7 @@ class FastWritesApp(FastAPI):
         return self._wrap(super().build_middleware_stack())
 
     def _wrap(self, app: ASGIApp) -> ASGIApp:
-        if self._cors_origins:
-            app = CORSMiddleware(
-                app,
-                allow_origins=list(self._cors_origins),
-                allow_methods=["GET", "POST", "DELETE"],
-                allow_headers=[
-                    "Authorization",
-                    "Content-Type",
-                    "Idempotency-Key",
-                    "X-Correlation-ID",
-                ],
-            )
+        app = with_cors(app, self._cors_origins)
         return MetricsMiddleware(app, self._http_metrics)
 
 
