@@ -1,23 +1,29 @@
 """The gateway's composition root: /health (seed shape), /metrics, the REST reads under
 /api/v1 over the PostgreSQL read models (api_gateway/rest.py), and GraphQL at /graphql over
-the same read-model queries (api_gateway/graphql/)."""
+the same read-model queries (api_gateway/graphql/), whose mutations are forwarded to the
+command service (api_gateway/commands_client.py)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import orjson
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api_gateway.commands_client import CommandService
 from api_gateway.graphql import graphql_router
 from api_gateway.health import Dependencies, check
+from api_gateway.openapi import describe
 from api_gateway.rest import ROUTES, ReadSide
 from infrastructure.auth.tokens import TokenCodec, TokenVerifier
+from infrastructure.http.cors import cors_options
 from infrastructure.http.metrics import HttpMetrics, MetricsMiddleware
 from infrastructure.http.problems import Problem, problem_response
 from infrastructure.postgres.pool import open_pool
@@ -26,8 +32,15 @@ from infrastructure.settings import Settings
 VERSION = "2.0.0"
 
 
-def create_app(settings: Settings, *, read_wait_seconds: float = 2.0) -> FastAPI:
-    """`read_wait_seconds` bounds how long a read with `minPosition` waits for the projection."""
+def create_app(
+    settings: Settings,
+    *,
+    read_wait_seconds: float = 2.0,
+    command_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """`read_wait_seconds` bounds how long a read with `minPosition` waits for the projection;
+    `command_transport` carries the forwarded mutations (tests: the command service in-process,
+    otherwise the network to `settings.command_service_url`)."""
     registry = CollectorRegistry()
     tokens = TokenVerifier(
         TokenCodec(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience)
@@ -39,9 +52,12 @@ def create_app(settings: Settings, *, read_wait_seconds: float = 2.0) -> FastAPI
         dependencies = Dependencies(settings, pool)
         app.state.dependencies = dependencies
         app.state.read_side = ReadSide(pool, tokens, wait_seconds=read_wait_seconds)
+        commands = CommandService(settings.command_service_url, transport=command_transport)
+        app.state.commands = commands
         try:
             yield
         finally:
+            await commands.aclose()
             dependencies.close()
             await pool.close()
 
@@ -65,8 +81,11 @@ def create_app(settings: Settings, *, read_wait_seconds: float = 2.0) -> FastAPI
         return problem_response(exc, request.url.path)
 
     app.router.routes.extend(ROUTES)
+    describe(app)
     app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
     app.add_route("/health", health, methods=["GET"], include_in_schema=False)
     app.add_route("/metrics", metrics_page, methods=["GET"], include_in_schema=False)
+    if settings.cors_origins:  # the command service grants the same (one public URL)
+        app.add_middleware(CORSMiddleware, **cors_options(settings.cors_origins))
     app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry, "api_gateway"))
     return app

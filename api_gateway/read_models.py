@@ -1,12 +1,17 @@
 """Queries over the PostgreSQL read models (never the event store), answered in the write
 API's JSON shapes: camelCase, money as two-decimal strings, ISO timestamps.
 
-Each function reads one thing on a connection the caller owns; the caller runs them in one
-REPEATABLE READ transaction so a body and the position it claims to reflect agree.
+Each read is a batch: one SQL statement answers every key it is given, in the order given
+(None or an empty list where a key matches nothing). GraphQL's DataLoaders call the batches
+with all the keys of a request; the REST reads call the single-key wrappers, so both share
+one SQL text and one JSON shaping per thing. The caller owns the connection and runs its
+reads in one REPEATABLE READ transaction so a body and the position it claims to reflect
+agree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +26,13 @@ from domain.calendar import benefit_month
 Conn = AsyncConnection[TupleRow]
 Row = dict[str, Any]
 ZERO = Decimal("0.00")
+
+ClaimsAfter = tuple[datetime, UUID]
+ClaimsKey = tuple[UUID, int, ClaimsAfter | None]  # card, page size, keyset cursor
+ClaimsPage = tuple[list[dict[str, Any]], ClaimsAfter | None]
+TransactionsKey = tuple[UUID, int, int | None]  # wallet, page size, position cursor
+TransactionsPage = tuple[list[dict[str, Any]], int | None]
+SpendKey = tuple[UUID, str]  # card, benefit month 'YYYY-MM'
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +52,12 @@ async def _all(conn: Conn, query: str, params: tuple[Any, ...]) -> list[Row]:
         return await cur.fetchall()
 
 
-async def _one(conn: Conn, query: str, params: tuple[Any, ...]) -> Row | None:
-    found = await _all(conn, query, params)
-    return found[0] if found else None
+def _grouped(keys: Sequence[Any], rows: list[Row], column: str) -> list[list[Row]]:
+    """The rows of each key, in the order the query returned them."""
+    groups: dict[Any, list[Row]] = {key: [] for key in keys}
+    for r in rows:
+        groups[r[column]].append(r)
+    return [groups[key] for key in keys]
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -56,10 +71,7 @@ def _iso(value: Any) -> str | None:
 # ------------------------------------------------------------------------------- cards
 
 
-async def card(conn: Conn, card_id: UUID, now: datetime) -> Owned | None:
-    row = await _one(conn, "SELECT * FROM medcards WHERE id = %s", (card_id,))
-    if row is None:
-        return None
+def _card(row: Row, now: datetime) -> Owned:
     # current_month_spent belongs to current_month; a later Cairo month has spent nothing yet
     this_month = benefit_month(now)
     spent = row["current_month_spent"] if row["current_month"] == this_month else ZERO
@@ -99,26 +111,91 @@ def _holder_json(stored: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def beneficiaries(conn: Conn, card_id: UUID) -> list[dict[str, Any]]:
+async def cards(conn: Conn, card_ids: Sequence[UUID], now: datetime) -> list[Owned | None]:
+    found = await _all(conn, "SELECT * FROM medcards WHERE id = ANY(%s)", (list(card_ids),))
+    by_id = {r["id"]: _card(r, now) for r in found}
+    return [by_id.get(key) for key in card_ids]
+
+
+async def card(conn: Conn, card_id: UUID, now: datetime) -> Owned | None:
+    return (await cards(conn, [card_id], now))[0]
+
+
+async def cards_by_number(
+    conn: Conn, card_numbers: Sequence[str], now: datetime
+) -> list[Owned | None]:
+    found = await _all(
+        conn, "SELECT * FROM medcards WHERE card_number = ANY(%s)", (list(card_numbers),)
+    )
+    by_number = {r["card_number"]: _card(r, now) for r in found}
+    return [by_number.get(key) for key in card_numbers]
+
+
+async def card_ids_of(conn: Conn, user_ids: Sequence[str]) -> list[list[UUID]]:
+    """Each member's cards, oldest first."""
     found = await _all(
         conn,
-        "SELECT * FROM beneficiaries WHERE medcard_id = %s AND removed_at IS NULL"
+        "SELECT user_id, id FROM medcards WHERE user_id = ANY(%s) ORDER BY issued_at, id",
+        (list(user_ids),),
+    )
+    return [[r["id"] for r in rows] for rows in _grouped(user_ids, found, "user_id")]
+
+
+def _beneficiary_json(r: Row) -> dict[str, Any]:
+    return {
+        "id": str(r["id"]),
+        "relationship": r["relationship"],
+        "nationalId": r["national_id"],
+        "name": r["name"],
+        "dateOfBirth": _iso(r["date_of_birth"]),
+        "phoneNumber": r["phone_number"],
+        "isPrimary": r["is_primary"],
+        "addedAt": _iso(r["added_at"]),
+    }
+
+
+async def beneficiaries_of(conn: Conn, card_ids: Sequence[UUID]) -> list[list[dict[str, Any]]]:
+    found = await _all(
+        conn,
+        "SELECT * FROM beneficiaries WHERE medcard_id = ANY(%s) AND removed_at IS NULL"
         " ORDER BY is_primary DESC, added_at, id",
-        (card_id,),
+        (list(card_ids),),
     )
     return [
-        {
-            "id": str(r["id"]),
-            "relationship": r["relationship"],
-            "nationalId": r["national_id"],
-            "name": r["name"],
-            "dateOfBirth": _iso(r["date_of_birth"]),
-            "phoneNumber": r["phone_number"],
-            "isPrimary": r["is_primary"],
-            "addedAt": _iso(r["added_at"]),
+        [_beneficiary_json(r) for r in rows] for rows in _grouped(card_ids, found, "medcard_id")
+    ]
+
+
+async def beneficiaries(conn: Conn, card_id: UUID) -> list[dict[str, Any]]:
+    return (await beneficiaries_of(conn, [card_id]))[0]
+
+
+async def monthly_spends(conn: Conn, keys: Sequence[SpendKey]) -> list[dict[str, Any] | None]:
+    """What each card spent in each benefit month, against the card's monthly limit.
+
+    The projector keeps the latest claim's or reversal's month total per (card, month), so
+    a month without a row had no claim: it spent nothing. None for a card that does not
+    exist. The limit is the card's: it is fixed when the card is issued.
+    """
+    found = await _all(
+        conn,
+        "SELECT k.medcard_id, k.month, m.monthly_limit, coalesce(s.total_spent, 0) AS spent"
+        " FROM unnest(%s::uuid[], %s::text[]) AS k (medcard_id, month)"
+        " JOIN medcards m ON m.id = k.medcard_id"
+        " LEFT JOIN medcard_monthly_spend s"
+        " ON s.medcard_id = k.medcard_id AND s.month = k.month",
+        ([card for card, _ in keys], [month for _, month in keys]),
+    )
+    by_key = {
+        (r["medcard_id"], r["month"]): {
+            "month": r["month"],
+            "spent": _money(r["spent"]),
+            "limit": _money(r["monthly_limit"]),
+            "remaining": _money(max(r["monthly_limit"] - r["spent"], ZERO)),
         }
         for r in found
-    ]
+    }
+    return [by_key.get(key) for key in keys]
 
 
 # ------------------------------------------------------------------------------ claims
@@ -151,77 +228,125 @@ def _claim_json(r: Row) -> dict[str, Any]:
     }
 
 
-async def claims_page(
-    conn: Conn, card_id: UUID, limit: int, after: tuple[datetime, UUID] | None
-) -> tuple[list[dict[str, Any]], tuple[datetime, UUID] | None]:
-    """Newest first by (claimed_at, id); one extra row tells whether a next page exists."""
-    if after is None:
-        found = await _all(
-            conn,
-            "SELECT * FROM prescription_claims WHERE medcard_id = %s"
-            " ORDER BY claimed_at DESC, id DESC LIMIT %s",
-            (card_id, limit + 1),
-        )
-    else:
-        found = await _all(
-            conn,
-            "SELECT * FROM prescription_claims WHERE medcard_id = %s"
-            " AND (claimed_at, id) < (%s, %s) ORDER BY claimed_at DESC, id DESC LIMIT %s",
-            (card_id, after[0], after[1], limit + 1),
-        )
-    page = found[:limit]
-    more = len(found) > limit
-    return [_claim_json(r) for r in page], (
-        (page[-1]["claimed_at"], page[-1]["id"]) if more else None
+async def claims_pages(conn: Conn, keys: Sequence[ClaimsKey]) -> list[ClaimsPage]:
+    """Newest first by (claimed_at, id); one extra row per page tells whether a next page
+    exists. Each key is its own index range (the LATERAL subquery), whatever the others ask.
+    """
+    # no cursor = after (+infinity, any id): the keyset comparison stays one index range
+    # instead of an OR the planner could not turn into one
+    found = await _all(
+        conn,
+        "SELECT k.n, c.* FROM unnest(%s::uuid[], %s::int[], %s::timestamptz[], %s::uuid[])"
+        " WITH ORDINALITY AS k (medcard_id, size, after_at, after_id, n)"
+        " CROSS JOIN LATERAL (SELECT * FROM prescription_claims c"
+        " WHERE c.medcard_id = k.medcard_id AND (c.claimed_at, c.id)"
+        " < (coalesce(k.after_at, 'infinity'), coalesce(k.after_id, %s::uuid))"
+        " ORDER BY c.claimed_at DESC, c.id DESC LIMIT k.size + 1) c"
+        " ORDER BY k.n, c.claimed_at DESC, c.id DESC",
+        (
+            [card for card, _, _ in keys],
+            [size for _, size, _ in keys],
+            [after[0] if after else None for _, _, after in keys],
+            [after[1] if after else None for _, _, after in keys],
+            UUID(int=2**128 - 1),
+        ),
     )
+    pages = _grouped(range(1, len(keys) + 1), found, "n")
+    answers: list[ClaimsPage] = []
+    for (_, size, _), rows in zip(keys, pages, strict=True):
+        page = rows[:size]
+        more = len(rows) > size
+        answers.append(
+            (
+                [_claim_json(r) for r in page],
+                (page[-1]["claimed_at"], page[-1]["id"]) if more else None,
+            )
+        )
+    return answers
+
+
+async def claims_page(
+    conn: Conn, card_id: UUID, limit: int, after: ClaimsAfter | None
+) -> ClaimsPage:
+    return (await claims_pages(conn, [(card_id, limit, after)]))[0]
+
+
+def _item_json(i: Row) -> dict[str, Any]:
+    return {
+        "drugCode": i["drug_code"],
+        "drugName": i["drug_name"],
+        "quantity": i["quantity"],
+        "unitPrice": _money(i["unit_price"]),
+        "totalPrice": _money(i["total_price"]),
+        "coveredAmount": _money(i["covered_amount"]),
+        "copaymentAmount": _money(i["copayment_amount"]),
+    }
+
+
+async def claim_items(conn: Conn, claim_ids: Sequence[UUID]) -> list[list[dict[str, Any]]]:
+    """Each claim's items in prescription order."""
+    found = await _all(
+        conn,
+        "SELECT * FROM prescription_items WHERE claim_id = ANY(%s) ORDER BY line_no",
+        (list(claim_ids),),
+    )
+    return [[_item_json(i) for i in rows] for rows in _grouped(claim_ids, found, "claim_id")]
+
+
+async def claims(conn: Conn, claim_ids: Sequence[UUID]) -> list[Owned | None]:
+    """Each claim with its items, owned by its card's member and visible to its pharmacy."""
+    found = await _all(
+        conn,
+        "SELECT c.*, m.user_id AS card_user_id, m.last_position AS card_position"
+        " FROM prescription_claims c JOIN medcards m ON m.id = c.medcard_id"
+        " WHERE c.id = ANY(%s)",
+        (list(claim_ids),),
+    )
+    # no claim found, nothing to itemize: an unknown id costs one statement, not two
+    items = await claim_items(conn, [r["id"] for r in found]) if found else []
+    by_id = {
+        r["id"]: Owned(
+            r["card_user_id"],
+            r["pharmacy_id"],
+            r["card_position"],
+            _claim_json(r) | {"items": its},
+        )
+        for r, its in zip(found, items, strict=True)
+    }
+    return [by_id.get(key) for key in claim_ids]
 
 
 async def claim(conn: Conn, claim_id: UUID) -> Owned | None:
-    row = await _one(
-        conn,
-        "SELECT c.*, m.user_id AS card_user_id, m.last_position AS card_position"
-        " FROM prescription_claims c JOIN medcards m ON m.id = c.medcard_id WHERE c.id = %s",
-        (claim_id,),
-    )
-    if row is None:
-        return None
-    items = await _all(
-        conn, "SELECT * FROM prescription_items WHERE claim_id = %s ORDER BY line_no", (claim_id,)
-    )
-    body = _claim_json(row) | {
-        "items": [
-            {
-                "drugCode": i["drug_code"],
-                "drugName": i["drug_name"],
-                "quantity": i["quantity"],
-                "unitPrice": _money(i["unit_price"]),
-                "totalPrice": _money(i["total_price"]),
-                "coveredAmount": _money(i["covered_amount"]),
-                "copaymentAmount": _money(i["copayment_amount"]),
-            }
-            for i in items
-        ]
-    }
-    return Owned(row["card_user_id"], row["pharmacy_id"], row["card_position"], body)
+    return (await claims(conn, [claim_id]))[0]
 
 
 # ----------------------------------------------------------------------------- wallets
 
 
-async def wallet(conn: Conn, wallet_id: UUID) -> Owned | None:
-    row = await _one(conn, "SELECT * FROM wallets WHERE id = %s", (wallet_id,))
-    if row is None:
-        return None
-    body = {
-        "id": str(row["id"]),
-        "ownerUserId": row["owner_user_id"],
-        "currency": row["currency"],
-        "balance": _money(row["balance"]),
-        "openedAt": _iso(row["opened_at"]),
-        "updatedAt": _iso(row["updated_at"]),
-        "version": row["version"],
+async def wallets(conn: Conn, wallet_ids: Sequence[UUID]) -> list[Owned | None]:
+    found = await _all(conn, "SELECT * FROM wallets WHERE id = ANY(%s)", (list(wallet_ids),))
+    by_id = {
+        r["id"]: Owned(
+            r["owner_user_id"],
+            None,
+            r["last_position"],
+            {
+                "id": str(r["id"]),
+                "ownerUserId": r["owner_user_id"],
+                "currency": r["currency"],
+                "balance": _money(r["balance"]),
+                "openedAt": _iso(r["opened_at"]),
+                "updatedAt": _iso(r["updated_at"]),
+                "version": r["version"],
+            },
+        )
+        for r in found
     }
-    return Owned(row["owner_user_id"], None, row["last_position"], body)
+    return [by_id.get(key) for key in wallet_ids]
+
+
+async def wallet(conn: Conn, wallet_id: UUID) -> Owned | None:
+    return (await wallets(conn, [wallet_id]))[0]
 
 
 def _transaction_json(r: Row) -> dict[str, Any]:
@@ -243,16 +368,35 @@ def _transaction_json(r: Row) -> dict[str, Any]:
     return body
 
 
-async def transactions_page(
-    conn: Conn, wallet_id: UUID, limit: int, before: int | None
-) -> tuple[list[dict[str, Any]], int | None]:
-    """Newest first by position (each row is one event: positions are unique)."""
+async def transactions_pages(conn: Conn, keys: Sequence[TransactionsKey]) -> list[TransactionsPage]:
+    """Newest first by position (each row is one event: positions are unique); one extra
+    row per page tells whether a next page exists."""
     found = await _all(
         conn,
-        "SELECT * FROM wallet_transactions WHERE wallet_id = %s AND position < %s"
-        " ORDER BY position DESC LIMIT %s",
-        (wallet_id, before if before is not None else 2**63 - 1, limit + 1),
+        "SELECT k.n, t.* FROM unnest(%s::uuid[], %s::int[], %s::bigint[])"
+        " WITH ORDINALITY AS k (wallet_id, size, before, n)"
+        " CROSS JOIN LATERAL (SELECT * FROM wallet_transactions t"
+        " WHERE t.wallet_id = k.wallet_id AND t.position < k.before"
+        " ORDER BY t.position DESC LIMIT k.size + 1) t"
+        " ORDER BY k.n, t.position DESC",
+        (
+            [wallet_id for wallet_id, _, _ in keys],
+            [size for _, size, _ in keys],
+            [before if before is not None else 2**63 - 1 for _, _, before in keys],
+        ),
     )
-    page = found[:limit]
-    more = len(found) > limit
-    return [_transaction_json(r) for r in page], (page[-1]["position"] if more else None)
+    pages = _grouped(range(1, len(keys) + 1), found, "n")
+    answers: list[TransactionsPage] = []
+    for (_, size, _), rows in zip(keys, pages, strict=True):
+        page = rows[:size]
+        more = len(rows) > size
+        answers.append(
+            ([_transaction_json(r) for r in page], page[-1]["position"] if more else None)
+        )
+    return answers
+
+
+async def transactions_page(
+    conn: Conn, wallet_id: UUID, limit: int, before: int | None
+) -> TransactionsPage:
+    return (await transactions_pages(conn, [(wallet_id, limit, before)]))[0]

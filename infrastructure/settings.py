@@ -26,6 +26,9 @@ class Settings:
     pool_max_size: int = 16
     aggregate_cache_size: int = 100_000
     environment: str = "development"
+    # The gateway forwards GraphQL mutations here: the public edge, which sends each write to
+    # the command-service process that owns its card.
+    command_service_url: str = "http://127.0.0.1:3000"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -46,4 +49,5 @@ class Settings:
             pool_max_size=int(e.get("PG_POOL_MAX", d.pool_max_size)),
             aggregate_cache_size=int(e.get("AGGREGATE_CACHE_SIZE", d.aggregate_cache_size)),
             environment=e.get("HEALTHPAY_ENV", d.environment),
+            command_service_url=e.get("COMMAND_SERVICE_URL", d.command_service_url),
         )

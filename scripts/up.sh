@@ -50,7 +50,9 @@ for i in "${!cports[@]}"; do
 done
 start relay .venv/bin/healthpay relay --metrics-port "${RELAY_METRICS_PORT:-3002}"
 start projection-worker .venv/bin/healthpay project --metrics-port "${PROJECTION_METRICS_PORT:-3001}"
-start gateway .venv/bin/healthpay serve-gateway --port "${GATEWAY_PORT:-3100}"
+# GraphQL mutations go through the public edge, so they keep the card affinity of REST writes.
+COMMAND_SERVICE_URL=${COMMAND_SERVICE_URL:-http://127.0.0.1:$PORT} \
+  start gateway .venv/bin/healthpay serve-gateway --port "${GATEWAY_PORT:-3100}"
 start balance-projection .venv/bin/healthpay project-balances --metrics-port "${BALANCE_METRICS_PORT:-3003}"
 
 for port in "${cports[@]}" "${GATEWAY_PORT:-3100}"; do

@@ -2,17 +2,17 @@
 
 Every resolver of one request reads on the same connection inside one REPEATABLE READ,
 READ ONLY transaction (like one REST read), opened on first use and closed when the request
-ends. The DataLoaders batch and de-duplicate per request: a card, its beneficiaries or a page
-of its claims is read once however often the query names it. Each batch reuses the REST
-functions of api_gateway/read_models.py per key (no SQL of its own), so a query costs one
-statement per distinct card and field, never one per occurrence.
+ends. The DataLoaders batch and de-duplicate per request: a card, its beneficiaries, a page
+of its claims, a claim's items or a wallet is read once however often the query names it.
+Each batch is one call of a batch function of api_gateway/read_models.py (the SQL the REST
+reads use too), which answers all its keys in one statement; so a query costs one statement
+per kind of thing it reads, however many cards, claims or wallets it reaches.
 """
 
 from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,11 +21,15 @@ from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from api_gateway import read_models as q
+from api_gateway.commands_client import CommandService
 from api_gateway.rest import ReadSide, visible_to
 from infrastructure.auth.tokens import Principal, Role
 
-ClaimsKey = tuple[UUID, int, tuple[datetime, UUID] | None]
-ClaimsPage = tuple[list[dict[str, Any]], tuple[datetime, UUID] | None]
+ClaimsKey = q.ClaimsKey
+ClaimsPage = q.ClaimsPage
+TransactionsKey = q.TransactionsKey
+TransactionsPage = q.TransactionsPage
+Items = list[dict[str, Any]]
 
 
 def error(code: str, message: str) -> GraphQLError:
@@ -33,18 +37,41 @@ def error(code: str, message: str) -> GraphQLError:
 
 
 class Context(BaseContext):
-    def __init__(self, side: ReadSide, principal: Principal | None) -> None:
+    def __init__(
+        self,
+        side: ReadSide,
+        principal: Principal | None,
+        *,
+        authorization: str | None = None,
+        commands: CommandService | None = None,
+    ) -> None:
         super().__init__()
         self.side = side
+        self.authorization = authorization  # forwarded as is: the command service judges it
+        self.commands = commands  # the mutations' forwarder; None where writes are off
         self._principal = principal
         self.now = side.clock()
         self._stack = AsyncExitStack()
         self._conn: q.Conn | None = None
         self._opening = asyncio.Lock()
+        self.card_ids: DataLoader[str, list[UUID]] = DataLoader(self._card_ids)
         self.cards: DataLoader[UUID, q.Owned | None] = DataLoader(self._cards)
-        self.beneficiaries: DataLoader[UUID, list[dict[str, Any]]] = DataLoader(self._beneficiaries)
+        self.cards_by_number: DataLoader[str, q.Owned | None] = DataLoader(self._cards_by_number)
+        self.beneficiaries: DataLoader[UUID, Items] = DataLoader(self._beneficiaries)
+        self.monthly_spend: DataLoader[q.SpendKey, dict[str, Any] | None] = DataLoader(
+            self._monthly_spend
+        )
         self.claims: DataLoader[ClaimsKey, ClaimsPage] = DataLoader(self._claims)
         self.claim_details: DataLoader[UUID, q.Owned | None] = DataLoader(self._claim_details)
+        self.claim_items: DataLoader[UUID, Items] = DataLoader(self._claim_items)
+        self.wallets: DataLoader[UUID, q.Owned | None] = DataLoader(self._wallets)
+        self.transactions: DataLoader[TransactionsKey, TransactionsPage] = DataLoader(
+            self._transactions
+        )
+
+    @property
+    def has_principal(self) -> bool:
+        return self._principal is not None
 
     @property
     def principal(self) -> Principal:
@@ -73,27 +100,42 @@ class Context(BaseContext):
     async def close(self) -> None:
         await self._stack.aclose()
 
-    async def _cards(self, keys: list[UUID]) -> list[q.Owned | None]:
-        conn = await self.conn()
-        return [await q.card(conn, key, self.now) for key in keys]
+    async def _card_ids(self, keys: list[str]) -> list[list[UUID]]:
+        return await q.card_ids_of(await self.conn(), keys)
 
-    async def _beneficiaries(self, keys: list[UUID]) -> list[list[dict[str, Any]]]:
-        conn = await self.conn()
-        return [await q.beneficiaries(conn, key) for key in keys]
+    async def _cards(self, keys: list[UUID]) -> list[q.Owned | None]:
+        return await q.cards(await self.conn(), keys, self.now)
+
+    async def _cards_by_number(self, keys: list[str]) -> list[q.Owned | None]:
+        found = await q.cards_by_number(await self.conn(), keys, self.now)
+        # the same card reached again by id (a claim's medcard) costs no second read
+        for card in found:
+            if card is not None and card.medcard_id is not None:
+                self.cards.prime(card.medcard_id, card)
+        return found
+
+    async def _beneficiaries(self, keys: list[UUID]) -> list[Items]:
+        return await q.beneficiaries_of(await self.conn(), keys)
+
+    async def _monthly_spend(self, keys: list[q.SpendKey]) -> list[dict[str, Any] | None]:
+        return await q.monthly_spends(await self.conn(), keys)
 
     async def _claims(self, keys: list[ClaimsKey]) -> list[ClaimsPage]:
-        conn = await self.conn()
-        return [await q.claims_page(conn, *key) for key in keys]
+        return await q.claims_pages(await self.conn(), keys)
 
     async def _claim_details(self, keys: list[UUID]) -> list[q.Owned | None]:
-        conn = await self.conn()
-        return [await q.claim(conn, key) for key in keys]
+        found = await q.claims(await self.conn(), keys)
+        # claim(id) { items } then needs no read of its own: the details carry the items
+        for key, claim in zip(keys, found, strict=True):
+            if claim is not None:
+                self.claim_items.prime(key, claim.body["items"])
+        return found
 
-    async def card_ids_of(self, user_id: str) -> list[UUID]:
-        """The member's cards: the one lookup the REST reads have no function for."""
-        conn = await self.conn()
-        async with conn.cursor() as cur:
-            await cur.execute(
-                "SELECT id FROM medcards WHERE user_id = %s ORDER BY issued_at, id", (user_id,)
-            )
-            return [row[0] for row in await cur.fetchall()]
+    async def _claim_items(self, keys: list[UUID]) -> list[Items]:
+        return await q.claim_items(await self.conn(), keys)
+
+    async def _wallets(self, keys: list[UUID]) -> list[q.Owned | None]:
+        return await q.wallets(await self.conn(), keys)
+
+    async def _transactions(self, keys: list[TransactionsKey]) -> list[TransactionsPage]:
+        return await q.transactions_pages(await self.conn(), keys)

@@ -1,5 +1,8 @@
 """The /graphql route: bearer authentication at the HTTP edge (401 problem+json, as the REST
-reads), GraphiQL only in development, one Context per request closed when it ends."""
+reads), GraphiQL only in development, one Context per request closed when it ends.
+
+The context carries the caller's raw Authorization header and the command-service forwarder
+for the mutations; Strawberry refuses mutations over GET (400), so a link cannot write."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from strawberry.fastapi import GraphQLRouter
 
+from api_gateway.commands_client import CommandService
 from api_gateway.graphql.context import Context
 from api_gateway.graphql.schema import schema
 from api_gateway.rest import ReadSide
@@ -31,7 +35,10 @@ def graphql_router(settings: Settings) -> GraphQLRouter[Context, None]:
     async def context(request: Request) -> AsyncIterator[Context]:
         side: ReadSide = request.app.state.read_side
         principal = None if _ide_page(request, ide) else authenticate(side.tokens, request.headers)
-        ctx = Context(side, principal)
+        # Absent when the app runs without its lifespan (a test serving the GraphiQL page).
+        commands: CommandService | None = getattr(request.app.state, "commands", None)
+        authorization = request.headers.get("authorization") if principal else None
+        ctx = Context(side, principal, authorization=authorization, commands=commands)
         try:
             yield ctx
         finally:

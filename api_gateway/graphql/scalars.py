@@ -10,8 +10,21 @@ from strawberry.types.scalar import ScalarDefinition
 
 Long = NewType("Long", int)  # a 64-bit stream position
 
+LONG_MAX = 2**63 - 1
+
+
+def _parse_long(value: object) -> int:
+    # int() would also take "12", 1.5 and True; a position is a JSON integer or nothing
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= LONG_MAX:
+        raise ValueError("a Long is an integer from 0 to 2^63-1")
+    return value
+
+
 SCALARS: Mapping[object, ScalarDefinition] = {
     Long: strawberry.scalar(
-        name="Long", serialize=int, parse_value=int, description="A 64-bit integer."
+        name="Long",
+        serialize=int,
+        parse_value=_parse_long,
+        description="A non-negative 64-bit integer (an event position).",
     )
 }

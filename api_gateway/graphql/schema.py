@@ -1,6 +1,8 @@
 """The GraphQL schema: the REST reads' JSON bodies (api_gateway/read_models.py) as types.
 
-Money stays a two-decimal string and timestamps ISO strings, as in the REST bodies.
+Money stays a two-decimal string and timestamps ISO strings, as in the REST bodies. Every
+read goes through the request's DataLoaders (api_gateway/graphql/context.py), so the number
+of SQL statements a query costs does not grow with the number of cards, claims or wallets.
 Authorization is the REST reads': a member sees only their own cards, claims and wallets
 (another's is null with a NOT_FOUND error, so ids cannot be probed); a pharmacy only the
 claims it posted, and no card or wallet (FORBIDDEN).
@@ -11,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import strawberry
@@ -19,15 +21,25 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.types import Info
 
-from api_gateway import read_models as q
 from api_gateway.freshness import decode_cursor, encode_cursor
 from api_gateway.graphql.context import Context, error
+from api_gateway.graphql.mutations import Mutation
+from api_gateway.graphql.read_your_writes import ReadYourWrites, require_position
 from api_gateway.graphql.scalars import SCALARS, Long
+from api_gateway.read_models import Owned
 from infrastructure.http.problems import Problem
 
 MAX_DEPTH = 8
 MAX_ALIASES = 15
 MAX_PAGE = 100
+MinPosition = Annotated[
+    Long | None,
+    strawberry.argument(
+        description="The `position` a write on this object answered: the read waits (bounded)"
+        " until the projection has reached it, else the field is null with PROJECTION_BEHIND."
+    ),
+]
+MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 T = TypeVar("T")
 
@@ -63,6 +75,12 @@ def _cursor(after: str | None) -> list[Any] | None:
         return decode_cursor(after)
     except Problem as exc:
         raise error("BAD_USER_INPUT", "the cursor is not one this API issued") from exc
+
+
+def _month(month: str) -> str:
+    if MONTH.fullmatch(month) is None:
+        raise error("BAD_USER_INPUT", "month must be a benefit month, YYYY-MM")
+    return month
 
 
 @strawberry.type
@@ -128,12 +146,14 @@ class Claim:
     reversed_at: str | None
     reversal_reason: str | None
     position: Long
+    # the card's projected position, when the claim was read by id (a page's card has it)
+    projection_position: Long | None = None
 
     @strawberry.field
     async def items(self, info: Info[Context, None]) -> list[ClaimItem]:
         # the claim was authorized where it was reached (its card, or claim(id))
-        found = await info.context.claim_details.load(UUID(str(self.id)))
-        return [] if found is None else [_from(ClaimItem, i) for i in found.body["items"]]
+        found = await info.context.claim_items.load(UUID(str(self.id)))
+        return [_from(ClaimItem, i) for i in found]
 
     @strawberry.field
     async def medcard(self, info: Info[Context, None]) -> Medcard | None:
@@ -142,11 +162,11 @@ class Claim:
         found = ctx.sees(await ctx.cards.load(UUID(str(self.medcard_id))))
         if found is None:
             raise error("NOT_FOUND", "no such card")
-        return _medcard(found.body)
+        return _medcard(found)
 
 
-def _claim(body: dict[str, Any]) -> Claim:
-    return _from(Claim, body, id=body["claimId"])
+def _claim(body: dict[str, Any], projection_position: int | None = None) -> Claim:
+    return _from(Claim, body, id=body["claimId"], projection_position=projection_position)
 
 
 @strawberry.type
@@ -159,6 +179,14 @@ class ClaimEdge:
 class ClaimConnection:
     edges: list[ClaimEdge]
     page_info: PageInfo
+
+
+@strawberry.type
+class MonthlySpend:
+    month: str
+    spent: str
+    limit: str
+    remaining: str
 
 
 @strawberry.type
@@ -182,11 +210,19 @@ class Medcard:
     current_month_spent: str | None
     remaining_this_month: str | None
     version: int
+    projection_position: Long  # the last event of this card the answer reflects
 
     @strawberry.field
     async def beneficiaries(self, info: Info[Context, None]) -> list[Beneficiary]:
         found = await info.context.beneficiaries.load(UUID(str(self.id)))
         return [_from(Beneficiary, b) for b in found]
+
+    @strawberry.field  # one benefit month (Cairo calendar month); nothing claimed is 0.00
+    async def monthly_spend(self, info: Info[Context, None], month: str) -> MonthlySpend:
+        found = await info.context.monthly_spend.load((UUID(str(self.id)), _month(month)))
+        if found is None:  # the card was read in this same snapshot, so it exists
+            raise error("NOT_FOUND", "no such card")
+        return _from(MonthlySpend, found)
 
     @strawberry.field  # newest first; `after` is an edge cursor or pageInfo.endCursor
     async def claims(
@@ -210,8 +246,14 @@ class Medcard:
         )
 
 
-def _medcard(body: dict[str, Any]) -> Medcard:
-    return _from(Medcard, body, primary_holder=_from(Holder, body["primaryHolder"]))
+def _medcard(card: Owned) -> Medcard:
+    body = card.body
+    return _from(
+        Medcard,
+        body,
+        primary_holder=_from(Holder, body["primaryHolder"]),
+        projection_position=card.position,
+    )
 
 
 @strawberry.type
@@ -252,6 +294,7 @@ class Wallet:
     opened_at: str | None
     updated_at: str | None
     version: int
+    projection_position: Long  # the last event of this wallet the answer reflects
 
     @strawberry.field  # newest first by position
     async def transactions(
@@ -263,9 +306,8 @@ class Wallet:
             if len(value) != 1 or not isinstance(value[0], int) or isinstance(value[0], bool):
                 raise error("BAD_USER_INPUT", "the cursor is not one this API issued")
             before = value[0]
-        conn = await info.context.conn()
-
-        items, last = await q.transactions_page(conn, UUID(str(self.id)), _first(first), before)
+        key = (UUID(str(self.id)), _first(first), before)
+        items, last = await info.context.transactions.load(key)
         edges = [
             TransactionEdge(node=_from(Transaction, t), cursor=encode_cursor([t["position"]]))
             for t in items
@@ -278,9 +320,9 @@ class Wallet:
 
 async def _my_medcards(ctx: Context) -> list[Medcard]:
     ctx.no_pharmacy("cards")
-    ids = await ctx.card_ids_of(ctx.principal.subject)
+    ids = await ctx.card_ids.load(ctx.principal.subject)
     found = await ctx.cards.load_many(ids)
-    return [_medcard(c.body) for c in found if ctx.sees(c) is not None and c is not None]
+    return [_medcard(c) for c in found if ctx.sees(c) is not None and c is not None]
 
 
 @strawberry.type
@@ -306,35 +348,54 @@ class Query:
         return await _my_medcards(info.context)
 
     @strawberry.field
-    async def medcard(self, info: Info[Context, None], id: strawberry.ID) -> Medcard | None:
+    async def medcard(
+        self, info: Info[Context, None], id: strawberry.ID, min_position: MinPosition = None
+    ) -> Medcard | None:
         ctx = info.context
         ctx.no_pharmacy("cards")
         card_id = _uuid(id)
         found = ctx.sees(None if card_id is None else await ctx.cards.load(card_id))
         if found is None:
             raise error("NOT_FOUND", "no such card")
-        return _medcard(found.body)
+        require_position("medcard", found.position, min_position)
+        return _medcard(found)
+
+    @strawberry.field  # a card by its 16-digit number
+    async def medcard_by_number(
+        self, info: Info[Context, None], card_number: str, min_position: MinPosition = None
+    ) -> Medcard | None:
+        ctx = info.context
+        ctx.no_pharmacy("cards")
+        found = ctx.sees(await ctx.cards_by_number.load(card_number))
+        if found is None:
+            raise error("NOT_FOUND", "no such card")
+        require_position("medcardByNumber", found.position, min_position)
+        return _medcard(found)
 
     @strawberry.field
-    async def claim(self, info: Info[Context, None], id: strawberry.ID) -> Claim | None:
+    async def claim(
+        self, info: Info[Context, None], id: strawberry.ID, min_position: MinPosition = None
+    ) -> Claim | None:
         ctx = info.context
         claim_id = _uuid(id)
         found = ctx.sees(None if claim_id is None else await ctx.claim_details.load(claim_id))
         if found is None:
             raise error("NOT_FOUND", "no such claim")
-        return _claim(found.body)
+        require_position("claim", found.position, min_position)
+        return _claim(found.body, found.position)
 
     @strawberry.field
-    async def wallet(self, info: Info[Context, None], id: strawberry.ID) -> Wallet | None:
+    async def wallet(
+        self, info: Info[Context, None], id: strawberry.ID, min_position: MinPosition = None
+    ) -> Wallet | None:
         ctx = info.context
         ctx.no_pharmacy("wallets")
         wallet_id = _uuid(id)
-        conn = await ctx.conn()
-
-        found = ctx.sees(None if wallet_id is None else await q.wallet(conn, wallet_id))
+        found = ctx.sees(None if wallet_id is None else await ctx.wallets.load(wallet_id))
         if found is None:
             raise error("NOT_FOUND", "no such wallet")
-        return _from(Wallet, found.body)
+        require_position("wallet", found.position, min_position)
+        return _from(Wallet, found.body, projection_position=found.position)
 
 
 def _mask(error: GraphQLError) -> bool:
@@ -346,10 +407,12 @@ def _mask(error: GraphQLError) -> bool:
 
 schema = strawberry.Schema(
     query=Query,
+    mutation=Mutation,
     extensions=[
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaskErrors(should_mask_error=_mask),
+        ReadYourWrites,
     ],
     scalar_overrides=SCALARS,
 )

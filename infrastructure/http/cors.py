@@ -4,6 +4,8 @@ and read the headers that make read-your-writes work (positions, request ids).""
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
@@ -20,16 +22,19 @@ EXPOSED_HEADERS = ("X-Projection-Position", "X-Request-ID", "Retry-After", "Loca
 PREFLIGHT_MAX_AGE = 600  # seconds a browser may cache a preflight answer
 
 
+def cors_options(origins: tuple[str, ...]) -> dict[str, Any]:
+    """Starlette CORSMiddleware's options: exact origins only, no credentials (bearer tokens
+    travel in a header, not cookies)."""
+    return {
+        "allow_origins": list(origins),
+        "allow_methods": list(ALLOWED_METHODS),
+        "allow_headers": list(ALLOWED_HEADERS),
+        "expose_headers": list(EXPOSED_HEADERS),
+        "max_age": PREFLIGHT_MAX_AGE,
+    }
+
+
 def with_cors(app: ASGIApp, origins: tuple[str, ...]) -> ASGIApp:
-    """`app` answering preflights and granting `origins` (exact origins only); `app` itself
-    when no origin is configured, so nothing is granted by default."""
-    if not origins:
-        return app
-    return CORSMiddleware(
-        app,
-        allow_origins=list(origins),
-        allow_methods=list(ALLOWED_METHODS),
-        allow_headers=list(ALLOWED_HEADERS),
-        expose_headers=list(EXPOSED_HEADERS),
-        max_age=PREFLIGHT_MAX_AGE,
-    )
+    """`app` answering preflights and granting `origins`; `app` itself when no origin is
+    configured, so nothing is granted by default."""
+    return CORSMiddleware(app, **cors_options(origins)) if origins else app

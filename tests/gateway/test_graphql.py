@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -93,7 +94,7 @@ async def test_the_seed_flow_card_with_its_claim_spent_and_remaining(
 
 
 async def test_claim_details_with_items_and_a_wallet_with_transactions(
-    gateway: Gateway, tokens: Tokens
+    gateway: Gateway, tokens: Tokens, statements: list[str]
 ) -> None:
     listed = await gateway.client.get(
         f"{API}/medcards/{gateway.world.family_card}/claims", headers=tokens.admin()
@@ -105,10 +106,14 @@ async def test_claim_details_with_items_and_a_wallet_with_transactions(
         transactions(first: 2) { edges { node { type amount position } }
                                  pageInfo { hasNextPage endCursor } } }
     }"""
+    statements.clear()
     body = await gql(
         gateway, tokens.member("member-a"), query, c=rx["claimId"], w=gateway.world.wallet_a
     )
     assert "errors" not in body, body
+    # SET TRANSACTION, the claim, its items (read with it: items asks again for nothing),
+    # the wallet, its transactions page
+    assert len(statements) == 5, statements
     items = body["data"]["claim"]["items"]
     assert [i["drugName"] for i in items] == ["Augmentin", "Panadol"]
     assert items[0]["unitPrice"] == "11.11"
@@ -222,30 +227,41 @@ async def test_graphiql_only_in_development(gateway: Gateway) -> None:
 async def test_dataloaders_read_each_card_once_however_often_it_is_named(
     gateway: Gateway, tokens: Tokens, statements: list[str]
 ) -> None:
-    for n in range(3):
-        await issue_card(gateway.api, tokens.admin(), "gql-loader", "silver" if n else "gold")
+    for user, count in (("gql-loader-3", 3), ("gql-loader-6", 6)):
+        for n in range(count):
+            card = await issue_card(gateway.api, tokens.admin(), user, "silver" if n else "gold")
+            created(await claim(gateway.api, tokens.pharmacy(), card["id"], f"{user}-{n}", "9.00"))
     await gateway.project_new()
-    fields = "id beneficiaries { name } claims(first: 5) { edges { node { id } } }"
+    fields = (
+        'id beneficiaries { name } monthlySpend(month: "2024-01") { spent }'
+        ' now: monthlySpend(month: "2024-02") { spent }'
+        " claims(first: 5) { edges { node { id items { drugName } } } }"
+    )
     once = f"{{ myMedcards {{ {fields} }} }}"
     thrice = (
         f"{{ myMedcards {{ {fields} }} me {{ medcards {{ {fields} }} }}"
         f" again: myMedcards {{ {fields} }} }}"
     )
-    member = tokens.member("gql-loader")
+    # SET TRANSACTION, then one statement each for the member's card ids, the cards, their
+    # beneficiaries, their monthly spends, their claims pages and those claims' items
+    bounded = 7
 
-    statements.clear()
-    body = await gql(gateway, member, once)
-    assert len(body["data"]["myMedcards"]) == 3
-    single = len(statements)
-    # SET TRANSACTION + the member's card ids + per card: the card, beneficiaries, claims page
-    assert single == 2 + 3 * 3
+    for user, count in (("gql-loader-3", 3), ("gql-loader-6", 6)):
+        member = tokens.member(user)
+        statements.clear()
+        body = await gql(gateway, member, once)
+        assert "errors" not in body, body
+        assert len(body["data"]["myMedcards"]) == count
+        assert all(len(c["claims"]["edges"]) == 1 for c in body["data"]["myMedcards"])
+        assert len(statements) == bounded, statements
 
-    statements.clear()
-    body = await gql(gateway, member, thrice)
-    assert "errors" not in body, body
-    assert len(statements) == single + 2  # only the card-id lookup repeats (two more lists)
-    # every statement of a request runs on one snapshot: a single SET TRANSACTION
-    assert sum("SET TRANSACTION" in s for s in statements) == 1
+        statements.clear()
+        body = await gql(gateway, member, thrice)
+        assert "errors" not in body, body
+        assert len(body["data"]["again"]) == count
+        assert len(statements) == bounded, statements  # repeats are served from the loaders
+        # every statement of a request runs on one snapshot: a single SET TRANSACTION
+        assert sum("SET TRANSACTION" in s for s in statements) == 1
 
 
 async def test_too_deep_or_too_many_aliases_are_rejected(gateway: Gateway, tokens: Tokens) -> None:
@@ -266,3 +282,147 @@ async def test_too_deep_or_too_many_aliases_are_rejected(gateway: Gateway, token
     refused = await gql(gateway, tokens.admin(), aliases)
     assert refused.get("data") is None
     assert any("alias" in e["message"].lower() for e in refused["errors"])
+
+
+PAGE = """
+query($id: ID!, $after: String) {
+  medcard(id: $id) {
+    id beneficiaries { name }
+    claims(first: 100, after: $after) {
+      edges { cursor node { id claimedAt prescriptionId items { drugName } } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}"""
+
+
+async def test_paging_through_1000_claims_costs_the_same_few_statements_per_page(
+    gateway: Gateway, tokens: Tokens, statements: list[str]
+) -> None:
+    card = await issue_card(gateway.api, tokens.admin(), "gql-thousand", monthlyLimit="99999.00")
+    posted: dict[str, tuple[datetime, str]] = {}
+    for n in range(1000):
+        item = {"drugCode": f"D-{n}", "drugName": f"drug-{n}", "quantity": 1, "unitPrice": "1.00"}
+        answer = created(
+            await claim(gateway.api, tokens.pharmacy(), card["id"], f"k-{n}", "1.00", items=[item])
+        )
+        posted[answer["claimId"]] = (datetime.fromisoformat(answer["claimedAt"]), f"drug-{n}")
+    await gateway.project_new()
+    # newest first: claimed_at descending, ties by id descending (uuid order = hex order)
+    expected = sorted(posted, key=lambda c: (posted[c][0], c), reverse=True)
+
+    seen: list[str] = []
+    per_page: list[int] = []
+    after: str | None = None
+    while True:
+        statements.clear()
+        body = await gql(gateway, tokens.member("gql-thousand"), PAGE, id=card["id"], after=after)
+        per_page.append(len(statements))
+        assert "errors" not in body, body
+        connection = body["data"]["medcard"]["claims"]
+        for edge in connection["edges"]:
+            node = edge["node"]
+            assert [i["drugName"] for i in node["items"]] == [posted[node["id"]][1]]
+            seen.append(node["id"])
+        if not connection["pageInfo"]["hasNextPage"]:
+            break
+        after = connection["pageInfo"]["endCursor"]
+    assert seen == expected  # each claim exactly once, newest first
+    # SET TRANSACTION, the card, its beneficiaries, the claims page, the page's items
+    assert per_page == [5] * 10
+
+
+SPEND = """
+query($n: String!, $month: String!) {
+  medcardByNumber(cardNumber: $n) {
+    id cardNumber currentMonth currentMonthSpent remainingThisMonth
+    monthlySpend(month: $month) { month spent limit remaining }
+    earlier: monthlySpend(month: "2001-02") { month spent limit remaining }
+  }
+}"""
+
+
+async def test_medcard_by_number_with_its_monthly_spend(
+    gateway: Gateway, tokens: Tokens, statements: list[str]
+) -> None:
+    card = await issue_card(gateway.api, tokens.admin(), "gql-spend", monthlyLimit="1000.00")
+    first = created(await claim(gateway.api, tokens.pharmacy(), card["id"], "sp-1", "350.00"))
+    created(await claim(gateway.api, tokens.pharmacy(), card["id"], "sp-2", "100.00"))
+    reversal = await gateway.api.client.post(
+        f"{API}/medcards/{card['id']}/claims/{first['claimId']}/reversal",
+        json={"reason": "returned"},
+        headers=tokens.admin(),
+    )
+    assert reversal.status_code in (200, 201), reversal.text
+    await gateway.project_new()
+    month = first["month"]
+
+    body = await gql(gateway, tokens.member("gql-spend"), SPEND, n=card["cardNumber"], month=month)
+    assert "errors" not in body, body
+    got = body["data"]["medcardByNumber"]
+    assert (got["id"], got["cardNumber"], got["currentMonth"]) == (
+        card["id"],
+        card["cardNumber"],
+        month,
+    )
+    # the month's total after its latest event: 315 + 90 covered, then 315 restored
+    assert got["monthlySpend"] == {
+        "month": month,
+        "spent": "90.00",
+        "limit": "1000.00",
+        "remaining": "910.00",
+    }
+    assert (got["currentMonthSpent"], got["remainingThisMonth"]) == ("90.00", "910.00")
+    # a month without a claim spent nothing
+    assert got["earlier"] == {
+        "month": "2001-02",
+        "spent": "0.00",
+        "limit": "1000.00",
+        "remaining": "1000.00",
+    }
+
+    by_admin = await gql(gateway, tokens.admin(), SPEND, n=card["cardNumber"], month=month)
+    assert by_admin["data"]["medcardByNumber"]["id"] == card["id"]
+
+    around = """query($n: String!) { medcardByNumber(cardNumber: $n) {
+      claims { edges { node { medcard { id } } } } } }"""
+    statements.clear()
+    body = await gql(gateway, tokens.member("gql-spend"), around, n=card["cardNumber"])
+    edges = body["data"]["medcardByNumber"]["claims"]["edges"]
+    assert [e["node"]["medcard"]["id"] for e in edges] == [card["id"]] * 2
+    # SET TRANSACTION, the card by number, its claims: reaching it again by id reads nothing
+    assert len(statements) == 3, statements
+
+
+async def test_medcard_by_number_is_authorized_like_medcard_by_id(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    rest = await gateway.client.get(
+        f"{API}/medcards/{gateway.world.capped_card}", headers=tokens.admin()
+    )
+    number = rest.json()["cardNumber"]
+    month = "2024-01"
+
+    other = await gql(gateway, tokens.member("member-a"), SPEND, n=number, month=month)
+    assert (other["data"], codes(other)) == ({"medcardByNumber": None}, ["NOT_FOUND"])
+    unknown = await gql(
+        gateway, tokens.member("member-b"), SPEND, n="6048000000000000", month=month
+    )
+    assert (unknown["data"], codes(unknown)) == ({"medcardByNumber": None}, ["NOT_FOUND"])
+    pharmacy = await gql(gateway, tokens.pharmacy(), SPEND, n=number, month=month)
+    assert (pharmacy["data"], codes(pharmacy)) == ({"medcardByNumber": None}, ["FORBIDDEN"])
+    own = await gql(gateway, tokens.member("member-b"), SPEND, n=number, month=month)
+    assert "errors" not in own, own
+    assert own["data"]["medcardByNumber"]["id"] == gateway.world.capped_card
+
+
+@pytest.mark.parametrize("month", ["2024-13", "2024-00", "2024-1", "24-01", "2024-01-01", "x"])
+async def test_a_malformed_month_is_bad_user_input(
+    gateway: Gateway, tokens: Tokens, month: str
+) -> None:
+    query = (
+        "query($id: ID!, $m: String!) { medcard(id: $id) { id monthlySpend(month: $m) { spent } } }"
+    )
+    body = await gql(gateway, tokens.admin(), query, id=gateway.world.family_card, m=month)
+    assert codes(body) == ["BAD_USER_INPUT"]
+    assert body["data"] == {"medcard": None}  # monthlySpend is non-null: the card goes too

@@ -16,6 +16,7 @@ from api_gateway.graphql.schema import schema
 from tests.api.support import API, OTHER_PHARMACY, Headers, Tokens, assert_problem
 from tests.gateway.conftest import Gateway
 from tests.gateway.test_authorization import BAD_TOKENS
+from tests.gateway.test_graphql_mutations import MUTATIONS
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +40,11 @@ FIELDS = {
     "medcard": Field(
         "query($id: ID!) { medcard(id: $id) { id userId currentMonthSpent } }", "card", "card"
     ),
+    "medcardByNumber": Field(
+        "query($number: String!) { medcardByNumber(cardNumber: $number) { id userId } }",
+        "card_number",
+        "card_number",
+    ),
     "claim": Field(
         "query($id: ID!) { claim(id: $id) { id pharmacyId coveredAmount } }",
         "claim",
@@ -49,10 +55,9 @@ FIELDS = {
 }
 
 
-def root_fields() -> set[str]:
-    graphql = schema._schema
-    fields = set(graphql.query_type.fields) if graphql.query_type else set()
-    return fields | (set(graphql.mutation_type.fields) if graphql.mutation_type else set())
+def query_fields() -> set[str]:
+    query = schema._schema.query_type
+    return set(query.fields) if query else set()
 
 
 async def _claim_id(gw: Gateway, tokens: Tokens, card: str, prescription_id: str) -> str:
@@ -68,6 +73,10 @@ async def _variables(gw: Gateway, tokens: Tokens, kind: str | None, other: bool)
     world = gw.world
     if kind == "card":
         return {"id": world.capped_card if other else world.family_card}
+    if kind == "card_number":
+        card = world.capped_card if other else world.family_card
+        read = await gw.client.get(f"{API}/medcards/{card}", headers=tokens.admin())
+        return {"number": read.json()["cardNumber"], "id": card}
     if kind == "wallet":
         return {"id": world.wallet_b if other else world.wallet_a}
     if kind == "claim":
@@ -89,9 +98,12 @@ async def _ask(
     return body["data"][name] if body.get("data") else None, codes
 
 
-def test_every_root_field_is_in_the_matrix() -> None:
-    # a new query or mutation field must say here who may use it
-    assert root_fields() == set(FIELDS)
+def test_every_root_field_is_in_a_matrix() -> None:
+    # a new query field must say here who may read it; mutations: test_graphql_mutations.py
+    assert query_fields() == set(FIELDS)
+    mutation = schema._schema.mutation_type
+    assert mutation is not None
+    assert set(mutation.fields) == set(MUTATIONS)
 
 
 @pytest.mark.parametrize("name", FIELDS)
@@ -145,7 +157,7 @@ async def test_a_member_reads_their_own_and_never_anothers(
         data, codes = await _ask(gateway, tokens.member(MEMBER), name, theirs)
         assert (data, codes) == (None, ["NOT_FOUND"])
         # the same answer as an id that exists nowhere: existence cannot be probed
-        absent = {"id": "00000000-0000-4000-8000-000000000000"}
+        absent = {"id": "00000000-0000-4000-8000-000000000000", "number": "6000000000000000"}
         assert await _ask(gateway, tokens.member(MEMBER), name, absent) == (None, ["NOT_FOUND"])
 
 

@@ -1,0 +1,286 @@
+"""GraphQL mutations, each forwarded to the command service's write API (the only writer).
+
+The command service decides everything: who may do what, input validation, idempotency.
+The caller's own bearer token goes with each write, so a mutation can do exactly what the
+same REST write could do, nothing more. Its refusal (problem+json) becomes a GraphQL error
+with the problem's `code`, the HTTP `status` and, for invalid fields, the field `errors`.
+
+Each payload carries the write's `position`: pass it as `minPosition` to a later read to see
+the write there. Money stays a two-decimal string, as in the REST answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import strawberry
+from graphql import GraphQLError
+from starlette.requests import Request
+from strawberry.types import Info
+
+from api_gateway.commands_client import Answer, CommandRefused, CommandUnavailable
+from api_gateway.graphql.context import Context, error
+from api_gateway.graphql.scalars import Long
+
+API = "/api/v1"
+MAX_IDEMPOTENCY_KEY = 255  # the command service's own bound
+
+
+@strawberry.input(description="A person to add to a card (validated by the command service).")
+class BeneficiaryInput:
+    relationship: str
+    national_id: str = strawberry.field(description="14-digit Egyptian national id.")
+    name: str
+    date_of_birth: str = strawberry.field(description="ISO date, YYYY-MM-DD.")
+    phone_number: str
+
+
+@strawberry.input(description="Money received by a payment gateway for a wallet.")
+class TopUpInput:
+    gateway: str
+    gateway_reference: str = strawberry.field(
+        description="The gateway's own reference; a repeat with the same one is not re-booked."
+    )
+    amount: str = strawberry.field(description='A positive amount, at most two decimals: "100.00".')
+
+
+@strawberry.interface(description="What every write answers with.")
+class WriteResult:
+    position: Long = strawberry.field(description="The event's position: a read's minPosition.")
+    version: int = strawberry.field(description="The stream's version after the write.")
+    event_type: str
+    replayed: bool = strawberry.field(
+        description="True when an identical earlier write was answered again (nothing new)."
+    )
+
+
+@strawberry.type
+class AddedBeneficiary:
+    id: strawberry.ID
+    relationship: str | None
+    national_id: str | None
+    name: str | None
+    date_of_birth: str | None
+    phone_number: str | None
+
+
+@strawberry.type
+class AddBeneficiaryPayload(WriteResult):
+    medcard_id: strawberry.ID
+    beneficiary: AddedBeneficiary
+
+
+@strawberry.type
+class RemoveBeneficiaryPayload(WriteResult):
+    medcard_id: strawberry.ID
+    beneficiary_id: strawberry.ID
+    removed: bool
+
+
+@strawberry.type
+class OpenWalletPayload(WriteResult):
+    wallet_id: strawberry.ID
+    owner_user_id: str
+    currency: str
+    balance: str
+    opened_at: str
+
+
+@strawberry.type
+class TopUpWalletPayload(WriteResult):
+    wallet_id: strawberry.ID
+    transaction_id: strawberry.ID
+    type: str
+    amount: str
+    balance: str = strawberry.field(description="The wallet's balance after the top-up.")
+    at: str
+    gateway: str
+    gateway_reference: str
+
+
+def _written(answer: Answer) -> dict[str, Any]:
+    body = answer.body
+    return {
+        "position": body["position"],
+        "version": body["version"],
+        "event_type": body["eventType"],
+        "replayed": answer.replayed,
+    }
+
+
+def _refused(status: int, code: str, detail: str) -> GraphQLError:
+    return GraphQLError(detail, extensions={"code": code, "status": status})
+
+
+def _path_id(value: strawberry.ID, missing_code: str, what: str) -> str:
+    """A UUID, checked here so no id can bend the forwarded path; anything else is refused as
+    the command service refuses an unknown id."""
+    try:
+        return str(UUID(str(value)))
+    except ValueError:
+        raise _refused(404, missing_code, f"no such {what}") from None
+
+
+def _key(value: str | None) -> str | None:
+    # Checked here: a control character would fail in the HTTP client, not as a clear refusal.
+    if value is not None and not (
+        0 < len(value) <= MAX_IDEMPOTENCY_KEY and value.isascii() and value.isprintable()
+    ):
+        raise _refused(
+            400,
+            "invalid_idempotency_key",
+            f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters",
+        )
+    return value
+
+
+async def _send(
+    info: Info[Context, None],
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    idempotency_key: str | None,
+) -> Answer:
+    ctx = info.context
+    ctx.principal  # noqa: B018  # raises UNAUTHENTICATED when there is no caller
+    if ctx.commands is None or ctx.authorization is None:
+        raise error("UNAVAILABLE", "writes are not available on this gateway")
+    request = ctx.request
+    tracing = dict(request.headers) if isinstance(request, Request) else None
+    try:
+        return await ctx.commands.send(
+            method,
+            API + path,
+            authorization=ctx.authorization,
+            body=body,
+            idempotency_key=_key(idempotency_key),
+            tracing=tracing,
+        )
+    except CommandRefused as exc:
+        extensions: dict[str, Any] = {"code": exc.code, "status": exc.status}
+        if exc.errors:  # a 422's per-field errors: what the app needs to mark its form
+            extensions["errors"] = exc.errors
+        raise GraphQLError(exc.detail, extensions=extensions) from exc
+    except CommandUnavailable as exc:
+        raise error("UNAVAILABLE", f"{exc}; retry with the same idempotencyKey") from exc
+
+
+async def _add_beneficiary(
+    info: Info[Context, None],
+    medcard_id: strawberry.ID,
+    input: BeneficiaryInput,
+    idempotency_key: str | None = None,
+) -> AddBeneficiaryPayload | None:
+    card = _path_id(medcard_id, "card_not_found", "card")
+    answer = await _send(
+        info,
+        "POST",
+        f"/medcards/{card}/beneficiaries",
+        {
+            "relationship": input.relationship,
+            "nationalId": input.national_id,
+            "name": input.name,
+            "dateOfBirth": input.date_of_birth,
+            "phoneNumber": input.phone_number,
+        },
+        idempotency_key,
+    )
+    b = answer.body
+    return AddBeneficiaryPayload(
+        medcard_id=strawberry.ID(b["medcardId"]),
+        beneficiary=AddedBeneficiary(
+            id=strawberry.ID(b["id"]),
+            relationship=b["relationship"],
+            national_id=b["nationalId"],
+            name=b["name"],
+            date_of_birth=b["dateOfBirth"],
+            phone_number=b["phoneNumber"],
+        ),
+        **_written(answer),
+    )
+
+
+async def _remove_beneficiary(
+    info: Info[Context, None],
+    medcard_id: strawberry.ID,
+    beneficiary_id: strawberry.ID,
+    idempotency_key: str | None = None,
+) -> RemoveBeneficiaryPayload | None:
+    card = _path_id(medcard_id, "card_not_found", "card")
+    beneficiary = _path_id(beneficiary_id, "beneficiary_not_found", "beneficiary")
+    answer = await _send(
+        info, "DELETE", f"/medcards/{card}/beneficiaries/{beneficiary}", None, idempotency_key
+    )
+    b = answer.body
+    return RemoveBeneficiaryPayload(
+        medcard_id=strawberry.ID(b["medcardId"]),
+        beneficiary_id=strawberry.ID(b["id"]),
+        removed=b["removed"],
+        **_written(answer),
+    )
+
+
+async def _open_wallet(
+    info: Info[Context, None], user_id: str, idempotency_key: str | None = None
+) -> OpenWalletPayload | None:
+    answer = await _send(info, "POST", "/wallets", {"userId": user_id}, idempotency_key)
+    b = answer.body
+    return OpenWalletPayload(
+        wallet_id=strawberry.ID(b["id"]),
+        owner_user_id=b["ownerUserId"],
+        currency=b["currency"],
+        balance=b["balance"],
+        opened_at=b["openedAt"],
+        **_written(answer),
+    )
+
+
+async def _top_up_wallet(
+    info: Info[Context, None],
+    wallet_id: strawberry.ID,
+    input: TopUpInput,
+    idempotency_key: str | None = None,
+) -> TopUpWalletPayload | None:
+    wallet = _path_id(wallet_id, "wallet_not_found", "wallet")
+    answer = await _send(
+        info,
+        "POST",
+        f"/wallets/{wallet}/topups",
+        {
+            "gateway": input.gateway,
+            "gatewayReference": input.gateway_reference,
+            "amount": input.amount,
+        },
+        idempotency_key,
+    )
+    b = answer.body
+    return TopUpWalletPayload(
+        wallet_id=strawberry.ID(b["walletId"]),
+        transaction_id=strawberry.ID(b["transactionId"]),
+        type=b["type"],
+        amount=b["amount"],
+        balance=b["balance"],
+        at=b["at"],
+        gateway=b["gateway"],
+        gateway_reference=b["gatewayReference"],
+        **_written(answer),
+    )
+
+
+@strawberry.type
+class Mutation:
+    add_beneficiary: AddBeneficiaryPayload | None = strawberry.mutation(
+        resolver=_add_beneficiary,
+        description="Adds a beneficiary to a card (its member, or staff).",
+    )
+    remove_beneficiary: RemoveBeneficiaryPayload | None = strawberry.mutation(
+        resolver=_remove_beneficiary,
+        description="Removes a beneficiary from a card (its member, or staff).",
+    )
+    open_wallet: OpenWalletPayload | None = strawberry.mutation(
+        resolver=_open_wallet, description="Opens the wallet of a user (a member: only their own)."
+    )
+    top_up_wallet: TopUpWalletPayload | None = strawberry.mutation(
+        resolver=_top_up_wallet, description="Books money a payment gateway received into a wallet."
+    )

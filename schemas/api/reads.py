@@ -1,0 +1,192 @@
+"""Answers of the REST reads (api_gateway/rest.py), as the gateway puts them on the wire.
+
+These models describe, they do not build: api_gateway/read_models.py writes its JSON by
+hand (it is on the read hot path), and tests/gateway/test_openapi.py holds real answers
+against the schemas made from these models. Hence `extra="forbid"` (a field the gateway
+adds without documenting it fails that test) and every always-sent field is required, even
+when it may be null.
+
+Wire conventions shared with the write API: camelCase, money as a string with exactly two
+decimals ("315.00", never a JSON number: floats would round it), ISO 8601 timestamps.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
+
+Money = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9]+\.[0-9]{2}$",
+        description="an amount with two decimals, as a string",
+        examples=["315.00"],
+    ),
+]
+Month = Annotated[
+    str,
+    Field(pattern=r"^[0-9]{4}-[0-9]{2}$", description="a benefit month (Africa/Cairo)"),
+]
+Position = Annotated[int, Field(ge=0, description="a position in the event store")]
+CardStatus = Literal["PENDING", "ACTIVE", "SUSPENDED", "EXPIRED", "CANCELLED"]
+Decision = Literal["approved", "partially_approved", "rejected"]
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=False, frozen=True, extra="forbid"
+    )
+
+
+class Holder(Answer):
+    """A card's primary holder as issued; personal details may have been left out."""
+
+    id: UUID = Field(description="the holder's beneficiary id")
+    relationship: str
+    national_id: str | None
+    name: str | None
+    date_of_birth: date | None
+    phone_number: str | None
+
+
+class Beneficiary(Answer):
+    """Someone a card covers (the primary holder too, with isPrimary); removed ones are not
+    listed."""
+
+    id: UUID
+    relationship: str
+    national_id: str | None
+    name: str | None
+    date_of_birth: date | None
+    phone_number: str | None
+    is_primary: bool
+    added_at: datetime
+
+
+class BeneficiaryList(Answer):
+    items: list[Beneficiary]
+
+
+class Card(Answer):
+    """A MedCard with this benefit month's spend (read at request time: in a month with no
+    claim yet, nothing is spent) and its current beneficiaries."""
+
+    id: UUID
+    card_number: str
+    user_id: str
+    card_type: str
+    status: CardStatus
+    monthly_limit: Money
+    copayment_percentage: Money
+    max_beneficiaries: int
+    currency: str = Field(examples=["EGP"])
+    primary_holder: Holder
+    insurance_provider: str | None
+    policy_number: str | None
+    issued_at: datetime
+    expiry_date: date
+    updated_at: datetime
+    current_month: Month
+    current_month_spent: Money
+    remaining_this_month: Money
+    version: int = Field(description="the card's aggregate version this answer reflects")
+    beneficiaries: list[Beneficiary]
+
+
+class Claim(Answer):
+    """A prescription claim as adjudicated (rejections too); status becomes "reversed" once
+    reversed, while decision keeps what was decided."""
+
+    claim_id: UUID
+    medcard_id: UUID
+    prescription_id: str
+    pharmacy_id: str
+    beneficiary_id: UUID
+    decision: Decision
+    status: Literal["approved", "partially_approved", "rejected", "reversed"]
+    reasons: list[str]
+    total_amount: Money
+    covered_amount: Money
+    copayment_amount: Money
+    copayment_percentage: Money
+    copayment_paid_from_wallet: Money
+    wallet_id: UUID | None = Field(description="the wallet that paid the copayment, if one did")
+    month: Month
+    monthly_limit: Money
+    month_spent: Money = Field(description="spent in the claim's month after this claim")
+    remaining_monthly_limit: Money
+    claimed_at: datetime
+    reversed_at: datetime | None
+    reversal_reason: str | None
+    position: Position = Field(description="the adjudication's position")
+
+
+class ClaimItem(Answer):
+    drug_code: str
+    drug_name: str
+    quantity: int
+    unit_price: Money
+    total_price: Money
+    covered_amount: Money
+    copayment_amount: Money
+
+
+class ClaimDetails(Claim):
+    """One claim with its prescription lines, in prescription order."""
+
+    items: list[ClaimItem]
+
+
+class ClaimPage(Answer):
+    """A card's claims, newest first."""
+
+    items: list[Claim]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
+
+
+class Wallet(Answer):
+    id: UUID
+    owner_user_id: str
+    currency: str = Field(examples=["EGP"])
+    balance: Money
+    opened_at: datetime
+    updated_at: datetime
+    version: int = Field(description="the wallet's aggregate version this answer reflects")
+
+
+# The type-dependent fields are absent on other types; `str | SkipJsonSchema[None]` documents
+# "absent or a string" (a plain `str | None = None` would also allow an explicit null).
+class Transaction(Answer):
+    """One wallet movement: a top-up, a debit or a refund of a debit."""
+
+    wallet_id: UUID
+    transaction_id: UUID
+    type: Literal["topup", "debit", "refund"]
+    amount: Money
+    balance: Money = Field(description="the wallet's balance after this movement")
+    at: datetime
+    position: Position
+    gateway: str | SkipJsonSchema[None] = Field(default=None, description="topup only")
+    gateway_reference: str | SkipJsonSchema[None] = Field(default=None, description="topup only")
+    purpose: str | SkipJsonSchema[None] = Field(
+        default=None, description='debit only: e.g. "purchase", "claim_copayment"'
+    )
+    reference: str | SkipJsonSchema[None] = Field(
+        default=None, description="debit only: the caller's reference"
+    )
+    debit_id: UUID | SkipJsonSchema[None] = Field(
+        default=None, description="refund only: the refunded debit's id"
+    )
+    reason: str | None = Field(default=None, description="refund only; may be null")
+
+
+class TransactionPage(Answer):
+    """A wallet's movements, newest first."""
+
+    items: list[Transaction]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")

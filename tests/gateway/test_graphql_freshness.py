@@ -1,0 +1,181 @@
+"""Read-your-writes over GraphQL: `minPosition` on medcard, medcardByNumber, claim and wallet
+waits (bounded) for the projection, before the request's one snapshot is taken; every card,
+wallet and claim read by id says how fresh it is (`projectionPosition`)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from tests.api.support import API, Headers, Tokens, claim, created, issue_card, top_up
+from tests.gateway.conftest import WAIT_SECONDS, Gateway
+from tests.gateway.test_graphql import codes, gql
+
+pytestmark = pytest.mark.integration
+
+SEED_CARD = """
+query($id: ID!, $p: Long) {
+  medcard(id: $id, minPosition: $p) {
+    currentMonthSpent remainingThisMonth projectionPosition
+    claims(first: 5) { edges { node { prescriptionId coveredAmount copaymentAmount } } }
+  }
+}"""
+
+
+async def _later(action: Callable[[], Awaitable[Any]], delay: float = 0.3) -> asyncio.Task[Any]:
+    async def run() -> Any:
+        await asyncio.sleep(delay)
+        return await action()
+
+    return asyncio.create_task(run())
+
+
+async def _timed(gw: Gateway, headers: Headers, query: str, **variables: Any) -> Any:
+    started = time.monotonic()
+    body = await gql(gw, headers, query, **variables)
+    return body, time.monotonic() - started
+
+
+async def test_the_seed_flow_then_graphql_with_the_claims_position(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    """The seed's curl flow (issue a gold card, claim 350.00), then the member's GraphQL query
+    with the claim answer's position: it waits for the projection and shows the claim, the
+    spent amount and the remaining benefit."""
+    card = await issue_card(gateway.api, tokens.admin(), "fresh-seed", monthlyLimit=5000)
+    await gateway.project_new()
+    answer = created(await claim(gateway.api, tokens.pharmacy(), card["id"], "rx-fresh-1", "350"))
+    later = await _later(gateway.project_new)
+
+    body, waited = await _timed(
+        gateway, tokens.member("fresh-seed"), SEED_CARD, id=card["id"], p=answer["position"]
+    )
+    await later
+    assert "errors" not in body, body
+    got = body["data"]["medcard"]
+    assert (got["currentMonthSpent"], got["remainingThisMonth"]) == ("315.00", "4685.00")
+    [edge] = got["claims"]["edges"]
+    assert edge["node"] == {
+        "prescriptionId": "rx-fresh-1",
+        "coveredAmount": "315.00",
+        "copaymentAmount": "35.00",
+    }
+    assert got["projectionPosition"] >= answer["position"]
+    assert 0.25 < waited < WAIT_SECONDS
+
+    # without the position, the same query a moment after the write is honestly stale
+    again = created(await claim(gateway.api, tokens.pharmacy(), card["id"], "rx-fresh-2", "10"))
+    stale = await gql(gateway, tokens.member("fresh-seed"), SEED_CARD, id=card["id"])
+    assert stale["data"]["medcard"]["currentMonthSpent"] == "315.00"
+    assert stale["data"]["medcard"]["projectionPosition"] < again["position"]
+    await gateway.project_new()
+
+
+async def test_every_root_field_of_the_request_sees_the_awaited_write(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    """One root field waits; the other (no minPosition) reads the same, later snapshot."""
+    world = gateway.world
+    written = created(await top_up(gateway.api, tokens.ops(), world.wallet_b, "5.00", "fr-1"))
+    later = await _later(gateway.project_new)
+    query = """query($w: ID!, $c: ID!, $p: Long!) {
+      wallet(id: $w, minPosition: $p) { balance projectionPosition }
+      ...Card
+    }
+    fragment Card on Query { medcard(id: $c) { userId } plain: wallet(id: $w) { balance } }"""
+    body, _ = await _timed(
+        gateway, tokens.ops(), query, w=world.wallet_b, c=world.capped_card, p=written["position"]
+    )
+    await later
+    assert "errors" not in body, body
+    assert body["data"]["wallet"]["balance"] == written["balance"]
+    assert body["data"]["plain"]["balance"] == written["balance"]
+    assert body["data"]["wallet"]["projectionPosition"] == written["position"]
+
+
+async def test_a_claim_by_id_and_a_card_by_number_wait_too(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    card = await issue_card(gateway.api, tokens.admin(), "fresh-number")
+    await gateway.project_new()
+    written = created(await claim(gateway.api, tokens.pharmacy(), card["id"], "rx-fn", "20.00"))
+    later = await _later(gateway.project_new)
+    query = """query($c: ID!, $n: String!, $p: Long!) {
+      claim(id: $c, minPosition: $p) { prescriptionId projectionPosition }
+      medcardByNumber(cardNumber: $n, minPosition: $p) { currentMonthSpent }
+    }"""
+    body, _ = await _timed(
+        gateway,
+        tokens.admin(),
+        query,
+        c=written["claimId"],
+        n=card["cardNumber"],
+        p=written["position"],
+    )
+    await later
+    assert "errors" not in body, body
+    assert body["data"]["claim"]["prescriptionId"] == "rx-fn"
+    assert body["data"]["claim"]["projectionPosition"] >= written["position"]
+    assert body["data"]["medcardByNumber"]["currentMonthSpent"] != "0.00"
+
+
+async def test_a_position_that_never_arrives_nulls_only_its_field_within_the_bound(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    query = """query($c: ID!, $w: ID!) {
+      medcard(id: $c, minPosition: 999999999) { id }
+      wallet(id: $w) { id }
+    }"""
+    body, waited = await _timed(
+        gateway, tokens.ops(), query, c=gateway.world.capped_card, w=gateway.world.wallet_b
+    )
+    assert body["data"] == {"medcard": None, "wallet": {"id": gateway.world.wallet_b}}
+    assert codes(body) == ["PROJECTION_BEHIND"]
+    [error] = body["errors"]
+    assert error["extensions"]["minPosition"] == 999999999
+    assert error["extensions"]["position"] < 999999999
+    assert WAIT_SECONDS <= waited < WAIT_SECONDS + 1.0
+
+
+async def test_waiting_on_anothers_card_looks_like_waiting_on_a_missing_one(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    query = "query($c: ID!) { medcard(id: $c, minPosition: 1) { id } }"
+    member = tokens.member("member-a")
+    theirs, waited_theirs = await _timed(gateway, member, query, c=gateway.world.capped_card)
+    missing, waited_missing = await _timed(
+        gateway, member, query, c="00000000-0000-4000-8000-000000000000"
+    )
+    assert (theirs["data"], codes(theirs)) == ({"medcard": None}, ["NOT_FOUND"])
+    assert (missing["data"], codes(missing)) == ({"medcard": None}, ["NOT_FOUND"])
+    assert theirs["errors"][0]["message"] == missing["errors"][0]["message"]
+    # both wait out the bound: the wait cannot tell which ids exist
+    assert waited_theirs >= WAIT_SECONDS
+    assert waited_missing >= WAIT_SECONDS
+
+
+@pytest.mark.parametrize("bad", ["-1", '"12"', "1.5", "true", "9223372036854775808"])
+async def test_a_bad_min_position_is_refused_before_anything_runs(
+    gateway: Gateway, tokens: Tokens, bad: str
+) -> None:
+    query = f'{{ medcard(id: "{gateway.world.family_card}", minPosition: {bad}) {{ id }} }}'
+    body = await gql(gateway, tokens.admin(), query)
+    assert body.get("data") is None
+    assert body["errors"]
+
+
+async def test_the_rest_read_and_graphql_report_the_same_position(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    card = gateway.world.family_card
+    rest = await gateway.client.get(f"{API}/medcards/{card}", headers=tokens.admin())
+    body = await gql(
+        gateway, tokens.admin(), "query($c: ID!) { medcard(id: $c) { projectionPosition } }", c=card
+    )
+    assert body["data"]["medcard"]["projectionPosition"] == int(
+        rest.headers["x-projection-position"]
+    )
