@@ -12,15 +12,15 @@ def _split(value: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    postgres_url: str = "postgresql://healthpay@127.0.0.1:55432/healthpay_ledger"
+    postgres_url: str = "postgresql://healthpay@127.0.0.1:25432/healthpay_ledger"
     port: int = 3000
     jwt_secret: str = "dev-only-secret-change-me-0123456789abcdef"
     jwt_issuer: str = "healthpay"
     jwt_audience: str = "healthpay-api"
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
-    kafka_brokers: tuple[str, ...] = ("127.0.0.1:59092",)
+    kafka_brokers: tuple[str, ...] = ("127.0.0.1:29092",)
     kafka_topic: str = "healthpay.events.wallet"
-    scylla_hosts: tuple[str, ...] = ("127.0.0.1:59042",)
+    scylla_hosts: tuple[str, ...] = ("127.0.0.1:29042",)
     scylla_keyspace: str = "healthpay_balances"
     pool_min_size: int = 4
     pool_max_size: int = 16

@@ -5,14 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PORT=${PORT:-3000}
-PG_PORT=${PG_PORT:-55432}
+PG_PORT=${PG_PORT:-25432}
 RUN=$ROOT/.local/run
 LOG=$ROOT/.local/log
 mkdir -p "$RUN" "$LOG"
 
 scripts/bootstrap.sh
 # Cassandra (the local CQL stand-in for ScyllaDB) takes the longest: start it first, in parallel.
-CASSANDRA_PORT=${CASSANDRA_PORT:-59042}
+CASSANDRA_PORT=${CASSANDRA_PORT:-29042}
 scripts/cassandra.sh start "$ROOT/.local/cassandra/node" "$CASSANDRA_PORT" >"$LOG/cassandra-start.log" 2>&1 &
 CASSANDRA_START=$!
 export SCYLLA_HOSTS=${SCYLLA_HOSTS:-127.0.0.1:$CASSANDRA_PORT}
@@ -20,9 +20,9 @@ scripts/pg.sh start "$ROOT/.local/pg" "$PG_PORT"
 export POSTGRES_URL=${POSTGRES_URL:-postgresql://healthpay@127.0.0.1:$PG_PORT/healthpay_ledger}
 .venv/bin/healthpay db migrate --only sql
 
-KAFKA_PORT=${KAFKA_PORT:-59092}
+KAFKA_PORT=${KAFKA_PORT:-29092}
 export KAFKA_TOPIC=${KAFKA_TOPIC:-healthpay.events.wallet}
-scripts/kafka.sh start "$ROOT/.local/kafka-broker" "$KAFKA_PORT" "${KAFKA_CONTROLLER_PORT:-59093}"
+scripts/kafka.sh start "$ROOT/.local/kafka-broker" "$KAFKA_PORT" "${KAFKA_CONTROLLER_PORT:-29093}"
 scripts/kafka.sh topic "$ROOT/.local/kafka-broker" "$KAFKA_TOPIC" 6
 export KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}
 
@@ -72,8 +72,8 @@ cat <<MSG
 HealthPay Ledger is up, on one public URL: http://127.0.0.1:$PORT (nginx)
   REST              http://127.0.0.1:$PORT/api/v1  (writes -> command service, card-affine; reads -> gateway)
   Health            http://127.0.0.1:$PORT/health  (postgres, scylla, kafka)
-  Read API docs     http://127.0.0.1:$PORT/docs
-  Write API docs    http://127.0.0.1:${cports[0]}/docs
+  GraphQL           http://127.0.0.1:$PORT/graphql  (GraphiQL in a browser; queries, mutations)
+  API docs          http://127.0.0.1:$PORT/docs  (OpenAPI: REST reads and writes)
   Command service   ${curls}
   PostgreSQL        $POSTGRES_URL
   Kafka             $KAFKA_BROKERS (topic $KAFKA_TOPIC)
