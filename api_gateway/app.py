@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api_gateway.commands_client import CommandService
+from api_gateway.forwarded_writes import ROUTES as FORWARDED_WRITES
 from api_gateway.graphql import graphql_router
 from api_gateway.health import Dependencies, check
 from api_gateway.openapi import describe
@@ -81,6 +82,7 @@ def create_app(
         return problem_response(exc, request.url.path)
 
     app.router.routes.extend(ROUTES)
+    app.router.routes.extend(FORWARDED_WRITES)
     describe(app)
     app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
     app.add_route("/health", health, methods=["GET"], include_in_schema=False)

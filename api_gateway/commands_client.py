@@ -100,18 +100,28 @@ class CommandService:
         for name in _TRACING:
             if tracing and name in tracing:
                 headers[name] = tracing[name]
+        response = await self._request(method, path, headers, content)
+        return _answer(response)
+
+    async def forward(
+        self, method: str, path: str, headers: dict[str, str], content: bytes
+    ) -> httpx.Response:
+        """A write passed through as it came (headers already chosen by the caller) and its
+        answer as it went; raises CommandUnavailable."""
+        return await self._request(method, path, headers, content)
+
+    async def _request(
+        self, method: str, path: str, headers: dict[str, str], content: bytes | None
+    ) -> httpx.Response:
         try:
             # httpx's timeouts bound each network step; this bounds the whole call (a service
             # that trickles its answer, or a transport without timeouts of its own).
             async with asyncio.timeout(self._deadline):
-                response = await self._client.request(
-                    method, path, content=content, headers=headers
-                )
+                return await self._client.request(method, path, content=content, headers=headers)
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise CommandUnavailable("the command service did not answer in time") from exc
         except httpx.TransportError as exc:
             raise CommandUnavailable("the command service could not be reached") from exc
-        return _answer(response)
 
 
 def _answer(response: httpx.Response) -> Answer:

@@ -364,10 +364,13 @@ def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
     }
     responses: dict[str, Any] = {}
     if op.created:
-        responses["201"] = {"description": f"done: made from the {op.answers} event"} | answer
+        responses["201"] = {
+            "description": f"done: made from the {op.answers} event (a request repeated with"
+            " its Idempotency-Key gets the same answer again, with Idempotent-Replayed: true)"
+        } | answer
         responses["200"] = {
-            "description": "an identical earlier request's answer, replayed"
-            " (header Idempotent-Replayed: true)"
+            "description": "already done by an earlier command (nothing new was written);"
+            " header Idempotent-Replayed: true"
         } | answer
     else:
         responses["200"] = {

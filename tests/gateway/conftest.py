@@ -64,3 +64,18 @@ async def gateway(postgres_harness: PostgresHarness) -> AsyncIterator[Gateway]:
                 await pool.close()
     finally:
         postgres_harness.drop_database(url)
+
+
+@pytest.fixture(scope="module")
+async def writer(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    """A gateway whose mutations reach the in-process command service of `gateway.api`."""
+    assert gateway.api.postgres_url is not None
+    app = create_app(
+        api_settings(gateway.api.postgres_url),
+        read_wait_seconds=WAIT_SECONDS,
+        command_transport=httpx.ASGITransport(app=gateway.api.app),
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as client:
+            yield client

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -32,7 +32,7 @@ from tests.api.support import (
     issue_card,
     open_wallet,
 )
-from tests.gateway.conftest import WAIT_SECONDS, Gateway
+from tests.gateway.conftest import Gateway
 from tests.gateway.test_authorization import BAD_TOKENS
 from tests.projections.support import World
 
@@ -64,21 +64,6 @@ mutation($wallet: ID!, $input: TopUpInput!, $key: String) {
     gateway gatewayReference
   }
 }"""
-
-
-@pytest.fixture(scope="module")
-async def writer(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
-    """A gateway whose mutations reach the in-process command service of `gateway.api`."""
-    assert gateway.api.postgres_url is not None
-    app = create_app(
-        api_settings(gateway.api.postgres_url),
-        read_wait_seconds=WAIT_SECONDS,
-        command_transport=httpx.ASGITransport(app=gateway.api.app),
-    )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as client:
-            yield client
 
 
 async def gql(
