@@ -19,7 +19,7 @@ from uuid import UUID
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, QueryDepthLimiter
-from strawberry.types import Info
+from strawberry.types import ExecutionContext, Info
 
 from api_gateway.freshness import decode_cursor, encode_cursor
 from api_gateway.graphql.context import Context, error
@@ -405,7 +405,16 @@ def _mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
-schema = strawberry.Schema(
+class _Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # a refusal on purpose (NOT_FOUND, FORBIDDEN, a forwarded 4xx) or an invalid query is an
+        # answer, not an incident: only unexpected failures are logged, with their stack
+        super().process_errors([e for e in errors if _mask(e)], execution_context)
+
+
+schema = _Schema(
     query=Query,
     mutation=Mutation,
     extensions=[

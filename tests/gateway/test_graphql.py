@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,7 @@ import httpx
 import psycopg
 import pytest
 
+from api_gateway import read_models
 from api_gateway.app import create_app
 from api_gateway.graphql.schema import MAX_DEPTH
 from tests.api.support import (
@@ -426,3 +428,28 @@ async def test_a_malformed_month_is_bad_user_input(
     body = await gql(gateway, tokens.admin(), query, id=gateway.world.family_card, m=month)
     assert codes(body) == ["BAD_USER_INPUT"]
     assert body["data"] == {"medcard": None}  # monthlySpend is non-null: the card goes too
+
+
+async def test_refusals_are_not_logged_as_errors_but_failures_are(
+    gateway: Gateway,
+    tokens: Tokens,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    query = "query($id: ID!) { medcard(id: $id) { id } }"
+    with caplog.at_level(logging.ERROR, logger="strawberry.execution"):
+        refused = await gql(gateway, tokens.member("member-a"), query, id=gateway.world.capped_card)
+    assert codes(refused) == ["NOT_FOUND"]
+    assert not [r for r in caplog.records if r.name == "strawberry.execution"]
+
+    async def broken(*args: Any) -> Any:
+        raise RuntimeError("the read model is on fire")
+
+    monkeypatch.setattr(read_models, "cards", broken)
+    with caplog.at_level(logging.ERROR, logger="strawberry.execution"):
+        failed = await gql(gateway, tokens.admin(), query, id=gateway.world.capped_card)
+    [error] = failed["errors"]
+    assert "on fire" not in error["message"]  # masked for the caller
+    logged = [r for r in caplog.records if r.name == "strawberry.execution"]
+    assert logged
+    assert "on fire" in caplog.text  # but kept for the operator
