@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help install up down test lint unit format bench bench-quick bench-stream
+.PHONY: help install up down test lint unit format bench bench-quick bench-stream bench-reads
 
 help:
 	@echo "make up     start PostgreSQL, Kafka, Cassandra and every service locally, print the URLs"
@@ -10,6 +10,7 @@ help:
 	@echo "make test   lint, types, import rules and every test against real servers"
 	@echo "make bench  claim-path benchmark against bare endpoints on this machine"
 	@echo "make bench-stream  relay, projector and rebuild events/s on a 100k-event backlog"
+	@echo "make bench-reads   GraphQL and REST card reads (p95 at 16 connections) against bare endpoints"
 
 install:
 	@scripts/bootstrap.sh
@@ -41,3 +42,6 @@ bench-quick: install
 
 bench-stream: install
 	.venv/bin/python load-tests/stream_bench.py
+
+bench-reads: install
+	.venv/bin/python load-tests/read_bench.py
