@@ -13,7 +13,7 @@ import pytest
 
 from api_gateway import read_models
 from api_gateway.app import create_app
-from api_gateway.graphql.schema import MAX_DEPTH
+from api_gateway.graphql.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from tests.api.support import (
     API,
     Headers,
@@ -453,3 +453,17 @@ async def test_refusals_are_not_logged_as_errors_but_failures_are(
     logged = [r for r in caplog.records if r.name == "strawberry.execution"]
     assert logged
     assert "on fire" in caplog.text  # but kept for the operator
+
+
+async def test_limits_hold_on_a_repeated_query_and_huge_documents_are_refused(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    aliases = "{ " + " ".join(f"a{n}: me {{ subject }}" for n in range(MAX_ALIASES + 1)) + " }"
+    for _ in range(2):  # the second answer comes from the validation cache: still refused
+        refused = await gql(gateway, tokens.admin(), aliases)
+        assert refused.get("data") is None
+        assert any("alias" in e["message"].lower() for e in refused["errors"])
+    fields = " ".join("subject" for _ in range(MAX_TOKENS))
+    huge = await gql(gateway, tokens.admin(), f"{{ me {{ {fields} }} }}")
+    assert huge.get("data") is None
+    assert any("token" in e["message"].lower() for e in huge["errors"])
