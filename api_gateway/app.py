@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from api_gateway.commands_client import CommandService
 from api_gateway.forwarded_writes import ROUTES as FORWARDED_WRITES
-from api_gateway.graphql import graphql_router
+from api_gateway.graphql import graphql_route
 from api_gateway.health import Dependencies, check
 from api_gateway.openapi import describe
 from api_gateway.rest import ROUTES, ReadSide
@@ -84,7 +84,7 @@ def create_app(
     app.router.routes.extend(ROUTES)
     app.router.routes.extend(FORWARDED_WRITES)
     describe(app)
-    app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
+    app.router.routes.append(graphql_route(settings))
     app.add_route("/health", health, methods=["GET"], include_in_schema=False)
     app.add_route("/metrics", metrics_page, methods=["GET"], include_in_schema=False)
     if settings.cors_origins:  # the command service grants the same (one public URL)

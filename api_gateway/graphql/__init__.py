@@ -1,5 +1,5 @@
 """GraphQL at /graphql (Strawberry) over the same read-model queries as the REST reads."""
 
-from api_gateway.graphql.router import graphql_router
+from api_gateway.graphql.router import graphql_route
 
-__all__ = ["graphql_router"]
+__all__ = ["graphql_route"]

@@ -12,6 +12,7 @@ per kind of thing it reads, however many cards, claims or wallets it reaches.
 from __future__ import annotations
 
 import asyncio
+import functools
 from contextlib import AsyncExitStack
 from typing import Any
 from uuid import UUID
@@ -54,20 +55,47 @@ class Context(BaseContext):
         self._stack = AsyncExitStack()
         self._conn: q.Conn | None = None
         self._opening = asyncio.Lock()
-        self.card_ids: DataLoader[str, list[UUID]] = DataLoader(self._card_ids)
-        self.cards: DataLoader[UUID, q.Owned | None] = DataLoader(self._cards)
-        self.cards_by_number: DataLoader[str, q.Owned | None] = DataLoader(self._cards_by_number)
-        self.beneficiaries: DataLoader[UUID, Items] = DataLoader(self._beneficiaries)
-        self.monthly_spend: DataLoader[q.SpendKey, dict[str, Any] | None] = DataLoader(
-            self._monthly_spend
-        )
-        self.claims: DataLoader[ClaimsKey, ClaimsPage] = DataLoader(self._claims)
-        self.claim_details: DataLoader[UUID, q.Owned | None] = DataLoader(self._claim_details)
-        self.claim_items: DataLoader[UUID, Items] = DataLoader(self._claim_items)
-        self.wallets: DataLoader[UUID, q.Owned | None] = DataLoader(self._wallets)
-        self.transactions: DataLoader[TransactionsKey, TransactionsPage] = DataLoader(
-            self._transactions
-        )
+
+    # Built on first use: most requests touch two or three of these.
+    @functools.cached_property
+    def card_ids(self) -> DataLoader[str, list[UUID]]:
+        return DataLoader(self._card_ids)
+
+    @functools.cached_property
+    def cards(self) -> DataLoader[UUID, q.Owned | None]:
+        return DataLoader(self._cards)
+
+    @functools.cached_property
+    def cards_by_number(self) -> DataLoader[str, q.Owned | None]:
+        return DataLoader(self._cards_by_number)
+
+    @functools.cached_property
+    def beneficiaries(self) -> DataLoader[UUID, Items]:
+        return DataLoader(self._beneficiaries)
+
+    @functools.cached_property
+    def monthly_spend(self) -> DataLoader[q.SpendKey, dict[str, Any] | None]:
+        return DataLoader(self._monthly_spend)
+
+    @functools.cached_property
+    def claims(self) -> DataLoader[ClaimsKey, ClaimsPage]:
+        return DataLoader(self._claims)
+
+    @functools.cached_property
+    def claim_details(self) -> DataLoader[UUID, q.Owned | None]:
+        return DataLoader(self._claim_details)
+
+    @functools.cached_property
+    def claim_items(self) -> DataLoader[UUID, Items]:
+        return DataLoader(self._claim_items)
+
+    @functools.cached_property
+    def wallets(self) -> DataLoader[UUID, q.Owned | None]:
+        return DataLoader(self._wallets)
+
+    @functools.cached_property
+    def transactions(self) -> DataLoader[TransactionsKey, TransactionsPage]:
+        return DataLoader(self._transactions)
 
     @property
     def has_principal(self) -> bool:

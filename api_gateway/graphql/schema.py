@@ -11,6 +11,7 @@ claims it posted, and no card or wallet (FORBIDDEN).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -52,15 +53,23 @@ MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 T = TypeVar("T")
 
 
+@functools.cache
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+_WANTED: dict[type, frozenset[str]] = {}
+
+
 def _from(cls: type[T], body: dict[str, Any], **extra: Any) -> T:
-    """A type built from a REST JSON body (camelCase keys) and any `extra` fields."""
-    wanted = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
-    values = {_snake(k): v for k, v in body.items()} | extra
-    return cls(**{k: v for k, v in values.items() if k in wanted})
+    """A type built from a REST JSON body (camelCase keys) and any `extra` fields (the
+    name maps are cached: a page of claims builds hundreds of these per request)."""
+    wanted = _WANTED.get(cls)
+    if wanted is None:
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        wanted = _WANTED[cls] = frozenset(f.name for f in fields if f.init)
+    values = {name: v for k, v in body.items() if (name := _snake(k)) in wanted}
+    return cls(**(values | extra))
 
 
 def _uuid(value: strawberry.ID) -> UUID | None:

@@ -467,3 +467,14 @@ async def test_limits_hold_on_a_repeated_query_and_huge_documents_are_refused(
     huge = await gql(gateway, tokens.admin(), f"{{ me {{ {fields} }} }}")
     assert huge.get("data") is None
     assert any("token" in e["message"].lower() for e in huge["errors"])
+
+
+async def test_every_request_gives_its_connection_back(gateway: Gateway, tokens: Tokens) -> None:
+    pool = gateway.app.state.read_side.pool
+    query = "query($id: ID!) { medcard(id: $id) { id claims(first: 2) { edges { cursor } } } }"
+    for n in range(3 * pool.max_size):  # more requests than the pool has connections
+        headers = tokens.admin() if n % 2 else tokens.member("member-b")
+        await gql(gateway, headers, query, id=gateway.world.family_card)
+    stats = pool.get_stats()
+    assert stats.get("pool_size", 0) == stats.get("pool_available", 0)
+    assert stats.get("requests_waiting", 0) == 0
