@@ -27,7 +27,7 @@ from infrastructure.auth.tokens import TokenCodec, TokenVerifier
 from infrastructure.http.cors import cors_options
 from infrastructure.http.metrics import HttpMetrics, MetricsMiddleware
 from infrastructure.http.problems import Problem, problem_response
-from infrastructure.postgres.pool import open_pool
+from infrastructure.postgres.pool import open_pool, snapshot_reads
 from infrastructure.settings import Settings
 
 VERSION = "2.0.0"
@@ -49,7 +49,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await open_pool(settings.postgres_url, 1, settings.pool_max_size)
+        pool = await open_pool(
+            settings.postgres_url, 1, settings.pool_max_size, configure=snapshot_reads
+        )
         dependencies = Dependencies(settings, pool)
         app.state.dependencies = dependencies
         app.state.read_side = ReadSide(pool, tokens, wait_seconds=read_wait_seconds)

@@ -60,8 +60,8 @@ async def fresh_read(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     while True:
+        # the gateway's pool begins REPEATABLE READ, READ ONLY transactions (snapshot_reads)
         async with pool.connection() as conn, conn.transaction():
-            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             read = await load(conn)
         if wanted is None or (read is not None and read.position >= wanted):
             return read

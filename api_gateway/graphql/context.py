@@ -120,8 +120,8 @@ class Context(BaseContext):
         async with self._opening:
             if self._conn is None:
                 conn = await self._stack.enter_async_context(self.side.pool.connection())
+                # REPEATABLE READ, READ ONLY: the gateway's pool is built with snapshot_reads
                 await self._stack.enter_async_context(conn.transaction())
-                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 self._conn = conn
             return self._conn
 
