@@ -2,7 +2,7 @@
 # The edge: one public URL in front of the command service processes and the gateway
 # (DESIGN.md §2-§3; docs/edge.md). A project-local nginx: config, pid, logs, temp files in DIR.
 #
-#   scripts/edge.sh start DIR PORT GATEWAY_URL COMMAND_URL[,COMMAND_URL...]
+#   scripts/edge.sh start DIR PORT GATEWAY_URL[,GATEWAY_URL...] COMMAND_URL[,COMMAND_URL...]
 #   scripts/edge.sh stop DIR
 #   scripts/edge.sh status DIR
 #
@@ -50,7 +50,7 @@ server_line() {
 
 cmd_start() {
   [[ $# -eq 4 ]] || usage
-  local dir port gateway commands servers="" url conf pid
+  local dir port gateway commands servers="" gateways="" url conf pid
   mkdir -p "$1"
   dir=$(cd "$1" && pwd)
   port=$2
@@ -66,6 +66,11 @@ cmd_start() {
   for url in "${urls[@]}"; do
     servers+=$(server_line "$url")$'\n'
   done
+  IFS=',' read -r -a urls <<<"$gateway"
+  [[ ${#urls[@]} -gt 0 ]] || usage
+  for url in "${urls[@]}"; do
+    gateways+=$(server_line "$url")$'\n'
+  done
   mkdir -p "$dir/temp"
   conf=$(<"$TEMPLATE")
   if [[ $(id -u) -eq 0 ]]; then
@@ -78,7 +83,7 @@ cmd_start() {
   conf=${conf//@PORT@/$port}
   conf=${conf//@WORKERS@/${EDGE_WORKERS:-1}}
   conf=${conf//@COMMAND_SERVERS@/${servers%$'\n'}}
-  conf=${conf//@GATEWAY_SERVERS@/$(server_line "$gateway")}
+  conf=${conf//@GATEWAY_SERVERS@/${gateways%$'\n'}}
   printf '%s\n' "$conf" >"$dir/nginx.conf"
   "$NGINX" -t -q -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
   "$NGINX" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"

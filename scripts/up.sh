@@ -50,12 +50,18 @@ for i in "${!cports[@]}"; do
 done
 start relay .venv/bin/healthpay relay --metrics-port "${RELAY_METRICS_PORT:-3002}"
 start projection-worker .venv/bin/healthpay project --metrics-port "${PROJECTION_METRICS_PORT:-3001}"
-# GraphQL mutations go through the public edge, so they keep the card affinity of REST writes.
-COMMAND_SERVICE_URL=${COMMAND_SERVICE_URL:-http://127.0.0.1:$PORT} \
-  start gateway .venv/bin/healthpay serve-gateway --port "${GATEWAY_PORT:-3100}"
+# One gateway process per core too (reads need no affinity: the edge balances them). GraphQL
+# mutations go through the public edge, so they keep the card affinity of REST writes.
+IFS=, read -r -a gports <<<"${GATEWAY_PORTS:-$(seq -s, 3100 $((3099 + $(nproc))))}"
+gurls=""
+for i in "${!gports[@]}"; do
+  COMMAND_SERVICE_URL=${COMMAND_SERVICE_URL:-http://127.0.0.1:$PORT} \
+    start "gateway-$((i + 1))" .venv/bin/healthpay serve-gateway --port "${gports[$i]}"
+  gurls+=${gurls:+,}http://127.0.0.1:${gports[$i]}
+done
 start balance-projection .venv/bin/healthpay project-balances --metrics-port "${BALANCE_METRICS_PORT:-3003}"
 
-for port in "${cports[@]}" "${GATEWAY_PORT:-3100}"; do
+for port in "${cports[@]}" "${gports[@]}"; do
   for _ in $(seq 1 150); do
     curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
     sleep 0.2
@@ -65,7 +71,7 @@ for port in "${cports[@]}" "${GATEWAY_PORT:-3100}"; do
     exit 1
   }
 done
-scripts/edge.sh start "$ROOT/.local/edge" "$PORT" "http://127.0.0.1:${GATEWAY_PORT:-3100}" "$curls"
+scripts/edge.sh start "$ROOT/.local/edge" "$PORT" "$gurls" "$curls"
 
 cat <<MSG
 
@@ -77,7 +83,7 @@ HealthPay Ledger is up, on one public URL: http://127.0.0.1:$PORT (nginx)
   Command service   ${curls}
   PostgreSQL        $POSTGRES_URL
   Kafka             $KAFKA_BROKERS (topic $KAFKA_TOPIC)
-  Gateway           http://127.0.0.1:${GATEWAY_PORT:-3100}
+  Gateway           ${gurls}
   Cassandra (CQL)   $SCYLLA_HOSTS (keyspace ${SCYLLA_KEYSPACE:-healthpay_balances})
   Relay metrics     http://127.0.0.1:${RELAY_METRICS_PORT:-3002}/metrics
   Projection metrics http://127.0.0.1:${PROJECTION_METRICS_PORT:-3001}/metrics
