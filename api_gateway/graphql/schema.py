@@ -32,6 +32,7 @@ from strawberry.types import ExecutionContext, Info
 
 from api_gateway.freshness import decode_cursor, encode_cursor
 from api_gateway.graphql.context import Context, error
+from api_gateway.graphql.cost import MAX_COST, cost_limit
 from api_gateway.graphql.mutations import Mutation
 from api_gateway.graphql.read_your_writes import ReadYourWrites, require_position
 from api_gateway.graphql.scalars import SCALARS, Long
@@ -435,7 +436,11 @@ class _Schema(strawberry.Schema):
 # ~60 % of request handling in validation); apps send the same few query texts, so both are
 # cached per text. The limit rules are built once: the validation cache keys on the rule
 # classes, and QueryDepthLimiter/MaxAliasesLimiter would make new ones for every request.
-LIMITS = (depth_limit(MAX_DEPTH, None, None), alias_limit(MAX_ALIASES))
+LIMITS = (
+    depth_limit(MAX_DEPTH, None, None),
+    alias_limit(MAX_ALIASES),
+    cost_limit(MAX_COST, MAX_PAGE),
+)
 CACHED_DOCUMENTS = 256  # distinct query texts kept parsed and validated (LRU)
 MAX_TOKENS = 2_000  # bounds parsing work before any cache is consulted
 

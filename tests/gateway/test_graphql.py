@@ -13,6 +13,7 @@ import pytest
 
 from api_gateway import read_models
 from api_gateway.app import create_app
+from api_gateway.graphql.cost import MAX_COST
 from api_gateway.graphql.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from tests.api.support import (
     API,
@@ -506,3 +507,31 @@ async def test_a_request_reads_one_read_only_repeatable_read_snapshot(
         psycopg.pq.TransactionStatus.ACTIVE,
     }
     assert {s[2:] for s in seen} == {(psycopg.IsolationLevel.REPEATABLE_READ, True)}
+
+
+async def test_an_operation_asking_for_too_many_objects_is_refused_unrun(
+    gateway: Gateway, tokens: Tokens, statements: list[str]
+) -> None:
+    nested = """query($c: ID!) { medcard(id: $c) { claims(first: 100) { edges { node {
+      medcard { claims(first: 100) { edges { node { id } } } } } } } } }"""
+    statements.clear()
+    refused = await gql(gateway, tokens.admin(), nested, c=gateway.world.family_card)
+    assert refused.get("data") is None
+    assert codes(refused) == ["QUERY_TOO_COMPLEX"]
+    assert refused["errors"][0]["extensions"]["cost"] > MAX_COST
+    assert statements == []  # refused before anything ran
+
+    # a variable page size counts as the largest page it could be
+    as_variable = nested.replace("$c: ID!", "$c: ID!, $n: Int!").replace("first: 100", "first: $n")
+    refused = await gql(gateway, tokens.admin(), as_variable, c=gateway.world.family_card, n=2)
+    assert codes(refused) == ["QUERY_TOO_COMPLEX"]
+
+    # the same shape with small pages is an ordinary query
+    small = nested.replace("first: 100", "first: 5")
+    answered = await gql(gateway, tokens.admin(), small, c=gateway.world.family_card)
+    assert "errors" not in answered, answered
+    # and so is a full page of 100 claims with their items
+    page = """query($c: ID!) { medcard(id: $c) { claims(first: 100) { edges { cursor node {
+      id decision reasons totalAmount coveredAmount items { drugName quantity unitPrice }
+    } } } } }"""
+    assert "errors" not in await gql(gateway, tokens.admin(), page, c=gateway.world.family_card)
