@@ -9,6 +9,7 @@ import pytest
 from api_gateway.app import create_app
 from tests.api.support import API, Tokens, api_settings, assert_problem, beneficiary_body
 from tests.gateway.conftest import Gateway
+from tests.gateway.test_authorization import BAD_TOKENS
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +45,11 @@ async def test_refusals_come_back_unchanged_and_write_nothing(
     url = f"{API}/medcards/{gateway.world.family_card}/beneficiaries"
     before = await gateway.api.event_count()
     body = beneficiary_body(serial="0772")
-    assert_problem(await writer.post(url, json=body), 401, "unauthorized")
+    for token, headers in BAD_TOKENS.items():
+        expected = "unauthorized" if token in ("none", "not_bearer") else "invalid_token"
+        assert_problem(await writer.post(url, json=body, headers=headers(tokens)), 401, expected)
+    pharmacy = await writer.post(url, json=body, headers=tokens.pharmacy())
+    assert_problem(pharmacy, 403, "forbidden")
     theirs = await writer.post(url, json=body, headers=tokens.member("member-b"))
     assert_problem(theirs, 404, "card_not_found")
     bad = await writer.post(url, json=body | {"nationalId": "123"}, headers=tokens.admin())
