@@ -60,6 +60,17 @@ def _grouped(keys: Sequence[Any], rows: list[Row], column: str) -> list[list[Row
     return [groups[key] for key in keys]
 
 
+def _pages(sizes: Sequence[int], rows: list[Row]) -> list[tuple[list[Row], Row | None]]:
+    """Keyset pages from rows fetched `LIMIT size + 1` per key and numbered by the key's
+    ordinal `n` (1 for the first key): each page's rows, and its last row when the extra row
+    says a next page exists (its cursor), else None."""
+    pages = []
+    for size, found in zip(sizes, _grouped(range(1, len(sizes) + 1), rows, "n"), strict=True):
+        page = found[:size]
+        pages.append((page, page[-1] if len(found) > size else None))
+    return pages
+
+
 def _money(value: Decimal | None) -> str | None:
     return None if value is None else f"{value:.2f}"
 
@@ -251,18 +262,13 @@ async def claims_pages(conn: Conn, keys: Sequence[ClaimsKey]) -> list[ClaimsPage
             UUID(int=2**128 - 1),
         ),
     )
-    pages = _grouped(range(1, len(keys) + 1), found, "n")
-    answers: list[ClaimsPage] = []
-    for (_, size, _), rows in zip(keys, pages, strict=True):
-        page = rows[:size]
-        more = len(rows) > size
-        answers.append(
-            (
-                [_claim_json(r) for r in page],
-                (page[-1]["claimed_at"], page[-1]["id"]) if more else None,
-            )
+    return [
+        (
+            [_claim_json(r) for r in page],
+            (last["claimed_at"], last["id"]) if last is not None else None,
         )
-    return answers
+        for page, last in _pages([size for _, size, _ in keys], found)
+    ]
 
 
 async def claims_page(
@@ -385,15 +391,10 @@ async def transactions_pages(conn: Conn, keys: Sequence[TransactionsKey]) -> lis
             [before if before is not None else 2**63 - 1 for _, _, before in keys],
         ),
     )
-    pages = _grouped(range(1, len(keys) + 1), found, "n")
-    answers: list[TransactionsPage] = []
-    for (_, size, _), rows in zip(keys, pages, strict=True):
-        page = rows[:size]
-        more = len(rows) > size
-        answers.append(
-            ([_transaction_json(r) for r in page], page[-1]["position"] if more else None)
-        )
-    return answers
+    return [
+        ([_transaction_json(r) for r in page], last["position"] if last is not None else None)
+        for page, last in _pages([size for _, size, _ in keys], found)
+    ]
 
 
 async def transactions_page(

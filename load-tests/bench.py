@@ -44,7 +44,7 @@ from bench_common import (
     free_port,
     machine,
     run_checked,
-    signals_as_exits,
+    run_main,
 )
 
 LOAD_TESTS = ROOT / "load-tests"
@@ -901,55 +901,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp.chmod(0o755)  # PostgreSQL (user postgres) and nginx workers (nobody) work inside it
     (tmp / "logs").mkdir()
     procs = Processes(tmp / "logs")
-    code, keep = 2, False
-    try:
-        with signals_as_exits():
-            facts, runs = bench(cfg, procs, tmp)
-            failed = sum(r.failures for r in runs if r.kind == "claims")
-            bare_failed = sum(r.failures for r in runs if r.kind != "claims")
-            text = report(cfg, facts, runs)
-            print(text)
-            if cfg.json_out:
-                cfg.json_out.write_text(
-                    json.dumps({**facts, "runs": [asdict(r) for r in runs]}, indent=2) + "\n"
-                )
-            if failed:
-                print(f"FAILED: {failed} claim requests did not succeed", file=sys.stderr)
-            if bare_failed:
-                print(
-                    f"WARNING: {bare_failed} requests to the bare apps failed: the reference"
-                    " figures are suspect (see the nginx error logs)",
-                    file=sys.stderr,
-                )
-            if not store_ok(facts):
-                print(
-                    "FAILED: the event store holds fewer events than successful answers",
-                    file=sys.stderr,
-                )
-            code = 1 if failed or not store_ok(facts) else 0
-            keep = bare_failed > 0
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
-        code = 130
-    except SystemExit as exc:  # from signals_as_exits
-        print("bench: stopped by a signal", file=sys.stderr)
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        # let the clean-up finish: a second Ctrl-C or a TERM must not orphan the children
-        stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-        old = {s: signal.signal(s, signal.SIG_IGN) for s in stops}
-        try:
-            procs.close()
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-        if code == 0 and not cfg.keep_temp and not keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"bench: logs and configs kept in {tmp}", file=sys.stderr)
-    return code
+
+    def body() -> tuple[int, bool]:
+        facts, runs = bench(cfg, procs, tmp)
+        failed = sum(r.failures for r in runs if r.kind == "claims")
+        bare_failed = sum(r.failures for r in runs if r.kind != "claims")
+        text = report(cfg, facts, runs)
+        print(text)
+        if cfg.json_out:
+            cfg.json_out.write_text(
+                json.dumps({**facts, "runs": [asdict(r) for r in runs]}, indent=2) + "\n"
+            )
+        if failed:
+            print(f"FAILED: {failed} claim requests did not succeed", file=sys.stderr)
+        if bare_failed:
+            print(
+                f"WARNING: {bare_failed} requests to the bare apps failed: the reference"
+                " figures are suspect (see the nginx error logs)",
+                file=sys.stderr,
+            )
+        if not store_ok(facts):
+            print(
+                "FAILED: the event store holds fewer events than successful answers",
+                file=sys.stderr,
+            )
+        return (1 if failed or not store_ok(facts) else 0), bare_failed > 0
+
+    return run_main("bench", body, procs.close, tmp, cfg.keep_temp, "logs and configs")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,18 @@
-"""What both benchmarks share: the repo root, checked subprocesses, free ports, the machine's
-description, and signals that unwind like Ctrl-C so every child gets stopped."""
+"""What the benchmarks share: the repo root, checked subprocesses, free ports, the machine's
+description, signals that unwind like Ctrl-C so every child gets stopped, and the end of a
+`main()` that turns failures into exit codes and cleans up."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
@@ -101,3 +104,45 @@ def signals_as_exits() -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def run_main(
+    name: str,
+    body: Callable[[], tuple[int, bool]],
+    close: Callable[[], None],
+    tmp: Path,
+    keep_temp: bool,
+    kept: str,
+) -> int:
+    """Runs a bench's `body` with `signals_as_exits` and returns the exit code: the one `body`
+    returns (0 ok, 1 failures), 2 when the setup failed (a `BenchError`), 130 on Ctrl-C, 128 +
+    the signal on SIGTERM/SIGHUP. `body` also says whether to keep `tmp` even if all went well.
+    Then `close` stops the children, with SIGINT/SIGTERM/SIGHUP ignored meanwhile, and `tmp` is
+    removed unless something failed or the temp dir is to be kept. `name` prefixes the messages
+    on stderr; `kept` says what the kept `tmp` holds ("logs")."""
+    code, keep = 2, False
+    try:
+        with signals_as_exits():
+            code, keep = body()
+    except BenchError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        code = 130
+    except SystemExit as exc:  # from signals_as_exits
+        print(f"{name}: stopped by a signal", file=sys.stderr)
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        # let the clean-up finish: a second Ctrl-C or a TERM must not orphan the children
+        stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        old = {s: signal.signal(s, signal.SIG_IGN) for s in stops}
+        try:
+            close()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+        if code == 0 and not keep_temp and not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"{name}: {kept} kept in {tmp}", file=sys.stderr)
+    return code

@@ -37,8 +37,6 @@ import json
 import os
 import random
 import secrets
-import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -52,7 +50,7 @@ from typing import Any
 
 import bench
 import httpx
-from bench_common import ROOT, BenchError, count_events, machine, run_checked, signals_as_exits
+from bench_common import ROOT, BenchError, count_events, machine, run_checked, run_main
 
 if str(ROOT) not in sys.path:  # run as a script: the project's packages live at the root
     sys.path.insert(0, str(ROOT))
@@ -509,41 +507,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp.chmod(0o755)  # PostgreSQL (user postgres) works inside it
     (tmp / "logs").mkdir()
     procs = bench.Processes(tmp / "logs")
-    code = 2
-    try:
-        with signals_as_exits():
-            facts, runs = run(cfg, procs, tmp)
-            print(report(cfg, facts, runs))
-            if cfg.json_out:
-                doc = {**facts, "runs": [asdict(r) for r in runs]}
-                cfg.json_out.write_text(json.dumps(doc, indent=2) + "\n")
-            failed = sum(r.failures for r in runs if r.kind in ("graphql", "rest"))
-            if failed:
-                print(f"FAILED: {failed} gateway reads did not succeed", file=sys.stderr)
-            if bare_failed := sum(r.failures for r in runs if r.kind in cfg.bare):
-                print(f"WARNING: {bare_failed} bare-app requests failed", file=sys.stderr)
-            code = 1 if failed else 0
-    except BenchError as exc:
-        print(f"read bench: {exc}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("read bench: interrupted", file=sys.stderr)
-        code = 130
-    except SystemExit as exc:  # from signals_as_exits
-        print("read bench: stopped by a signal", file=sys.stderr)
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        # a second Ctrl-C or a TERM must not orphan the children while they are stopped
-        old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            procs.close()
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-        if code == 0 and not cfg.keep_temp:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"read bench: logs kept in {tmp}", file=sys.stderr)
-    return code
+
+    def body() -> tuple[int, bool]:
+        facts, runs = run(cfg, procs, tmp)
+        print(report(cfg, facts, runs))
+        if cfg.json_out:
+            doc = {**facts, "runs": [asdict(r) for r in runs]}
+            cfg.json_out.write_text(json.dumps(doc, indent=2) + "\n")
+        failed = sum(r.failures for r in runs if r.kind in ("graphql", "rest"))
+        if failed:
+            print(f"FAILED: {failed} gateway reads did not succeed", file=sys.stderr)
+        if bare_failed := sum(r.failures for r in runs if r.kind in cfg.bare):
+            print(f"WARNING: {bare_failed} bare-app requests failed", file=sys.stderr)
+        return (1 if failed else 0), False
+
+    return run_main("read bench", body, procs.close, tmp, cfg.keep_temp, "logs")
 
 
 if __name__ == "__main__":

@@ -49,8 +49,6 @@ import json
 import os
 import random
 import re
-import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -76,7 +74,7 @@ from bench_common import (
     free_port,
     machine,
     run_checked,
-    signals_as_exits,
+    run_main,
 )
 from confluent_kafka import (
     Consumer,
@@ -1606,44 +1604,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="healthpay-stream-bench-"))
     tmp.chmod(0o755)  # PostgreSQL runs as user postgres inside it when we are root
     cleanup = Cleanup()
-    code = 2
-    try:
-        with signals_as_exits():
-            text, facts, ok = bench(cfg, cleanup, tmp)
-            print(text, flush=True)
-            if cfg.json_out:
-                cfg.json_out.write_text(json.dumps(facts, indent=2, default=str) + "\n")
-            if not ok:
-                print("FAILED: a check did not hold (see above)", file=sys.stderr)
-            code = 0 if ok else 1
-    except BenchError as exc:
-        print(f"stream bench: {exc}", file=sys.stderr)
-    except KafkaException as exc:
-        print(f"stream bench: Kafka: {exc}", file=sys.stderr)
-    except TimeoutError as exc:  # an admin or client call that never answered
-        print(f"stream bench: timed out: {exc!r}", file=sys.stderr)
-    except psycopg.Error as exc:
-        print(f"stream bench: PostgreSQL: {exc}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("stream bench: interrupted", file=sys.stderr)
-        code = 130
-    except SystemExit as exc:  # from signals_as_exits
-        print("stream bench: stopped by a signal", file=sys.stderr)
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        # let the clean-up finish: a second Ctrl-C or a TERM must not orphan the servers
-        stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-        old = {s: signal.signal(s, signal.SIG_IGN) for s in stops}
+
+    def body() -> tuple[int, bool]:
         try:
-            cleanup.close()
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-        if code == 0 and not cfg.keep_temp:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"stream bench: temp dir kept: {tmp}", file=sys.stderr)
-    return code
+            text, facts, ok = bench(cfg, cleanup, tmp)
+        except KafkaException as exc:
+            raise BenchError(f"Kafka: {exc}") from exc
+        except TimeoutError as exc:  # an admin or client call that never answered
+            raise BenchError(f"timed out: {exc!r}") from exc
+        except psycopg.Error as exc:
+            raise BenchError(f"PostgreSQL: {exc}") from exc
+        print(text, flush=True)
+        if cfg.json_out:
+            cfg.json_out.write_text(json.dumps(facts, indent=2, default=str) + "\n")
+        if not ok:
+            print("FAILED: a check did not hold (see above)", file=sys.stderr)
+        return (0 if ok else 1), False
+
+    return run_main("stream bench", body, cleanup.close, tmp, cfg.keep_temp, "temp dir")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from strawberry.types import Info
 
 from api_gateway.commands_client import Answer, CommandRefused, CommandUnavailable
 from api_gateway.graphql.context import Context, error
+from api_gateway.graphql.people import AddedBeneficiary
 from api_gateway.graphql.scalars import Long
 
 API = "/api/v1"
@@ -53,16 +54,6 @@ class WriteResult:
     replayed: bool = strawberry.field(
         description="True when an identical earlier write was answered again (nothing new)."
     )
-
-
-@strawberry.type
-class AddedBeneficiary:
-    id: strawberry.ID
-    relationship: str | None
-    national_id: str | None
-    name: str | None
-    date_of_birth: str | None
-    phone_number: str | None
 
 
 @strawberry.type

@@ -34,6 +34,7 @@ from api_gateway.freshness import decode_cursor, encode_cursor
 from api_gateway.graphql.context import Context, error
 from api_gateway.graphql.cost import MAX_COST, cost_limit
 from api_gateway.graphql.mutations import Mutation
+from api_gateway.graphql.people import Beneficiary, Holder
 from api_gateway.graphql.read_your_writes import ReadYourWrites, require_position
 from api_gateway.graphql.scalars import SCALARS, Long
 from api_gateway.read_models import Owned
@@ -105,28 +106,6 @@ def _month(month: str) -> str:
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None
-
-
-@strawberry.type
-class Holder:
-    id: str | None
-    relationship: str | None
-    national_id: str | None
-    name: str | None
-    date_of_birth: str | None
-    phone_number: str | None
-
-
-@strawberry.type
-class Beneficiary:
-    id: strawberry.ID
-    relationship: str | None
-    national_id: str | None
-    name: str | None
-    date_of_birth: str | None
-    phone_number: str | None
-    is_primary: bool
-    added_at: str | None
 
 
 @strawberry.type
