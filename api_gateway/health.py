@@ -34,9 +34,9 @@ class Dependencies:
         self.settings = settings
         self.pool = pool
         self._cql: CqlConnection | None = None
-        self._kafka = AdminClient(
-            {"bootstrap.servers": ",".join(settings.kafka_brokers), "socket.timeout.ms": 2000}
-        )
+        # made by the first probe: librdkafka connects as soon as a client exists, and a
+        # gateway that is never asked for its health need not talk to Kafka at all
+        self._kafka: AdminClient | None = None
 
     async def postgres(self) -> Probe:
         try:
@@ -90,6 +90,9 @@ class Dependencies:
             return Probe(False, {"error": type(exc).__name__})
 
     def _kafka_probe(self) -> Probe:
+        if self._kafka is None:
+            brokers = ",".join(self.settings.kafka_brokers)
+            self._kafka = AdminClient({"bootstrap.servers": brokers, "socket.timeout.ms": 2000})
         metadata = self._kafka.list_topics(timeout=PROBE_SECONDS)
         topic = metadata.topics.get(self.settings.kafka_topic)
         details = {
