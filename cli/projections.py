@@ -13,6 +13,7 @@ from cli.progress import ProgressBar
 from infrastructure.eventstore.envelope import MalformedEnvelope, from_envelope
 from infrastructure.postgres.pool import open_pool
 from infrastructure.settings import Settings
+from projection_service.balances.consumer import DEFAULT_GROUP as BALANCES_GROUP
 from projection_service.rebuild import RebuildProgress, print_report, rebuild
 
 _RELAY = """
@@ -76,6 +77,7 @@ def status(settings: Settings) -> int:
         for p in lags:
             end = "?" if p.end_offset is None else str(p.end_offset)
             print(f"    partition {p.partition}: next offset {p.next_offset} of {end}")
+    _print_balances(settings, topic)
     print("\nparked events")
     if not parked:
         print("  none")
@@ -84,6 +86,51 @@ def status(settings: Settings) -> int:
     for at, event_type, event_id, error in latest_parked:
         print(f"    {at:%H:%M:%S} {event_type or '?'} {event_id or '-'}: {error[:120]}")
     return 0
+
+
+def _print_balances(settings: Settings, topic: str) -> None:
+    print(f"\nbalances (Kafka topic {topic} -> CQL, consumer group {BALANCES_GROUP})")
+    lags = _committed_lags(settings, topic, BALANCES_GROUP)
+    if lags is None:
+        print("  Kafka unreachable: lag unknown")
+        return
+    if all(committed is None for _, committed, _ in lags):
+        print("  nothing committed yet")
+    total = sum(end - (committed or 0) for _, committed, end in lags)
+    print(f"  lag {total} events")
+    for partition, committed, end in lags:
+        shown = "-" if committed is None else str(committed)
+        print(f"    partition {partition}: committed {shown} of {end}")
+
+
+def _committed_lags(
+    settings: Settings, topic: str, group: str
+) -> list[tuple[int, int | None, int]] | None:
+    """(partition, the group's committed offset or None, end offset) for every partition of
+    `topic`; None when Kafka does not answer. The balances group commits in Kafka itself
+    (after its CQL writes), so this asks Kafka, not PostgreSQL."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": ",".join(settings.kafka_brokers),
+            "group.id": group,  # reading a group's offsets does not join it
+            "enable.auto.commit": False,
+            "socket.timeout.ms": 3000,
+        }
+    )
+    try:
+        found = consumer.list_topics(topic, timeout=3.0).topics.get(topic)
+        if found is None or found.error is not None:
+            return []
+        wanted = [TopicPartition(topic, p) for p in sorted(found.partitions)]
+        result = []
+        for tp in consumer.committed(wanted, timeout=3.0):
+            _, end = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), 3.0)
+            result.append((tp.partition, tp.offset if tp.offset >= 0 else None, end))
+        return result
+    except KafkaException:
+        return None
+    finally:
+        consumer.close()
 
 
 def _kafka_lags(

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from infrastructure.eventstore.envelope import MalformedEnvelope, from_envelope
 from infrastructure.eventstore.port import RecordedEvent
-from infrastructure.kafka.consumers import group_consumer_config
+from infrastructure.kafka.consumers import group_consumer_config, lag_gauge, report_lag
 from infrastructure.postgres.pool import Pool
 from projection_service.offsets import save_offsets, stored_offsets
 from projection_service.read_models.parking import (
@@ -37,12 +37,7 @@ class WorkerMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
-        self.lag = Gauge(
-            "kafka_consumer_lag",
-            "Messages on the topic not yet projected (the seed's EventLag alert)",
-            ["topic", "partition"],
-            registry=self.registry,
-        )
+        self.lag = lag_gauge(self.registry)
         self.batch = Histogram(
             "healthpay_projection_batch_size",
             "Messages per applied batch",
@@ -84,7 +79,7 @@ class ProjectionWorker:
                 )
                 if messages:
                     await self.apply(messages)
-                    self._report_lag(consumer, messages)
+                    report_lag(self.metrics.lag, consumer, self.topic, messages)
         finally:
             await asyncio.to_thread(consumer.close)
 
@@ -143,15 +138,3 @@ class ProjectionWorker:
         self.metrics.batch.observe(len(messages))
         self.metrics.applied.inc(result.applied)
         self.metrics.parked.inc(len(result.parked) + len(malformed))
-
-    def _report_lag(self, consumer: Consumer, messages: Sequence[Message]) -> None:
-        partitions = {p for p in (m.partition() for m in messages) if p is not None}
-        for partition in partitions:
-            tp = TopicPartition(self.topic, partition)
-            try:
-                _, high = consumer.get_watermark_offsets(tp, cached=True)
-                position = consumer.position([tp])[0].offset
-            except KafkaException:
-                continue
-            if high >= 0 and position >= 0:
-                self.metrics.lag.labels(self.topic, str(partition)).set(max(0, high - position))

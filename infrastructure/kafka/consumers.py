@@ -1,8 +1,12 @@
-"""The consumer settings every projection group shares."""
+"""What every projection consumer group shares: its settings and its lag gauge."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from prometheus_client import CollectorRegistry, Gauge
 
 
 def group_consumer_config(brokers: str, group: str) -> dict[str, Any]:
@@ -20,3 +24,27 @@ def group_consumer_config(brokers: str, group: str) -> dict[str, Any]:
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 3_000,
     }
+
+
+def lag_gauge(registry: CollectorRegistry) -> Gauge:
+    return Gauge(
+        "kafka_consumer_lag",
+        "Messages on the topic not yet projected (the seed's EventLag alert)",
+        ["topic", "partition"],
+        registry=registry,
+    )
+
+
+def report_lag(gauge: Gauge, consumer: Consumer, topic: str, messages: Sequence[Message]) -> None:
+    """Lag of the partitions `messages` came from: the high watermark the last fetch brought
+    (cached, no broker round trip) less this consumer's position."""
+    partitions = {p for p in (m.partition() for m in messages) if p is not None}
+    for partition in partitions:
+        tp = TopicPartition(topic, partition)
+        try:
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            position = consumer.position([tp])[0].offset
+        except KafkaException:
+            continue
+        if high >= 0 and position >= 0:
+            gauge.labels(topic, str(partition)).set(max(0, high - position))

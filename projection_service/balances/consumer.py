@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from infrastructure.eventstore.envelope import MalformedEnvelope, from_envelope
 from infrastructure.eventstore.port import RecordedEvent
-from infrastructure.kafka.consumers import group_consumer_config
+from infrastructure.kafka.consumers import group_consumer_config, lag_gauge, report_lag
 from projection_service.balances.projector import BalanceProjector
 
 log = logging.getLogger("healthpay.balances")
@@ -32,6 +32,7 @@ class BalanceMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
+        self.lag = lag_gauge(self.registry)
         self.batch = Histogram(
             "healthpay_balances_batch_size",
             "Messages per projected batch",
@@ -119,6 +120,7 @@ class BalanceConsumer:
             offsets=[TopicPartition(self.topic, p, o) for p, o in next_offsets.items()],
             asynchronous=False,
         )
+        report_lag(self.metrics.lag, consumer, self.topic, messages)
         self.metrics.batch.observe(len(messages))
         self.metrics.applied.inc(result.events)
         self.metrics.bad.inc(result.bad + malformed)

@@ -17,6 +17,7 @@ from uuid import UUID
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from cli import projections as ops
 from cli.balances import verify
 from command_service.relay.publisher import KafkaPublisher
 from command_service.relay.relay import Relay
@@ -84,6 +85,7 @@ async def test_events_reach_cql_through_kafka(
     cql: CqlConnection,
     config: CqlConfig,
     projector: BalanceProjector,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     seeded = await seed(api)
     ks = config.keyspace
@@ -152,6 +154,22 @@ async def test_events_reach_cql_through_kafka(
     assert sum(max(tp.offset, 0) for tp in committed) == len(events)
     settings = Settings(postgres_url=postgres_url, scylla_keyspace=ks)
     assert verify(settings, config, io.StringIO()) == 0
+
+    # its lag: on /metrics for the partitions it read, and in `healthpay projections status`
+    lags = [
+        s.value
+        for metric in consumer.metrics.registry.collect()
+        if metric.name == "kafka_consumer_lag"
+        for s in metric.samples
+        if s.labels["topic"] == kafka_topic
+    ]
+    assert lags
+    assert all(0 <= lag <= len(events) for lag in lags)
+    status = replace(settings, kafka_brokers=(kafka_bootstrap,), kafka_topic=kafka_topic)
+    assert await asyncio.to_thread(ops.status, status) == 0
+    out = capsys.readouterr().out
+    balances = out[out.index(f"consumer group {DEFAULT_GROUP}") :]
+    assert "lag 0 events" in balances.splitlines()[1]
 
 
 async def test_out_of_order_and_duplicated_events_give_the_in_order_result(
