@@ -13,19 +13,19 @@ import orjson
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api_gateway.commands_client import CommandService
 from api_gateway.forwarded_writes import ROUTES as FORWARDED_WRITES
 from api_gateway.graphql import graphql_route
+from api_gateway.graphql.router import PATH as GRAPHQL
 from api_gateway.health import Dependencies, check
 from api_gateway.openapi import describe
-from api_gateway.rest import ROUTES, ReadSide
+from api_gateway.rest import API, ROUTES, ReadSide
 from infrastructure.auth.tokens import TokenCodec, TokenVerifier
-from infrastructure.http.cors import cors_options
-from infrastructure.http.metrics import HttpMetrics, MetricsMiddleware
+from infrastructure.http.fast_routes import FastRoutesApp
+from infrastructure.http.metrics import HttpMetrics
 from infrastructure.http.problems import Problem, problem_response
 from infrastructure.postgres.pool import open_pool, snapshot_reads
 from infrastructure.settings import Settings
@@ -64,7 +64,7 @@ def create_app(
             dependencies.close()
             await pool.close()
 
-    app = FastAPI(title="HealthPay Ledger — gateway", version=VERSION, lifespan=lifespan)
+    app = FastRoutesApp(title="HealthPay Ledger — gateway", version=VERSION, lifespan=lifespan)
 
     async def health(request: Request) -> Response:
         status, body = await check(request.app.state.dependencies, VERSION)
@@ -83,13 +83,13 @@ def create_app(
         # raised by /graphql's authentication (the REST endpoints answer their own)
         return problem_response(exc, request.url.path)
 
-    app.router.routes.extend(ROUTES)
-    app.router.routes.extend(FORWARDED_WRITES)
+    # The reads, the forwarded write and GraphQL skip FastAPI's per-request layers; CORS (the
+    # command service grants the same: one public URL) and the metrics wrap every route.
+    hot = [*ROUTES, *FORWARDED_WRITES, graphql_route(settings)]
+    app.router.routes.extend(hot)  # for url_path_for; requests take the fast path
     describe(app)
-    app.router.routes.append(graphql_route(settings))
     app.add_route("/health", health, methods=["GET"], include_in_schema=False)
     app.add_route("/metrics", metrics_page, methods=["GET"], include_in_schema=False)
-    if settings.cors_origins:  # the command service grants the same (one public URL)
-        app.add_middleware(CORSMiddleware, **cors_options(settings.cors_origins))
-    app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry, "api_gateway"))
+    metrics = HttpMetrics(registry, "api_gateway")
+    app.configure_fast_routes((API + "/", GRAPHQL), hot, metrics, settings.cors_origins)
     return app

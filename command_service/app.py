@@ -15,14 +15,14 @@ from starlette.responses import Response
 
 from command_service.aggregates import Aggregates
 from command_service.execution import Executor
-from command_service.fast_writes import FastWritesApp
 from command_service.http_endpoints import WriteSide
 from command_service.openapi import describe
-from command_service.routes import ROUTES
+from command_service.routes import PREFIX, ROUTES
 from infrastructure.auth.tokens import TokenCodec, TokenVerifier
 from infrastructure.eventstore.group_commit import GroupCommitAppender
 from infrastructure.eventstore.port import EventStore
 from infrastructure.eventstore.postgres import PostgresEventStore
+from infrastructure.http.fast_routes import FastRoutesApp
 from infrastructure.http.metrics import HttpMetrics
 from infrastructure.http.problems import Problem, problem_response
 from infrastructure.postgres.pool import Pool, open_pool
@@ -68,7 +68,7 @@ def create_app(
                 await appender.close()
 
     metrics = HttpMetrics(registry, "command_service")
-    app = FastWritesApp(
+    app = FastRoutesApp(
         title="HealthPay Ledger — command service",
         version=VERSION,
         lifespan=lifespan,
@@ -76,7 +76,7 @@ def create_app(
         redoc_url=None,
     )
     app.router.routes.extend(ROUTES)  # for OpenAPI and url_path_for; requests take the fast path
-    app.configure_fast_writes(ROUTES, metrics, settings.cors_origins)
+    app.configure_fast_routes((PREFIX + "/",), ROUTES, metrics, settings.cors_origins)
     describe(app)
 
     @app.exception_handler(StarletteHTTPException)

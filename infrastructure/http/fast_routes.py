@@ -1,43 +1,50 @@
-"""Write routes served by a bare Starlette router, in front of FastAPI's middleware stack.
+"""Hot routes served by a bare Starlette router, in front of FastAPI's middleware stack.
 
 FastAPI wraps every request in about eight layers (error and exception middleware, an
 AsyncExitStack, body limits, telemetry); on the claim path they cost more than deciding the
-claim. Write endpoints already turn every error into problem+json themselves (`guarded`), so
-they need none of it. Everything else (docs, OpenAPI, health, metrics) still goes through
-FastAPI as usual.
+claim, and on a REST read about a seventh of it. The hot endpoints already turn every error
+into problem+json themselves, so they need none of it; a `Problem` that escapes one (the
+GraphQL route's authentication) is answered here too. Everything else (docs, OpenAPI,
+health, metrics) still goes through FastAPI as usual. CORS and the HTTP metrics wrap both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
-from starlette.routing import Route, Router
+from starlette.routing import BaseRoute, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from infrastructure.http.cors import with_cors
 from infrastructure.http.metrics import HttpMetrics, MetricsMiddleware
 from infrastructure.http.problems import Problem, problem_response
 
-WRITE_PREFIX = "/api/v1/"
 
-
-class FastWritesApp(FastAPI):
-    """FastAPI whose /api/v1 write routes skip FastAPI's per-request layers."""
+class FastRoutesApp(FastAPI):
+    """FastAPI whose hot routes (paths under the given prefixes) skip FastAPI's layers."""
 
     _fast: ASGIApp | None = None
+    _prefixes: tuple[str, ...] = ()
 
-    def configure_fast_writes(
-        self, routes: list[Route], metrics: HttpMetrics, cors_origins: tuple[str, ...]
+    def configure_fast_routes(
+        self,
+        prefixes: Sequence[str],
+        routes: Sequence[BaseRoute],
+        metrics: HttpMetrics,
+        cors_origins: tuple[str, ...],
     ) -> None:
-        self._write_routes = routes
+        self._prefixes = tuple(prefixes)
+        self._fast_routes = list(routes)
         self._http_metrics = metrics
         self._cors_origins = cors_origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Checked before FastAPI.__call__, which itself costs a telemetry lookup per request.
-        if scope["type"] == "http" and scope["path"].startswith(WRITE_PREFIX):
+        if scope["type"] == "http" and scope["path"].startswith(self._prefixes):
             if self._fast is None:
-                self._fast = self._wrap(_WriteRoutes(Router(routes=self._write_routes)))
+                self._fast = self._wrap(_FastRoutes(Router(routes=self._fast_routes)))
             scope["app"] = self
             await self._fast(scope, receive, send)
             return
@@ -51,7 +58,7 @@ class FastWritesApp(FastAPI):
         return MetricsMiddleware(app, self._http_metrics)
 
 
-class _WriteRoutes:
+class _FastRoutes:
     def __init__(self, router: Router) -> None:
         self.router = router
 
@@ -62,4 +69,6 @@ class _WriteRoutes:
             code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
             headers = dict(exc.headers) if exc.headers else None
             problem = Problem(exc.status_code, code, str(exc.detail), headers=headers)
+            await problem_response(problem, scope["path"])(scope, receive, send)
+        except Problem as problem:
             await problem_response(problem, scope["path"])(scope, receive, send)
