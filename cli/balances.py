@@ -19,6 +19,7 @@ import psycopg
 
 from infrastructure.cassandra.migrations import migrate as migrate_cql
 from infrastructure.cassandra.session import CqlConfig, connect
+from infrastructure.postgres.locks import CQL_MIGRATIONS, advisory_lock
 from infrastructure.settings import Settings
 from projection_service.balances.versions import current_version, table_name
 
@@ -115,8 +116,9 @@ def verify(settings: Settings, config: CqlConfig | None = None, out: TextIO | No
 
 
 def migrate(settings: Settings, config: CqlConfig | None = None) -> int:
+    """The CQL migrations, one migrator at a time (every pod's deploy step may run this)."""
     config = config or CqlConfig.from_settings(settings)
-    with connect(config) as cql:
+    with advisory_lock(settings.postgres_url, CQL_MIGRATIONS), connect(config) as cql:
         applied = migrate_cql(cql.session, config)
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
     return 0

@@ -3,8 +3,9 @@
 The keyspace is created first (IF NOT EXISTS, replication from CqlConfig), then each file's
 statements run in order and the file is recorded in `<keyspace>.cql_migrations`. CQL has no
 transactional DDL: every statement is `IF NOT EXISTS`, so a file that failed half-way is
-simply run again. Run one migrator at a time (a deploy step, not every pod at start-up):
-concurrent schema changes on ScyllaDB/Cassandra can disagree.
+simply run again. One migrator at a time: concurrent schema changes on ScyllaDB/Cassandra can
+disagree, so `healthpay db migrate` queues CQL migrators on a PostgreSQL advisory lock
+(infrastructure/postgres/locks.py).
 """
 
 from __future__ import annotations

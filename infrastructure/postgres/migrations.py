@@ -12,10 +12,9 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 
-import psycopg
+from infrastructure.postgres.locks import SQL_MIGRATIONS, advisory_lock
 
 # Arbitrary but fixed: every runner of this project must use the same key.
-_LOCK_KEY = 0x4865616C74685061  # "HealthPa"
 
 _CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -61,9 +60,8 @@ async def migrate(conninfo: str, migrations: list[Migration] | None = None) -> l
 def migrate_sync(conninfo: str, migrations: list[Migration] | None = None) -> list[str]:
     todo = bundled_migrations() if migrations is None else migrations
     applied_now: list[str] = []
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        # Session lock: released by closing the connection, even when a migration fails.
-        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    # Session lock: released by closing the connection, even when a migration fails.
+    with advisory_lock(conninfo, SQL_MIGRATIONS) as conn:
         conn.execute(_CREATE_TABLE)
         applied: dict[str, str] = dict(
             conn.execute("SELECT name, checksum FROM schema_migrations").fetchall()

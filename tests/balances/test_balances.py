@@ -18,11 +18,13 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from cli import projections as ops
+from cli.balances import migrate as cql_migrate
 from cli.balances import verify
 from command_service.relay.publisher import KafkaPublisher
 from command_service.relay.relay import Relay
 from infrastructure.cassandra.migrations import bundled_migrations, migrate
 from infrastructure.cassandra.session import CqlConfig, CqlConnection
+from infrastructure.postgres.locks import CQL_MIGRATIONS, advisory_lock
 from infrastructure.settings import Settings
 from projection_service.balances.consumer import DEFAULT_GROUP, BalanceConsumer
 from projection_service.balances.projector import BalanceProjector, write_timestamp
@@ -59,6 +61,37 @@ def test_migrations_run_once_and_are_recorded(cql: CqlConnection, config: CqlCon
         )
     }
     assert tables == {*TABLES, "cql_migrations"}
+
+
+def test_cql_migrators_queue_on_the_postgres_lock(
+    cql: CqlConnection, config: CqlConfig, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every pod's deploy step may run `healthpay db migrate`: the CQL part waits its turn."""
+    fresh = replace(config, keyspace=f"{config.keyspace}_queued")
+    settings = Settings(postgres_url=postgres_url)
+    result: list[int] = []
+    try:
+        with advisory_lock(postgres_url, CQL_MIGRATIONS):  # another migrator is at work
+            waiting = threading.Thread(target=lambda: result.append(cql_migrate(settings, fresh)))
+            waiting.start()
+            waiting.join(timeout=2.0)
+            assert waiting.is_alive()  # queued behind the lock, nothing applied
+            assert (
+                cql.session.execute(
+                    "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s",
+                    (fresh.keyspace,),
+                ).one()
+                is None
+            )
+        waiting.join(timeout=120)
+        assert result == [0]
+        names = {
+            r.name for r in cql.session.execute(f"SELECT name FROM {fresh.keyspace}.cql_migrations")
+        }
+        assert names == {m.name for m in bundled_migrations()}
+        assert "applied:" in capsys.readouterr().out
+    finally:
+        cql.session.execute(f"DROP KEYSPACE IF EXISTS {fresh.keyspace}", timeout=60)
 
 
 def test_migrate_creates_the_keyspace_with_network_topology(
