@@ -44,15 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     gateway_server.add_argument("--port", type=int, default=3100)
 
     relay = commands.add_parser("relay", help="publish committed events to Kafka (one active)")
-    relay.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
-
     project = commands.add_parser("project", help="run a projection worker (consumer group)")
-    project.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
-
     project_balances = commands.add_parser(
         "project-balances", help="run the CQL balance projection (group healthpay-balances)"
     )
-    project_balances.add_argument("--metrics-port", type=int, default=None, help="serve /metrics")
+    for worker in (relay, project, project_balances):
+        worker.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+        worker.add_argument(
+            "--metrics-host",
+            default="127.0.0.1",
+            help="address /metrics listens on (0.0.0.0 in a container, scraped from outside)",
+        )
     balances = commands.add_parser("balances", help="the CQL balance store")
     balance_commands = balances.add_subparsers(dest="balances_command", required=True)
     balance_commands.add_parser("migrate", help="create the keyspace, apply CQL migrations")
@@ -115,17 +117,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "relay":
         from command_service.relay.process import run_relay
 
-        run_relay(settings, args.metrics_port)
+        run_relay(settings, args.metrics_port, args.metrics_host)
         return 0
     if args.command == "project":
         from projection_service.process import run_projection_worker
 
-        run_projection_worker(settings, args.metrics_port)
+        run_projection_worker(settings, args.metrics_port, args.metrics_host)
         return 0
     if args.command == "project-balances":
         from projection_service.balances.process import run_balance_projection
 
-        run_balance_projection(settings, args.metrics_port)
+        run_balance_projection(settings, args.metrics_port, args.metrics_host)
         return 0
     if args.command == "balances":
         from cli import balances as cql_balances

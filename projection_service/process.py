@@ -12,14 +12,14 @@ from infrastructure.settings import Settings
 from projection_service.worker import ProjectionWorker, WorkerMetrics
 
 
-async def _main(settings: Settings, metrics_port: int | None) -> None:
+async def _main(settings: Settings, metrics_port: int | None, metrics_host: str) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     metrics = WorkerMetrics()
     if metrics_port:
-        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
     pool = await open_pool(settings.postgres_url, 1, 4)
     try:
         worker = ProjectionWorker(
@@ -34,5 +34,7 @@ async def _main(settings: Settings, metrics_port: int | None) -> None:
         await pool.close()
 
 
-def run_projection_worker(settings: Settings, metrics_port: int | None) -> None:
-    asyncio.run(_main(settings, metrics_port))
+def run_projection_worker(
+    settings: Settings, metrics_port: int | None, metrics_host: str = "127.0.0.1"
+) -> None:
+    asyncio.run(_main(settings, metrics_port, metrics_host))

@@ -13,7 +13,9 @@ from command_service.relay.relay import Relay, RelayMetrics
 from infrastructure.settings import Settings
 
 
-def run_relay(settings: Settings, metrics_port: int | None) -> None:
+def run_relay(
+    settings: Settings, metrics_port: int | None, metrics_host: str = "127.0.0.1"
+) -> None:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -23,7 +25,7 @@ def run_relay(settings: Settings, metrics_port: int | None) -> None:
     signal.signal(signal.SIGINT, on_signal)
     metrics = RelayMetrics()
     if metrics_port:
-        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
     publisher = KafkaPublisher(",".join(settings.kafka_brokers), settings.kafka_topic)
     try:
         Relay(settings.postgres_url, publisher, metrics=metrics).run(stop)

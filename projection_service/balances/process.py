@@ -13,14 +13,14 @@ from projection_service.balances.consumer import BalanceConsumer, BalanceMetrics
 from projection_service.balances.projector import BalanceProjector
 
 
-async def _main(settings: Settings, metrics_port: int | None) -> None:
+async def _main(settings: Settings, metrics_port: int | None, metrics_host: str) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     metrics = BalanceMetrics()
     if metrics_port:
-        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
     config = CqlConfig.from_settings(settings)
     with await asyncio.to_thread(connect, config) as cql:
         projector = BalanceProjector(cql.session, config.keyspace)
@@ -30,5 +30,7 @@ async def _main(settings: Settings, metrics_port: int | None) -> None:
         await consumer.run(stop)
 
 
-def run_balance_projection(settings: Settings, metrics_port: int | None) -> None:
-    asyncio.run(_main(settings, metrics_port))
+def run_balance_projection(
+    settings: Settings, metrics_port: int | None, metrics_host: str = "127.0.0.1"
+) -> None:
+    asyncio.run(_main(settings, metrics_port, metrics_host))
