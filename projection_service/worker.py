@@ -19,7 +19,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from infrastructure.eventstore.envelope import MalformedEnvelope, from_envelope
 from infrastructure.eventstore.port import RecordedEvent
-from infrastructure.kafka.consumers import group_consumer_config, lag_gauge, report_lag
+from infrastructure.kafka.consumers import (
+    forget_lag,
+    group_consumer_config,
+    lag_gauge,
+    report_lag,
+)
 from infrastructure.postgres.pool import Pool
 from projection_service.offsets import save_offsets, stored_offsets
 from projection_service.read_models.parking import (
@@ -71,7 +76,12 @@ class ProjectionWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = Consumer(group_consumer_config(self.brokers, self.group))
-        consumer.subscribe([self.topic], on_assign=self._seek_to_stored)
+        consumer.subscribe(
+            [self.topic],
+            on_assign=self._seek_to_stored,
+            on_revoke=self._forget,
+            on_lost=self._forget,
+        )
         try:
             while not stop.is_set():
                 messages = await asyncio.to_thread(
@@ -82,6 +92,9 @@ class ProjectionWorker:
                     report_lag(self.metrics.lag, consumer, self.topic, messages)
         finally:
             await asyncio.to_thread(consumer.close)
+
+    def _forget(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        forget_lag(self.metrics.lag, self.topic, partitions)
 
     def _seek_to_stored(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         with psycopg.connect(self.conninfo, autocommit=True) as conn:

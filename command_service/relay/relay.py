@@ -110,6 +110,9 @@ class Relay:
             self.metrics.lag.set(0)
             return after, 0
         events = [event for _, event in batch]
+        # the oldest event not yet on Kafka: set before publishing, so an outage shows as a
+        # growing lag instead of the last value before it
+        self.metrics.lag.set(max(0.0, time.time() - events[0].timestamp.timestamp()))
         try:
             self.publisher.publish(events)
         except PublishFailed:
@@ -120,5 +123,4 @@ class Relay:
         save_checkpoint(conn, self.name, checkpoint, len(events))
         self.metrics.published.inc(len(events))
         self.metrics.batch.observe(len(events))
-        self.metrics.lag.set(max(0.0, time.time() - events[-1].timestamp.timestamp()))
         return checkpoint, len(events)

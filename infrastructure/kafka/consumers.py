@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
@@ -48,3 +49,12 @@ def report_lag(gauge: Gauge, consumer: Consumer, topic: str, messages: Sequence[
             continue
         if high >= 0 and position >= 0:
             gauge.labels(topic, str(partition)).set(max(0, high - position))
+
+
+def forget_lag(gauge: Gauge, topic: str, partitions: Sequence[TopicPartition]) -> None:
+    """Drops the lag of partitions this consumer no longer owns (revoked or lost in a
+    rebalance): their new owner reports them, and a stale value here would alert forever."""
+    for tp in partitions:
+        # absent when this consumer never read the partition
+        with suppress(KeyError):
+            gauge.remove(topic, str(tp.partition))

@@ -19,7 +19,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from infrastructure.eventstore.envelope import MalformedEnvelope, from_envelope
 from infrastructure.eventstore.port import RecordedEvent
-from infrastructure.kafka.consumers import group_consumer_config, lag_gauge, report_lag
+from infrastructure.kafka.consumers import (
+    forget_lag,
+    group_consumer_config,
+    lag_gauge,
+    report_lag,
+)
 from projection_service.balances.projector import BalanceProjector
 
 log = logging.getLogger("healthpay.balances")
@@ -70,7 +75,7 @@ class BalanceConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = Consumer(group_consumer_config(self.brokers, self.group))
-        consumer.subscribe([self.topic])
+        consumer.subscribe([self.topic], on_revoke=self._forget, on_lost=self._forget)
         try:
             while not stop.is_set():
                 messages = await asyncio.to_thread(
@@ -124,6 +129,9 @@ class BalanceConsumer:
         self.metrics.batch.observe(len(messages))
         self.metrics.applied.inc(result.events)
         self.metrics.bad.inc(result.bad + malformed)
+
+    def _forget(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        forget_lag(self.metrics.lag, self.topic, partitions)
 
     def _rewind(self, consumer: Consumer, messages: Sequence[Message]) -> None:
         first: dict[int, int] = {}

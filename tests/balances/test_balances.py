@@ -42,6 +42,16 @@ def _wallet(cql: CqlConnection, ks: str, wallet_id: str) -> Any:
     return cql.session.execute(select, (UUID(wallet_id),)).one()
 
 
+def _lags(consumer: BalanceConsumer, topic: str) -> list[float]:
+    return [
+        s.value
+        for metric in consumer.metrics.registry.collect()
+        if metric.name == "kafka_consumer_lag"
+        for s in metric.samples
+        if s.labels["topic"] == topic
+    ]
+
+
 def _month(cql: CqlConnection, ks: str, card_id: str) -> list[Any]:
     select = cql.session.prepare(
         f"SELECT month, total_spent, version FROM {ks}.medcard_monthly_spend WHERE medcard_id = ?"
@@ -142,6 +152,7 @@ async def test_events_reach_cql_through_kafka(
                 break
             assert time.monotonic() < deadline, (row, months)
             await asyncio.sleep(0.1)
+        lags = _lags(consumer, kafka_topic)  # while it owns its partitions
     finally:
         stop.set()
         await task
@@ -188,16 +199,11 @@ async def test_events_reach_cql_through_kafka(
     settings = Settings(postgres_url=postgres_url, scylla_keyspace=ks)
     assert verify(settings, config, io.StringIO()) == 0
 
-    # its lag: on /metrics for the partitions it read, and in `healthpay projections status`
-    lags = [
-        s.value
-        for metric in consumer.metrics.registry.collect()
-        if metric.name == "kafka_consumer_lag"
-        for s in metric.samples
-        if s.labels["topic"] == kafka_topic
-    ]
+    # its lag: on /metrics for the partitions it read (and gone once it let them go), and in
+    # `healthpay projections status`
     assert lags
     assert all(0 <= lag <= len(events) for lag in lags)
+    assert _lags(consumer, kafka_topic) == []
     status = replace(settings, kafka_brokers=(kafka_bootstrap,), kafka_topic=kafka_topic)
     assert await asyncio.to_thread(ops.status, status) == 0
     out = capsys.readouterr().out

@@ -100,6 +100,26 @@ def test_a_failed_publish_keeps_the_checkpoint_and_a_restart_resumes_from_it(
     assert restarted_checkpoint > checkpoint
 
 
+def test_the_lag_is_the_oldest_unpublished_events_age_and_grows_while_kafka_is_down(
+    postgres_url: str, autocommit: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    stream = uuid4()
+    autocommit.execute(
+        _INSERT.replace("now()", "now() - interval '1 minute'"), (uuid4(), stream, 1, Jsonb({}))
+    )
+    _insert(autocommit, stream, 2)
+    publisher = ListPublisher()
+    relay = Relay(postgres_url, publisher, batch_size=10)
+    publisher.fail_next = True
+    assert relay.step(autocommit, START) == (START, 0)
+    behind = relay.metrics.lag._value.get()
+    assert 59 < behind < 120  # the minute-old event, though the publish failed
+    checkpoint, count = relay.step(autocommit, START)
+    assert count == 2
+    assert relay.step(autocommit, checkpoint) == (checkpoint, 0)
+    assert relay.metrics.lag._value.get() == 0  # nothing left to publish
+
+
 def test_one_relay_is_active_and_a_standby_takes_over_when_it_goes(
     postgres_url: str, autocommit: psycopg.Connection[tuple[object, ...]]
 ) -> None:
