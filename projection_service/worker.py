@@ -89,7 +89,9 @@ class ProjectionWorker:
                 )
                 if messages:
                     await self.apply(messages)
-                    report_lag(self.metrics.lag, consumer, self.topic, messages)
+                    await asyncio.to_thread(
+                        report_lag, self.metrics.lag, consumer, self.topic, messages
+                    )
         finally:
             await asyncio.to_thread(consumer.close)
 

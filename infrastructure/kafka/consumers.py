@@ -27,6 +27,9 @@ def group_consumer_config(brokers: str, group: str) -> dict[str, Any]:
     }
 
 
+WATERMARK_TIMEOUT_S = 2.0
+
+
 def lag_gauge(registry: CollectorRegistry) -> Gauge:
     return Gauge(
         "kafka_consumer_lag",
@@ -38,12 +41,15 @@ def lag_gauge(registry: CollectorRegistry) -> Gauge:
 
 def report_lag(gauge: Gauge, consumer: Consumer, topic: str, messages: Sequence[Message]) -> None:
     """Lag of the partitions `messages` came from: the high watermark the last fetch brought
-    (cached, no broker round trip) less this consumer's position."""
+    (cached, no broker round trip; asked from the broker while the cache has none yet) less
+    this consumer's position. Blocking: call it off the event loop."""
     partitions = {p for p in (m.partition() for m in messages) if p is not None}
     for partition in partitions:
         tp = TopicPartition(topic, partition)
         try:
             _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0:
+                _, high = consumer.get_watermark_offsets(tp, timeout=WATERMARK_TIMEOUT_S)
             position = consumer.position([tp])[0].offset
         except KafkaException:
             continue

@@ -125,7 +125,7 @@ class BalanceConsumer:
             offsets=[TopicPartition(self.topic, p, o) for p, o in next_offsets.items()],
             asynchronous=False,
         )
-        report_lag(self.metrics.lag, consumer, self.topic, messages)
+        await asyncio.to_thread(report_lag, self.metrics.lag, consumer, self.topic, messages)
         self.metrics.batch.observe(len(messages))
         self.metrics.applied.inc(result.events)
         self.metrics.bad.inc(result.bad + malformed)

@@ -199,9 +199,9 @@ async def test_events_reach_cql_through_kafka(
     settings = Settings(postgres_url=postgres_url, scylla_keyspace=ks)
     assert verify(settings, config, io.StringIO()) == 0
 
-    # its lag: on /metrics for the partitions it read (and gone once it let them go), and in
-    # `healthpay projections status`
-    assert lags
+    # its lag on /metrics (what it reports: tests/integration/test_consumer_lag.py; a
+    # rebalance may have dropped a caught-up partition's value) is gone once it let the
+    # partitions go, and `healthpay projections status` shows the group caught up
     assert all(0 <= lag <= len(events) for lag in lags)
     assert _lags(consumer, kafka_topic) == []
     status = replace(settings, kafka_brokers=(kafka_bootstrap,), kafka_topic=kafka_topic)
