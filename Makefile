@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help install up down test lint unit format bench bench-quick bench-stream bench-reads
+.PHONY: help install up down test lint unit format bench bench-quick bench-stream bench-reads locust
 
 help:
 	@echo "make up     start PostgreSQL, Kafka, Cassandra and every service locally, print the URLs"
@@ -11,6 +11,7 @@ help:
 	@echo "make bench  claim-path benchmark against bare endpoints on this machine"
 	@echo "make bench-stream  relay, projector and rebuild events/s on a 100k-event backlog"
 	@echo "make bench-reads   GraphQL and REST card reads (p95 at 16 connections) against bare endpoints"
+	@echo "make locust  Locust against the running stack (after make up): claims and card reads"
 
 install:
 	@scripts/bootstrap.sh
@@ -45,3 +46,6 @@ bench-stream: install
 
 bench-reads: install
 	.venv/bin/python load-tests/read_bench.py
+
+locust: install
+	scripts/locust.sh
