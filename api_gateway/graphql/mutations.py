@@ -46,6 +46,15 @@ class TopUpInput:
     amount: str = strawberry.field(description='A positive amount, at most two decimals: "100.00".')
 
 
+@strawberry.input(description="A payment from the member's own wallet.")
+class PaymentInput:
+    amount: str = strawberry.field(description='A positive amount, at most two decimals: "25.00".')
+    reference: str = strawberry.field(
+        description="The merchant's reference; a repeat with the same one is not paid twice."
+    )
+    purpose: str = "purchase"
+
+
 @strawberry.interface(description="What every write answers with.")
 class WriteResult:
     position: Long = strawberry.field(description="The event's position: a read's minPosition.")
@@ -88,6 +97,36 @@ class TopUpWalletPayload(WriteResult):
     at: str
     gateway: str
     gateway_reference: str
+
+
+@strawberry.type
+class WalletPaymentPayload(WriteResult):
+    wallet_id: strawberry.ID
+    transaction_id: strawberry.ID
+    type: str
+    amount: str
+    balance: str = strawberry.field(description="The wallet's balance after the payment.")
+    at: str
+    purpose: str
+    reference: str
+
+
+@strawberry.type
+class SuspendMedcardPayload(WriteResult):
+    medcard_id: strawberry.ID
+    status: str
+
+
+def _wallet_entry(b: dict[str, Any]) -> dict[str, Any]:
+    """The fields every wallet movement answers with (top-up, payment)."""
+    return {
+        "wallet_id": strawberry.ID(b["walletId"]),
+        "transaction_id": strawberry.ID(b["transactionId"]),
+        "type": b["type"],
+        "amount": b["amount"],
+        "balance": b["balance"],
+        "at": b["at"],
+    }
 
 
 def _written(answer: Answer) -> dict[str, Any]:
@@ -247,15 +286,40 @@ async def _top_up_wallet(
     )
     b = answer.body
     return TopUpWalletPayload(
-        wallet_id=strawberry.ID(b["walletId"]),
-        transaction_id=strawberry.ID(b["transactionId"]),
-        type=b["type"],
-        amount=b["amount"],
-        balance=b["balance"],
-        at=b["at"],
         gateway=b["gateway"],
         gateway_reference=b["gatewayReference"],
+        **_wallet_entry(b),
         **_written(answer),
+    )
+
+
+async def _pay_from_wallet(
+    info: Info[Context, None],
+    wallet_id: strawberry.ID,
+    input: PaymentInput,
+    idempotency_key: str | None = None,
+) -> WalletPaymentPayload | None:
+    wallet = _path_id(wallet_id, "wallet_not_found", "wallet")
+    body = {"amount": input.amount, "reference": input.reference, "purpose": input.purpose}
+    answer = await _send(info, "POST", f"/wallets/{wallet}/debits", body, idempotency_key)
+    b = answer.body
+    return WalletPaymentPayload(
+        purpose=b["purpose"], reference=b["reference"], **_wallet_entry(b), **_written(answer)
+    )
+
+
+async def _suspend_medcard(
+    info: Info[Context, None],
+    medcard_id: strawberry.ID,
+    reason: str | None = None,
+    idempotency_key: str | None = None,
+) -> SuspendMedcardPayload | None:
+    card = _path_id(medcard_id, "card_not_found", "card")
+    body = None if reason is None else {"reason": reason}
+    answer = await _send(info, "POST", f"/medcards/{card}/suspend", body, idempotency_key)
+    b = answer.body
+    return SuspendMedcardPayload(
+        medcard_id=strawberry.ID(b["id"]), status=b["status"], **_written(answer)
     )
 
 
@@ -273,5 +337,16 @@ class Mutation:
         resolver=_open_wallet, description="Opens the wallet of a user (a member: only their own)."
     )
     top_up_wallet: TopUpWalletPayload | None = strawberry.mutation(
-        resolver=_top_up_wallet, description="Books money a payment gateway received into a wallet."
+        resolver=_top_up_wallet,
+        description="Books money a payment gateway received into a wallet (staff: a payment"
+        " gateway's callback, never the member's app).",
+    )
+    pay_from_wallet: WalletPaymentPayload | None = strawberry.mutation(
+        resolver=_pay_from_wallet,
+        description="Pays from a wallet (its member, or staff); never below zero.",
+    )
+    suspend_medcard: SuspendMedcardPayload | None = strawberry.mutation(
+        resolver=_suspend_medcard,
+        description="Suspends a card, e.g. reported lost (its member, or staff); claims on it"
+        " are then rejected until staff reactivate it.",
     )

@@ -29,8 +29,10 @@ from tests.api.support import (
     api_settings,
     assert_problem,
     beneficiary_body,
+    claim,
     issue_card,
     open_wallet,
+    top_up,
 )
 from tests.gateway.conftest import Gateway
 from tests.gateway.test_authorization import BAD_TOKENS
@@ -62,6 +64,20 @@ mutation($wallet: ID!, $input: TopUpInput!, $key: String) {
   topUpWallet(walletId: $wallet, input: $input, idempotencyKey: $key) {
     position eventType replayed walletId transactionId type amount balance at
     gateway gatewayReference
+  }
+}"""
+
+
+PAY = """
+mutation($wallet: ID!, $input: PaymentInput!, $key: String) {
+  payFromWallet(walletId: $wallet, input: $input, idempotencyKey: $key) {
+    position eventType replayed walletId transactionId type amount balance at purpose reference
+  }
+}"""
+SUSPEND = """
+mutation($card: ID!, $reason: String, $key: String) {
+  suspendMedcard(medcardId: $card, reason: $reason, idempotencyKey: $key) {
+    position eventType replayed medcardId status
   }
 }"""
 
@@ -108,6 +124,19 @@ MUTATIONS: dict[str, tuple[str, Callable[[World], dict[str, Any]], str]] = {
             "input": {"gateway": "fawry", "gatewayReference": "matrix", "amount": "1.00"},
         },
         "forbidden",
+    ),
+    "payFromWallet": (
+        PAY,
+        lambda w: {
+            "wallet": w.wallet_a,
+            "input": {"amount": "1.00", "reference": "matrix-pay"},
+        },
+        "wallet_not_found",
+    ),
+    "suspendMedcard": (
+        SUSPEND,
+        lambda w: {"card": w.family_card, "reason": "matrix"},
+        "card_not_found",
     ),
 }
 
@@ -458,3 +487,60 @@ async def test_the_forwarder_sends_the_callers_own_token_and_key_unchanged() -> 
     assert "cookie" not in first.headers
     # equal inputs, equal bytes: the command service hashes them for the Idempotency-Key
     assert first.content == second.content
+
+
+async def test_a_member_pays_from_their_own_wallet_never_below_zero(
+    gateway: Gateway, writer: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    member = tokens.member("mut-payer")
+    wallet = (await gql(writer, member, OPEN, user="mut-payer"))["data"]["openWallet"]
+    topped = await top_up(gateway.api, tokens.ops(), wallet["walletId"], "50.00", "mut-pay-1")
+    assert topped.status_code == 201, topped.text
+
+    payment = {"amount": "20.00", "reference": "order-1", "purpose": "pharmacy"}
+    body = await gql(writer, member, PAY, wallet=wallet["walletId"], input=payment, key="p-1")
+    assert "errors" not in body, body
+    paid = body["data"]["payFromWallet"]
+    assert (paid["type"], paid["balance"], paid["purpose"], paid["reference"]) == (
+        "debit",
+        "30.00",
+        "pharmacy",
+        "order-1",
+    )
+    again = await gql(writer, member, PAY, wallet=wallet["walletId"], input=payment, key="p-1")
+    assert again["data"]["payFromWallet"]["replayed"] is True
+    assert again["data"]["payFromWallet"]["balance"] == "30.00"  # paid once
+
+    before = await gateway.api.event_count()
+    too_much = {"amount": "30.01", "reference": "order-2"}
+    refused = only_error(
+        await gql(writer, member, PAY, wallet=wallet["walletId"], input=too_much),
+        "payFromWallet",
+    )
+    assert (refused["code"], refused["status"]) == ("insufficient_funds", 409)
+    assert await gateway.api.event_count() == before
+
+
+async def test_a_member_suspends_their_lost_card_and_claims_on_it_are_rejected(
+    gateway: Gateway, writer: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    card = await member_card(gateway, tokens, "mut-lost")
+    body = await gql(writer, tokens.member("mut-lost"), SUSPEND, card=card, reason="lost it")
+    assert "errors" not in body, body
+    suspended = body["data"]["suspendMedcard"]
+    assert (suspended["medcardId"], suspended["status"]) == (card, "SUSPENDED")
+    assert suspended["eventType"] == "medcard.suspended"
+
+    answer = await claim(gateway.api, tokens.pharmacy(), card, "rx-after-loss", "10.00")
+    assert answer.json()["decision"] == "rejected"
+    assert answer.json()["reasons"] == ["card_suspended"]
+
+    await gateway.project_new()
+    read = await gql(
+        writer,
+        tokens.member("mut-lost"),
+        "query($id: ID!, $p: Long) { medcard(id: $id, minPosition: $p) { status } }",
+        id=card,
+        p=suspended["position"],
+    )
+    assert read["data"]["medcard"] == {"status": "SUSPENDED"}
