@@ -4,7 +4,8 @@ At-least-once: a batch's CQL writes finish first, then its offsets are committed
 (synchronously). A crash in between re-delivers the batch, and the projector's writes are
 idempotent (absolute values, version-derived timestamps), so re-delivery changes nothing.
 A batch whose writes fail is re-read from its first offsets after a back-off; malformed
-envelopes and unreadable balance events are logged and counted, never looped on.
+envelopes and unreadable balance events are parked in PostgreSQL (balances/parking.py),
+logged and counted, never looped on.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from uuid import UUID
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -25,7 +27,9 @@ from infrastructure.kafka.consumers import (
     lag_gauge,
     report_lag,
 )
+from projection_service.balances.parking import BalanceParking, Parked
 from projection_service.balances.projector import BalanceProjector
+from projection_service.read_models.parking import KafkaLocation
 
 log = logging.getLogger("healthpay.balances")
 
@@ -72,6 +76,8 @@ class BalanceConsumer:
     poll_seconds: float = 0.2
     retry_backoff_s: float = 1.0
     metrics: BalanceMetrics = field(default_factory=BalanceMetrics)
+    # where what can never be projected is kept (None: only logged and counted)
+    parking: BalanceParking | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = Consumer(group_consumer_config(self.brokers, self.group))
@@ -97,8 +103,9 @@ class BalanceConsumer:
 
     async def apply(self, consumer: Consumer, messages: Sequence[Message]) -> None:
         events: list[RecordedEvent] = []
+        where: dict[UUID, KafkaLocation] = {}
         next_offsets: dict[int, int] = {}
-        malformed = 0
+        dead: list[Parked] = []
         for message in messages:
             error = message.error()
             if error is not None:
@@ -110,16 +117,25 @@ class BalanceConsumer:
             if partition is None or offset is None:
                 continue
             next_offsets[partition] = max(next_offsets.get(partition, 0), offset + 1)
+            location = KafkaLocation(self.topic, partition, offset)
+            raw = message.value() or b""
             try:
-                events.append(from_envelope(message.value() or b""))
+                event = from_envelope(raw)
             except MalformedEnvelope as exc:
-                malformed += 1
                 log.error("malformed envelope at %s/%s: %s", partition, offset, exc)
+                dead.append(Parked(location, f"malformed envelope: {exc}", raw=raw))
+                continue
+            events.append(event)
+            where[event.event_id] = location
         if not next_offsets:
             return
         with self.metrics.duration.time():
             result = await asyncio.to_thread(self.projector.project, events)
-        # Only now, with every write acknowledged, do the offsets move on.
+        dead += [Parked(where[e.event_id], why, event=e) for e, why in result.unreadable]
+        if self.parking is not None:
+            await asyncio.to_thread(self.parking.park, dead)
+        # Only now, with every write acknowledged and every dead letter kept, do the offsets
+        # move on.
         await asyncio.to_thread(
             consumer.commit,
             offsets=[TopicPartition(self.topic, p, o) for p, o in next_offsets.items()],
@@ -128,7 +144,7 @@ class BalanceConsumer:
         await asyncio.to_thread(report_lag, self.metrics.lag, consumer, self.topic, messages)
         self.metrics.batch.observe(len(messages))
         self.metrics.applied.inc(result.events)
-        self.metrics.bad.inc(result.bad + malformed)
+        self.metrics.bad.inc(len(dead))
 
     def _forget(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         forget_lag(self.metrics.lag, self.topic, partitions)

@@ -10,6 +10,7 @@ from prometheus_client import start_http_server
 from infrastructure.cassandra.session import CqlConfig, connect
 from infrastructure.settings import Settings
 from projection_service.balances.consumer import BalanceConsumer, BalanceMetrics
+from projection_service.balances.parking import BalanceParking
 from projection_service.balances.projector import BalanceProjector
 
 
@@ -25,7 +26,11 @@ async def _main(settings: Settings, metrics_port: int | None, metrics_host: str)
     with await asyncio.to_thread(connect, config) as cql:
         projector = BalanceProjector(cql.session, config.keyspace)
         consumer = BalanceConsumer(
-            projector, ",".join(settings.kafka_brokers), settings.kafka_topic, metrics=metrics
+            projector,
+            ",".join(settings.kafka_brokers),
+            settings.kafka_topic,
+            metrics=metrics,
+            parking=BalanceParking(settings.postgres_url),
         )
         await consumer.run(stop)
 

@@ -62,8 +62,12 @@ class BadBalanceEvent(ValueError):
 class ProjectResult:
     events: int  # balance events projected
     skipped: int  # other event types
-    bad: int  # balance events that could not be read (logged, not retried)
+    unreadable: tuple[tuple[RecordedEvent, str], ...]  # (event, why): logged, never retried
     statements: int
+
+    @property
+    def bad(self) -> int:
+        return len(self.unreadable)
 
 
 class BalanceProjector:
@@ -147,15 +151,17 @@ class BalanceProjector:
 
     def statements(
         self, events: Iterable[RecordedEvent]
-    ) -> tuple[list[tuple[Any, tuple[Any, ...]]], int, int]:
-        """(statement, parameters) pairs for a batch, and the counts (skipped, bad).
+    ) -> tuple[list[tuple[Any, tuple[Any, ...]]], int, list[tuple[RecordedEvent, str]]]:
+        """(statement, parameters) pairs for a batch, how many events were of other types, and
+        the balance events that cannot be read, with why.
 
         Within the batch only the newest write per (statement, balance row) is sent (fewer
         writes; the timestamps would pick the same winner anyway); every history entry is.
         """
         latest: dict[tuple[Any, ...], tuple[int, Any, tuple[Any, ...]]] = {}
         out: list[tuple[Any, tuple[Any, ...]]] = []
-        skipped = bad = 0
+        skipped = 0
+        bad: list[tuple[RecordedEvent, str]] = []
         for event in events:
             if not is_balance_event(event):
                 skipped += 1
@@ -163,7 +169,7 @@ class BalanceProjector:
             try:
                 row_writes, entries = self._writes(event)
             except (KeyError, TypeError, ArithmeticError, ValueError) as exc:
-                bad += 1
+                bad.append((event, f"{type(exc).__name__}: {exc}"))
                 log.error(
                     "cannot project %s %s v%s (%s): %s", event.event_type,
                     event.aggregate_id, event.version, event.event_id, exc,
@@ -185,7 +191,7 @@ class BalanceProjector:
             execute_concurrent(
                 self.session, pairs, concurrency=self.concurrency, raise_on_first_error=True
             )
-        return ProjectResult(len(events) - skipped - bad, skipped, bad, len(pairs))
+        return ProjectResult(len(events) - skipped - len(bad), skipped, tuple(bad), len(pairs))
 
     def _writes(
         self, e: RecordedEvent

@@ -45,7 +45,7 @@ class KafkaLocation:
     offset: int
 
 
-_PARK = """
+PARK_EVENT = """
 INSERT INTO parked_events (projection, event_id, aggregate_id, aggregate_type, event_type,
   schema_version, version, position, topic, partition, kafka_offset, error, payload, metadata)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -55,9 +55,11 @@ SET error = excluded.error, topic = excluded.topic, partition = excluded.partiti
     parked_at = now()
 """
 
-_PARK_RAW = """
+PARK_RAW = """
 INSERT INTO parked_events (projection, topic, partition, kafka_offset, error, raw)
 VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (projection, topic, partition, kafka_offset)
+  WHERE event_id IS NULL AND kafka_offset IS NOT NULL DO NOTHING
 """
 
 _MARK_HELD = """
@@ -101,7 +103,7 @@ async def park(
     require_transaction(conn)
     reason = error.reason if isinstance(error, PoisonEventError) else describe(error)
     await conn.execute(
-        _PARK,
+        PARK_EVENT,
         (
             projection,
             event.event_id,
@@ -141,7 +143,7 @@ async def park_raw(
 ) -> None:
     """A Kafka message that is not even an envelope: keep its bytes and where it was."""
     await conn.execute(
-        _PARK_RAW,
+        PARK_RAW,
         (
             projection,
             location.topic if location else None,

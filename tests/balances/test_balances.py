@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
@@ -27,7 +28,9 @@ from infrastructure.cassandra.session import CqlConfig, CqlConnection
 from infrastructure.postgres.locks import CQL_MIGRATIONS, advisory_lock
 from infrastructure.settings import Settings
 from projection_service.balances.consumer import DEFAULT_GROUP, BalanceConsumer
+from projection_service.balances.parking import Parked
 from projection_service.balances.projector import BalanceProjector, write_timestamp
+from projection_service.read_models.parking import KafkaLocation
 from tests.api.support import Api
 from tests.balances.support import TABLES, batches, recorded_events, seed, snapshot
 
@@ -295,3 +298,80 @@ def test_a_balance_event_without_its_absolute_value_is_skipped_not_fatal(
     )  # fmt: skip
     result = projector.project([broken])
     assert (result.events, result.bad, result.statements) == (0, 1, 0)
+
+
+async def test_what_can_never_be_projected_is_parked_in_postgres_and_passed(
+    postgres_url: str,
+    kafka_bootstrap: str,
+    kafka_topic: str,
+    projector: BalanceProjector,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from confluent_kafka import Producer
+
+    from infrastructure.eventstore.envelope import to_envelope
+    from infrastructure.eventstore.port import RecordedEvent
+    from projection_service.balances.parking import BalanceParking
+
+    broken = RecordedEvent(
+        position=7, event_id=uuid4(), aggregate_id=uuid4(), aggregate_type="wallet",
+        event_type="wallet.topped_up", schema_version=1, version=2,
+        data={"amount": "5.00"}, metadata={}, timestamp=datetime.now(UTC),
+    )  # fmt: skip
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(kafka_topic, value=b"not an envelope", partition=0)
+    producer.produce(kafka_topic, value=to_envelope(broken), partition=0)
+    assert producer.flush(30) == 0
+
+    stop = asyncio.Event()
+    consumer = BalanceConsumer(
+        projector,
+        kafka_bootstrap,
+        kafka_topic,
+        group="balances-parking-test",
+        poll_seconds=0.1,
+        parking=BalanceParking(postgres_url),
+    )
+    task = asyncio.create_task(consumer.run(stop))
+
+    def parked() -> list[tuple[Any, ...]]:
+        with psycopg.connect(postgres_url) as conn:
+            return conn.execute(
+                "SELECT event_id, event_type, partition, kafka_offset, error, raw, attempts"
+                " FROM parked_events WHERE projection = 'balances' ORDER BY kafka_offset"
+            ).fetchall()
+
+    try:
+        deadline = time.monotonic() + 60
+        while len(await asyncio.to_thread(parked)) < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await task
+
+    raw, event = await asyncio.to_thread(parked)
+    assert (raw[0], raw[2], raw[3], bytes(raw[5])) == (None, 0, 0, b"not an envelope")
+    assert raw[4].startswith("malformed envelope")
+    assert (event[0], event[1], event[2], event[3]) == (broken.event_id, broken.event_type, 0, 1)
+    assert "balance_after" in event[4]
+    # the partition went on past them: the group's offset is after both
+    group = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "balances-parking-test"})
+    try:
+        [committed] = await asyncio.to_thread(group.committed, [TopicPartition(kafka_topic, 0)], 30)
+    finally:
+        group.close()
+    assert committed.offset == 2
+
+    # parked once however often it is delivered (a crash between parking and committing)
+    parking = BalanceParking(postgres_url)
+    location_raw = KafkaLocation(kafka_topic, 0, 0)
+    await asyncio.to_thread(parking.park, [Parked(location_raw, "again", raw=b"not an envelope")])
+    assert len(await asyncio.to_thread(parked)) == 2
+
+    settings = Settings(postgres_url=postgres_url, kafka_brokers=("127.0.0.1:1",))
+    assert await asyncio.to_thread(ops.status, settings) == 0
+    assert "balances: 2" in capsys.readouterr().out
