@@ -171,13 +171,11 @@ def _required_env(args: argparse.Namespace) -> set[str]:
         return {"POSTGRES_URL", "JWT_SECRET", "KAFKA_BROKERS", "COMMAND_SERVICE_URL"} | cql
     if command in ("relay", "project"):
         return {"POSTGRES_URL", "KAFKA_BROKERS"}
-    if command == "project-balances":
-        return {"KAFKA_BROKERS"} | cql
-    if command == "db":
+    if command == "project-balances":  # PostgreSQL: its dead letters (parked_events)
+        return {"POSTGRES_URL", "KAFKA_BROKERS"} | cql
+    if command == "db":  # the CQL migrators queue on a PostgreSQL advisory lock
         only = args.only
-        return ({"POSTGRES_URL"} if only in (None, "sql") else set()) | (
-            cql | {"SCYLLA_RF"} if only in (None, "cql") else set()
-        )
+        return {"POSTGRES_URL"} | (cql | {"SCYLLA_RF"} if only in (None, "cql") else set())
     raise AssertionError(f"no deployment expected to run `healthpay {command}`")
 
 
