@@ -3,7 +3,8 @@
 The command service decides everything: who may do what, input validation, idempotency.
 The caller's own bearer token goes with each write, so a mutation can do exactly what the
 same REST write could do, nothing more. Its refusal (problem+json) becomes a GraphQL error
-with the problem's `code`, the HTTP `status` and, for invalid fields, the field `errors`.
+whose `code` is the queries' category (NOT_FOUND, FORBIDDEN, BAD_USER_INPUT, CONFLICT, ...),
+with the problem's own code in `problem`, the HTTP `status` and, for invalid fields, `errors`.
 
 Each payload carries the write's `position`: pass it as `minPosition` to a later read to see
 the write there. Money stays a two-decimal string, as in the REST answers.
@@ -139,8 +140,28 @@ def _written(answer: Answer) -> dict[str, Any]:
     }
 
 
-def _refused(status: int, code: str, detail: str) -> GraphQLError:
-    return GraphQLError(detail, extensions={"code": code, "status": status})
+# The queries' category codes; the command service's own problem code stays in `problem`
+# (and its HTTP status in `status`), so an app can switch on the kind or on the exact refusal.
+_CATEGORY = {
+    400: "BAD_USER_INPUT",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    409: "CONFLICT",
+    413: "BAD_USER_INPUT",
+    415: "BAD_USER_INPUT",
+    422: "BAD_USER_INPUT",
+}
+
+
+def _refused(
+    status: int, problem: str, detail: str, errors: list[dict[str, Any]] | None = None
+) -> GraphQLError:
+    category = _CATEGORY.get(status, "UNAVAILABLE" if status >= 500 else "BAD_REQUEST")
+    extensions: dict[str, Any] = {"code": category, "problem": problem, "status": status}
+    if errors:  # a 422's per-field errors: what the app needs to mark its form
+        extensions["errors"] = errors
+    return GraphQLError(detail, extensions=extensions)
 
 
 def _path_id(value: strawberry.ID, missing_code: str, what: str) -> str:
@@ -188,10 +209,7 @@ async def _send(
             tracing=tracing,
         )
     except CommandRefused as exc:
-        extensions: dict[str, Any] = {"code": exc.code, "status": exc.status}
-        if exc.errors:  # a 422's per-field errors: what the app needs to mark its form
-            extensions["errors"] = exc.errors
-        raise GraphQLError(exc.detail, extensions=extensions) from exc
+        raise _refused(exc.status, exc.code, exc.detail, exc.errors) from exc
     except CommandUnavailable as exc:
         raise error("UNAVAILABLE", f"{exc}; retry with the same idempotencyKey") from exc
 

@@ -173,9 +173,12 @@ async def test_no_caller_writes_through_another_members_object(
             response, 401, "unauthorized" if token in ("none", "not_bearer") else "invalid_token"
         )
     intruder = await gql(writer, tokens.member("member-b"), query, **variables(gateway.world))
-    assert only_error(intruder, name)["code"] == intruder_code
+    assert only_error(intruder, name)["problem"] == intruder_code
+    assert only_error(intruder, name)["code"] == (
+        "NOT_FOUND" if intruder_code.endswith("not_found") else "FORBIDDEN"
+    )
     pharmacy = await gql(writer, tokens.pharmacy(), query, **variables(gateway.world))
-    assert (only_error(pharmacy, name)["code"], only_error(pharmacy, name)["status"]) == (
+    assert (only_error(pharmacy, name)["problem"], only_error(pharmacy, name)["status"]) == (
         "forbidden",
         403,
     )
@@ -251,7 +254,7 @@ async def test_wallets_open_for_the_member_and_top_up_by_staff_only(
         await gql(writer, member, TOP_UP, wallet=wallet["walletId"], input=top_up),
         "topUpWallet",
     )
-    assert (refused["code"], refused["status"]) == ("forbidden", 403)
+    assert (refused["problem"], refused["status"]) == ("forbidden", 403)
     assert await gateway.api.events() == before
 
     body = await gql(writer, tokens.ops(), TOP_UP, wallet=wallet["walletId"], input=top_up)
@@ -269,7 +272,7 @@ async def test_wallets_open_for_the_member_and_top_up_by_staff_only(
 
     # a member may open only their own wallet
     other = only_error(await gql(writer, member, OPEN, user="someone-else"), "openWallet")
-    assert (other["code"], other["status"]) == ("forbidden", 403)
+    assert (other["problem"], other["status"]) == ("forbidden", 403)
 
 
 async def test_another_members_card_is_not_found_and_nothing_is_written(
@@ -282,7 +285,8 @@ async def test_another_members_card_is_not_found_and_nothing_is_written(
     refused = only_error(body, "addBeneficiary")
     assert refused == {
         "message": "no such card",
-        "code": "card_not_found",
+        "code": "NOT_FOUND",
+        "problem": "card_not_found",
         "status": 404,
     }
     # an id that is no UUID is refused as the command service refuses it, before any request
@@ -290,7 +294,7 @@ async def test_another_members_card_is_not_found_and_nothing_is_written(
         await gql(writer, tokens.member("mut-owner"), ADD, card="../wallets", input=person("0202")),
         "addBeneficiary",
     )
-    assert (absent["code"], absent["status"]) == ("card_not_found", 404)
+    assert (absent["problem"], absent["status"]) == ("card_not_found", 404)
     assert await gateway.api.events() == before
     assert await gateway.project_new() == before[-1].position
     rest = await gateway.client.get(
@@ -306,7 +310,7 @@ async def test_a_pharmacy_may_not_change_beneficiaries(
     before = await gateway.api.event_count()
     body = await gql(writer, tokens.pharmacy(), ADD, card=card, input=person("0301"))
     refused = only_error(body, "addBeneficiary")
-    assert (refused["code"], refused["status"]) == ("forbidden", 403)
+    assert (refused["problem"], refused["status"]) == ("forbidden", 403)
     assert "pharmacy" in refused["message"]
     assert await gateway.api.event_count() == before
 
@@ -322,14 +326,18 @@ async def test_bad_input_gets_the_command_services_problem_code(
     refused = only_error(
         await gql(writer, tokens.member("mut-bad"), ADD, card=card, input=bad_id), "addBeneficiary"
     )
-    assert (refused["code"], refused["status"]) == ("invalid_national_id", 422)
+    assert (refused["code"], refused["problem"], refused["status"]) == (
+        "BAD_USER_INPUT",
+        "invalid_national_id",
+        422,
+    )
     assert "errors" not in refused  # a domain refusal names no body field
 
     for amount, kind in (("0", "greater_than"), ("10.001", "decimal_max_places")):
         top_up = {"gateway": "fawry", "gatewayReference": f"bad-{amount}", "amount": amount}
         body = await gql(writer, tokens.ops(), TOP_UP, wallet=wallet["id"], input=top_up)
         refused = only_error(body, "topUpWallet")
-        assert (refused["code"], refused["status"]) == ("validation_failed", 422)
+        assert (refused["problem"], refused["status"]) == ("validation_failed", 422)
         # the field errors stay with the error, as in the REST answer
         [field] = refused["errors"]
         assert (field["field"], field["type"]) == ("amount", kind)
@@ -364,9 +372,9 @@ async def test_the_same_idempotency_key_writes_once_and_answers_the_same(
     # the same key for another write is refused, not silently replayed
     other = await gql(writer, member, ADD, card=card, input=person("0502"), key="app-req-1")
     refused = only_error(other, "addBeneficiary")
-    assert (refused["code"], refused["status"]) == ("idempotency_key_reused", 422)
+    assert (refused["problem"], refused["status"]) == ("idempotency_key_reused", 422)
     bad_key = await gql(writer, member, ADD, card=card, input=person("0503"), key="a\nb")
-    assert only_error(bad_key, "addBeneficiary")["code"] == "invalid_idempotency_key"
+    assert only_error(bad_key, "addBeneficiary")["problem"] == "invalid_idempotency_key"
     assert await gateway.api.event_count() == count
 
 
@@ -517,7 +525,11 @@ async def test_a_member_pays_from_their_own_wallet_never_below_zero(
         await gql(writer, member, PAY, wallet=wallet["walletId"], input=too_much),
         "payFromWallet",
     )
-    assert (refused["code"], refused["status"]) == ("insufficient_funds", 409)
+    assert (refused["code"], refused["problem"], refused["status"]) == (
+        "CONFLICT",
+        "insufficient_funds",
+        409,
+    )
     assert await gateway.api.event_count() == before
 
 
