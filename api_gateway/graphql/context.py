@@ -112,6 +112,14 @@ class Context(BaseContext):
         """The same object-level rule as the REST reads."""
         return visible_to(self.principal, owned)
 
+    def visible(self, owned: q.Owned | None, what: str) -> q.Owned:
+        """`owned` if the caller may see it; NOT_FOUND, as for an id that exists nowhere,
+        otherwise."""
+        found = visible_to(self.principal, owned)
+        if found is None:
+            raise error("NOT_FOUND", f"no such {what}")
+        return found
+
     def no_pharmacy(self, what: str) -> None:
         if self.principal.role is Role.PHARMACY:
             raise error("FORBIDDEN", f"the pharmacy role may not read {what}")

@@ -103,6 +103,17 @@ class ReadYourWrites(SchemaExtension):
         root = self.execution_context.schema._schema.query_type
         if operation is None or root is None or operation.operation.value != "query":
             return
+        # Every query passes here: only one that names minPosition on a waitable root field
+        # pays for coercing its variables.
+        asking = [
+            node
+            for node in _root_fields(operation.selection_set, document.definitions, set())
+            if node.name.value in _WATERMARKS
+            and node.name.value in root.fields
+            and any(a.name.value == ARGUMENT for a in node.arguments or ())
+        ]
+        if not asking:
+            return
         variables = get_variable_values(
             self.execution_context.schema._schema,
             operation.variable_definitions or (),
@@ -110,10 +121,8 @@ class ReadYourWrites(SchemaExtension):
         )
         if isinstance(variables, list):  # invalid variables: execution reports them
             return
-        for node in _root_fields(operation.selection_set, document.definitions, set()):
+        for node in asking:
             name = node.name.value
-            if name not in _WATERMARKS or name not in root.fields:
-                continue
             try:
                 args = get_argument_values(root.fields[name], node, variables)
             except GraphQLError:  # execution reports it

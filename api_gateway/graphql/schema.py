@@ -156,10 +156,7 @@ class Claim:
     async def medcard(self, info: Info[Context, None]) -> Medcard | None:
         ctx = info.context
         ctx.no_pharmacy("cards")
-        found = ctx.sees(await ctx.cards.load(UUID(str(self.medcard_id))))
-        if found is None:
-            raise error("NOT_FOUND", "no such card")
-        return _medcard(found)
+        return _medcard(ctx.visible(await ctx.cards.load(UUID(str(self.medcard_id))), "card"))
 
 
 def _claim(body: dict[str, Any], projection_position: int | None = None) -> Claim:
@@ -319,7 +316,7 @@ async def _my_medcards(ctx: Context) -> list[Medcard]:
     ctx.no_pharmacy("cards")
     ids = await ctx.card_ids.load(ctx.principal.subject)
     found = await ctx.cards.load_many(ids)
-    return [_medcard(c) for c in found if ctx.sees(c) is not None and c is not None]
+    return [_medcard(c) for c in map(ctx.sees, found) if c is not None]
 
 
 @strawberry.type
@@ -351,9 +348,7 @@ class Query:
         ctx = info.context
         ctx.no_pharmacy("cards")
         card_id = _uuid(id)
-        found = ctx.sees(None if card_id is None else await ctx.cards.load(card_id))
-        if found is None:
-            raise error("NOT_FOUND", "no such card")
+        found = ctx.visible(None if card_id is None else await ctx.cards.load(card_id), "card")
         require_position("medcard", found.position, min_position)
         return _medcard(found)
 
@@ -363,9 +358,7 @@ class Query:
     ) -> Medcard | None:
         ctx = info.context
         ctx.no_pharmacy("cards")
-        found = ctx.sees(await ctx.cards_by_number.load(card_number))
-        if found is None:
-            raise error("NOT_FOUND", "no such card")
+        found = ctx.visible(await ctx.cards_by_number.load(card_number), "card")
         require_position("medcardByNumber", found.position, min_position)
         return _medcard(found)
 
@@ -375,9 +368,8 @@ class Query:
     ) -> Claim | None:
         ctx = info.context
         claim_id = _uuid(id)
-        found = ctx.sees(None if claim_id is None else await ctx.claim_details.load(claim_id))
-        if found is None:
-            raise error("NOT_FOUND", "no such claim")
+        loaded = None if claim_id is None else await ctx.claim_details.load(claim_id)
+        found = ctx.visible(loaded, "claim")
         require_position("claim", found.position, min_position)
         return _claim(found.body, found.position)
 
@@ -388,9 +380,9 @@ class Query:
         ctx = info.context
         ctx.no_pharmacy("wallets")
         wallet_id = _uuid(id)
-        found = ctx.sees(None if wallet_id is None else await ctx.wallets.load(wallet_id))
-        if found is None:
-            raise error("NOT_FOUND", "no such wallet")
+        found = ctx.visible(
+            None if wallet_id is None else await ctx.wallets.load(wallet_id), "wallet"
+        )
         require_position("wallet", found.position, min_position)
         return _from(Wallet, found.body, projection_position=found.position)
 
