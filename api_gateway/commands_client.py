@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import orjson
 
+from infrastructure.http.problems import Problem
+
 DEFAULT_TIMEOUT_SECONDS = 5.0
 PROBLEM_JSON = "application/problem+json"
 # Request headers a write may carry on for tracing; the command service reads the first.
@@ -32,19 +34,6 @@ class Answer:
     status: int
     body: dict[str, Any]
     replayed: bool
-
-
-class CommandRefused(Exception):
-    """The command service answered with a problem+json (the command changed nothing)."""
-
-    def __init__(
-        self, status: int, code: str, detail: str, errors: list[dict[str, Any]] | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.errors = errors
 
 
 class CommandUnavailable(Exception):
@@ -86,8 +75,8 @@ class CommandService:
         idempotency_key: str | None = None,
         tracing: dict[str, str] | None = None,
     ) -> Answer:
-        """`path` is under the write API (e.g. "/api/v1/wallets"); raises CommandRefused or
-        CommandUnavailable."""
+        """`path` is under the write API (e.g. "/api/v1/wallets"); raises the refusal as the
+        `Problem` the command service answered, or CommandUnavailable."""
         headers = {"authorization": authorization, "accept": "application/json"}
         content: bytes | None = None
         if body is not None:
@@ -137,10 +126,10 @@ def _answer(response: httpx.Response) -> Answer:
         return Answer(response.status_code, parsed, replayed)
     if not response.is_success and media == PROBLEM_JSON and isinstance(parsed.get("code"), str):
         errors = parsed.get("errors")
-        raise CommandRefused(
+        raise Problem(
             response.status_code,
             parsed["code"],
             str(parsed.get("detail") or parsed["code"]),
-            errors if isinstance(errors, list) else None,
+            errors=errors if isinstance(errors, list) else None,
         )
     raise CommandUnavailable(f"the command service answered {response.status_code}")

@@ -20,10 +20,11 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from strawberry.types import Info
 
-from api_gateway.commands_client import Answer, CommandRefused, CommandUnavailable
+from api_gateway.commands_client import Answer, CommandUnavailable
 from api_gateway.graphql.context import Context, error
 from api_gateway.graphql.people import AddedBeneficiary
 from api_gateway.graphql.scalars import Long
+from infrastructure.http.problems import Problem
 
 API = "/api/v1"
 MAX_IDEMPOTENCY_KEY = 255  # the command service's own bound
@@ -208,7 +209,7 @@ async def _send(
             idempotency_key=_key(idempotency_key),
             tracing=tracing,
         )
-    except CommandRefused as exc:
+    except Problem as exc:  # the command service refused: the same refusal, in GraphQL
         raise _refused(exc.status, exc.code, exc.detail, exc.errors) from exc
     except CommandUnavailable as exc:
         raise error("UNAVAILABLE", f"{exc}; retry with the same idempotencyKey") from exc
