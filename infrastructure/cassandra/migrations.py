@@ -10,13 +10,11 @@ disagree, so `healthpay db migrate` queues CQL migrators on a PostgreSQL advisor
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 from infrastructure.cassandra.session import CqlConfig
+from infrastructure.migration_files import MigrationFile, read_migration_files
 
 DDL_TIMEOUT_S = 60.0
 
@@ -25,28 +23,18 @@ class CqlMigrationError(RuntimeError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class CqlMigration:
-    name: str
-    cql: str
+CqlMigration = MigrationFile
 
-    @property
-    def checksum(self) -> str:
-        return hashlib.sha256(self.cql.encode()).hexdigest()
 
-    def statements(self, keyspace: str) -> list[str]:
-        lines = [ln for ln in self.cql.splitlines() if not ln.strip().startswith("--")]
-        parts = "\n".join(lines).split(";")
-        return [p.strip().replace("{keyspace}", keyspace) for p in parts if p.strip()]
+def statements(migration: CqlMigration, keyspace: str) -> list[str]:
+    """The file's statements, in order, for `keyspace` (CQL runs one statement at a time)."""
+    lines = [ln for ln in migration.text.splitlines() if not ln.strip().startswith("--")]
+    parts = "\n".join(lines).split(";")
+    return [p.strip().replace("{keyspace}", keyspace) for p in parts if p.strip()]
 
 
 def bundled_migrations(package: str = "schemas.cql") -> list[CqlMigration]:
-    root = resources.files(package)
-    files = sorted(
-        (f for f in root.iterdir() if f.is_file() and f.name.endswith(".cql")),
-        key=lambda f: f.name,
-    )
-    return [CqlMigration(f.name, f.read_text(encoding="utf-8")) for f in files]
+    return read_migration_files(package, ".cql")
 
 
 def migrate(
@@ -77,7 +65,7 @@ def migrate(
             if recorded != migration.checksum:
                 raise CqlMigrationError(f"{migration.name} changed after it was applied")
             continue
-        for statement in migration.statements(ks):
+        for statement in statements(migration, ks):
             session.execute(statement, timeout=DDL_TIMEOUT_S)
         session.execute(
             f"INSERT INTO {ks}.cql_migrations (name, checksum, applied_at) VALUES (%s, %s, %s)",

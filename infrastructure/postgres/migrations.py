@@ -8,10 +8,8 @@ failed file leaves nothing behind. A session advisory lock serialises concurrent
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from dataclasses import dataclass
-from importlib import resources
 
+from infrastructure.migration_files import MigrationFile, read_migration_files
 from infrastructure.postgres.locks import SQL_MIGRATIONS, advisory_lock
 
 # Arbitrary but fixed: every runner of this project must use the same key.
@@ -29,23 +27,11 @@ class MigrationError(RuntimeError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    name: str
-    sql: str
-
-    @property
-    def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()
+Migration = MigrationFile
 
 
 def bundled_migrations(package: str = "schemas.sql") -> list[Migration]:
-    """The `*.sql` files of `package`, read through importlib.resources so that an installed
-    wheel works as well as the source tree."""
-    root = resources.files(package)
-    files = [f for f in root.iterdir() if f.is_file() and f.name.endswith(".sql")]
-    files.sort(key=lambda f: f.name)
-    return [Migration(f.name, f.read_text(encoding="utf-8")) for f in files]
+    return read_migration_files(package, ".sql")
 
 
 async def migrate(conninfo: str, migrations: list[Migration] | None = None) -> list[str]:
@@ -76,7 +62,7 @@ def migrate_sync(conninfo: str, migrations: list[Migration] | None = None) -> li
             with conn.transaction():
                 # No parameters: psycopg sends the file with the simple query protocol,
                 # which accepts several statements at once.
-                conn.execute(migration.sql.encode())
+                conn.execute(migration.text.encode())
                 conn.execute(
                     "INSERT INTO schema_migrations (name, checksum) VALUES (%s, %s)",
                     (migration.name, migration.checksum),

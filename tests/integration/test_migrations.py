@@ -51,7 +51,7 @@ async def test_a_changed_file_is_refused(empty_url: str) -> None:
     await migrate(empty_url)
     first = bundled_migrations()[0]
     with pytest.raises(MigrationError, match="changed"):
-        await migrate(empty_url, [Migration(first.name, first.sql + "\n-- edited\n")])
+        await migrate(empty_url, [Migration(first.name, first.text + "\n-- edited\n")])
 
 
 async def test_a_failing_file_leaves_nothing_behind(empty_url: str) -> None:
