@@ -29,7 +29,7 @@ from typing import Any
 
 from cassandra import InvalidRequest  # type: ignore[import-untyped]
 
-from infrastructure.cassandra.migrations import DDL_TIMEOUT_S, bundled_migrations
+from infrastructure.cassandra.migrations import DDL_TIMEOUT_S, bundled_migrations, statements
 
 REGISTRY = "balance_table_versions"
 TABLE_SET = "balances"
@@ -104,7 +104,7 @@ def version_statements(keyspace: str, version: int) -> list[str]:
     pattern = re.compile(rf"\b{re.escape(keyspace)}\.({names})\b")
     out: list[str] = []
     for migration in bundled_migrations():
-        for statement in migration.statements(keyspace):
+        for statement in statements(migration, keyspace):
             if pattern.search(statement):
                 out.append(pattern.sub(lambda m: f"{keyspace}.{m[1]}_v{version}", statement))
     return out
