@@ -9,6 +9,10 @@ advances its row's last_position, while positions grow with versions inside a st
 card or wallet. (A position from another stream only proves itself once this stream moves
 past it.) A stream's position says nothing about other streams, which is why there is no
 global watermark: the projection runs per Kafka partition.
+
+Waiting is one mechanism for REST and GraphQL (`await_positions`): poll the named streams'
+watermarks, outside any snapshot, until they reach the position or the bound ends; then read
+once, in a snapshot that therefore sees what was waited for.
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+from uuid import UUID
 
 import orjson
 from starlette.requests import Request
 
 from api_gateway.read_models import Conn
+from infrastructure.auth.tokens import Principal, Role
 from infrastructure.http.problems import Problem
 from infrastructure.postgres.pool import Pool
 
@@ -51,30 +57,109 @@ def min_position(request: Request) -> int | None:
     return max(wanted) if wanted else None
 
 
-async def fresh_read(
-    pool: Pool, wanted: int | None, load: Load, *, wait_seconds: float, poll_seconds: float
-) -> Read | None:
-    """`load` in one consistent snapshot; with `wanted`, polled until the stream's position
-    reaches it, or a 504 problem after `wait_seconds`. None: absent or not the caller's
-    (both wait alike, so the wait cannot tell which)."""
+# The last projected position of the stream an id names, with the reads' visibility (NULL
+# when absent or not the caller's: both wait alike, so waiting cannot probe ids).
+_WATERMARKS = {
+    "card": "SELECT last_position FROM medcards WHERE id = %(key)s::uuid"
+    " AND (%(member)s::text IS NULL OR user_id = %(member)s)",
+    "card_number": "SELECT last_position FROM medcards WHERE card_number = %(key)s"
+    " AND (%(member)s::text IS NULL OR user_id = %(member)s)",
+    "wallet": "SELECT last_position FROM wallets WHERE id = %(key)s::uuid"
+    " AND (%(member)s::text IS NULL OR owner_user_id = %(member)s)",
+    "claim": "SELECT m.last_position FROM prescription_claims c"
+    " JOIN medcards m ON m.id = c.medcard_id WHERE c.id = %(key)s::uuid"
+    " AND (%(member)s::text IS NULL OR m.user_id = %(member)s)"
+    " AND (%(pharmacy)s::text IS NULL OR c.pharmacy_id = %(pharmacy)s)",
+}
+_CLOSED_TO_PHARMACIES = frozenset({"card", "card_number", "wallet"})
+Stream = Literal["card", "card_number", "wallet", "claim"]
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """The stream `key` names (of kind `stream`) must have reached `position`."""
+
+    stream: Stream
+    key: str
+    position: int
+
+
+async def await_positions(
+    pool: Pool,
+    principal: Principal,
+    wanted: Sequence[Wanted],
+    *,
+    wait_seconds: float,
+    poll_seconds: float,
+) -> None:
+    """Returns when every stream has reached its position, or when `wait_seconds` are up
+    (the caller then finds its answer behind). Polls outside any snapshot, so the snapshot
+    the caller opens afterwards sees what was waited for."""
+    pending = [(_WATERMARKS[w.stream], _params(principal, w.key), w.position)
+               for w in wanted if _can_arrive(principal, w)]  # fmt: skip
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
-    while True:
-        # the gateway's pool begins REPEATABLE READ, READ ONLY transactions (snapshot_reads)
-        async with pool.connection() as conn, conn.transaction():
-            read = await load(conn)
-        if wanted is None or (read is not None and read.position >= wanted):
-            return read
-        if loop.time() >= deadline:
-            seen = "" if read is None else f" (at {read.position})"
-            raise Problem(
-                504,
-                "projection_behind",
-                f"the read model did not reach position {wanted} within {wait_seconds:g}s{seen};"
-                " retry later",
-                headers={"Retry-After": "1"},
-            )
+    while pending:
+        async with pool.connection() as conn:
+            still = []
+            for query, params, position in pending:
+                cursor = await conn.execute(query, params)
+                row = await cursor.fetchone()
+                if row is None or row[0] < position:
+                    still.append((query, params, position))
+        pending = still
+        if not pending or loop.time() >= deadline:
+            return
         await asyncio.sleep(min(poll_seconds, max(deadline - loop.time(), 0.0)))
+
+
+def _can_arrive(principal: Principal, wanted: Wanted) -> bool:
+    if principal.role is Role.PHARMACY and wanted.stream in _CLOSED_TO_PHARMACIES:
+        return False  # refused whatever the position
+    if wanted.stream == "card_number":
+        return True
+    try:
+        UUID(wanted.key)
+    except ValueError:
+        return False  # not found whatever the position
+    return True
+
+
+def _params(principal: Principal, key: str) -> dict[str, Any]:
+    member = principal.subject if principal.role is Role.MEMBER else None
+    pharmacy = (principal.pharmacy_id or "") if principal.role is Role.PHARMACY else None
+    return {"key": key, "member": member, "pharmacy": pharmacy}
+
+
+async def fresh_read(
+    pool: Pool,
+    principal: Principal,
+    wanted: Wanted | None,
+    load: Load,
+    *,
+    wait_seconds: float,
+    poll_seconds: float,
+) -> Read | None:
+    """`load` in one consistent snapshot; with `wanted`, once its stream has reached the
+    position, or a 504 problem after `wait_seconds`. None: absent or not the caller's."""
+    if wanted is not None:
+        await await_positions(
+            pool, principal, [wanted], wait_seconds=wait_seconds, poll_seconds=poll_seconds
+        )
+    # the gateway's pool begins REPEATABLE READ, READ ONLY transactions (snapshot_reads)
+    async with pool.connection() as conn, conn.transaction():
+        read = await load(conn)
+    if wanted is None or (read is not None and read.position >= wanted.position):
+        return read
+    # absent and not the caller's answer alike, after the same wait
+    seen = "" if read is None else f" (at {read.position})"
+    raise Problem(
+        504,
+        "projection_behind",
+        f"the read model did not reach position {wanted.position} within {wait_seconds:g}s"
+        f"{seen}; retry later",
+        headers={"Retry-After": "1"},
+    )
 
 
 def encode_cursor(value: list[Any]) -> str:

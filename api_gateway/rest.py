@@ -25,6 +25,8 @@ from api_gateway import read_models as q
 from api_gateway.freshness import (
     Load,
     Read,
+    Stream,
+    Wanted,
     decode_cursor,
     encode_cursor,
     fresh_read,
@@ -106,10 +108,21 @@ def visible_to(principal: Principal, owned: q.Owned | None) -> q.Owned | None:
     return owned
 
 
-async def _answer(request: Request, side: ReadSide, load: Load, code: str, what: str) -> Response:
+async def _answer(
+    request: Request,
+    side: ReadSide,
+    principal: Principal,
+    load: Load,
+    code: str,
+    what: Stream,
+    key: UUID,
+) -> Response:
+    """`load`'s answer; with minPosition, once the stream of `what` `key` names reached it."""
+    position = min_position(request)
     read = await fresh_read(
         side.pool,
-        min_position(request),
+        principal,
+        None if position is None else Wanted(what, str(key), position),
         load,
         wait_seconds=side.wait_seconds,
         poll_seconds=side.poll_seconds,
@@ -146,7 +159,7 @@ async def get_card(request: Request, side: ReadSide, principal: Principal) -> Re
         body = card.body | {"beneficiaries": await q.beneficiaries(conn, card_id)}
         return Read(card.position, body)
 
-    return await _answer(request, side, load, "card_not_found", "card")
+    return await _answer(request, side, principal, load, "card_not_found", "card", card_id)
 
 
 async def get_beneficiaries(request: Request, side: ReadSide, principal: Principal) -> Response:
@@ -156,9 +169,8 @@ async def get_beneficiaries(request: Request, side: ReadSide, principal: Princip
     async def items(conn: q.Conn) -> Any:
         return {"items": await q.beneficiaries(conn, card_id)}
 
-    return await _answer(
-        request, side, _card_load(side, principal, card_id, items), "card_not_found", "card"
-    )
+    load = _card_load(side, principal, card_id, items)
+    return await _answer(request, side, principal, load, "card_not_found", "card", card_id)
 
 
 async def get_card_claims(request: Request, side: ReadSide, principal: Principal) -> Response:
@@ -179,9 +191,8 @@ async def get_card_claims(request: Request, side: ReadSide, principal: Principal
         next_cursor = encode_cursor([last[0].isoformat(), str(last[1])]) if last else None
         return {"items": items, "nextCursor": next_cursor}
 
-    return await _answer(
-        request, side, _card_load(side, principal, card_id, page), "card_not_found", "card"
-    )
+    load = _card_load(side, principal, card_id, page)
+    return await _answer(request, side, principal, load, "card_not_found", "card", card_id)
 
 
 async def get_claim(request: Request, side: ReadSide, principal: Principal) -> Response:
@@ -191,7 +202,7 @@ async def get_claim(request: Request, side: ReadSide, principal: Principal) -> R
         found = visible_to(principal, await q.claim(conn, claim_id))
         return None if found is None else Read(found.position, found.body)
 
-    return await _answer(request, side, load, "claim_not_found", "claim")
+    return await _answer(request, side, principal, load, "claim_not_found", "claim", claim_id)
 
 
 # -------------------------------------------------------------------------------- wallets
@@ -205,7 +216,7 @@ async def get_wallet(request: Request, side: ReadSide, principal: Principal) -> 
         found = visible_to(principal, await q.wallet(conn, wallet_id))
         return None if found is None else Read(found.position, found.body)
 
-    return await _answer(request, side, load, "wallet_not_found", "wallet")
+    return await _answer(request, side, principal, load, "wallet_not_found", "wallet", wallet_id)
 
 
 async def get_wallet_transactions(
@@ -230,7 +241,7 @@ async def get_wallet_transactions(
         next_cursor = encode_cursor([last]) if last is not None else None
         return Read(found.position, {"items": items, "nextCursor": next_cursor})
 
-    return await _answer(request, side, load, "wallet_not_found", "wallet")
+    return await _answer(request, side, principal, load, "wallet_not_found", "wallet", wallet_id)
 
 
 ROUTES = [

@@ -11,17 +11,15 @@ read-side bound (`ReadSide.wait_seconds`) ends. The resolvers then check the pos
 read (`require_position`): a field still behind is null with PROJECTION_BEHIND, the rest of
 the query is answered.
 
-The watermark queries apply the same visibility as the reads, so another member's card waits
-exactly as long as a card that does not exist: the wait cannot be used to probe ids.
+The waiting is the REST reads' own (api_gateway/freshness.py `await_positions`), so both
+apply the reads' visibility alike: another member's card waits exactly as long as a card
+that does not exist, and the wait cannot be used to probe ids.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 from graphql import (
     FieldNode,
@@ -35,44 +33,18 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 
+from api_gateway.freshness import Stream, Wanted, await_positions
 from api_gateway.graphql.context import Context
-from infrastructure.auth.tokens import Principal, Role
 
 ARGUMENT = "minPosition"
 
-# per root field: its key argument, and the last projected position of the stream it reads
-# (NULL when absent or not the caller's: both wait alike)
-_WATERMARKS: dict[str, tuple[str, str]] = {
-    "medcard": (
-        "id",
-        "SELECT last_position FROM medcards WHERE id = %(key)s::uuid"
-        " AND (%(member)s::text IS NULL OR user_id = %(member)s)",
-    ),
-    "medcardByNumber": (
-        "cardNumber",
-        "SELECT last_position FROM medcards WHERE card_number = %(key)s"
-        " AND (%(member)s::text IS NULL OR user_id = %(member)s)",
-    ),
-    "wallet": (
-        "id",
-        "SELECT last_position FROM wallets WHERE id = %(key)s::uuid"
-        " AND (%(member)s::text IS NULL OR owner_user_id = %(member)s)",
-    ),
-    "claim": (
-        "id",
-        "SELECT m.last_position FROM prescription_claims c JOIN medcards m ON m.id = c.medcard_id"
-        " WHERE c.id = %(key)s::uuid AND (%(member)s::text IS NULL OR m.user_id = %(member)s)"
-        " AND (%(pharmacy)s::text IS NULL OR c.pharmacy_id = %(pharmacy)s)",
-    ),
+# per root field: its key argument, and the kind of stream that key names
+_STREAMS: dict[str, tuple[str, Stream]] = {
+    "medcard": ("id", "card"),
+    "medcardByNumber": ("cardNumber", "card_number"),
+    "wallet": ("id", "wallet"),
+    "claim": ("id", "claim"),
 }
-_CARDS_AND_WALLETS = frozenset({"medcard", "medcardByNumber", "wallet"})
-
-
-@dataclass(frozen=True, slots=True)
-class Wanted:
-    field: str
-    key: str
-    position: int
 
 
 def require_position(field: str, seen: int, wanted: int | None) -> None:
@@ -91,7 +63,14 @@ class ReadYourWrites(SchemaExtension):
         if isinstance(ctx, Context) and ctx.has_principal:
             wanted = list(self._wanted())
             if wanted:
-                await _wait(ctx, wanted)
+                side = ctx.side
+                await await_positions(
+                    side.pool,
+                    ctx.principal,
+                    wanted,
+                    wait_seconds=side.wait_seconds,
+                    poll_seconds=side.poll_seconds,
+                )
         yield
 
     def _wanted(self) -> Iterator[Wanted]:
@@ -108,7 +87,7 @@ class ReadYourWrites(SchemaExtension):
         asking = [
             node
             for node in _root_fields(operation.selection_set, document.definitions, set())
-            if node.name.value in _WATERMARKS
+            if node.name.value in _STREAMS
             and node.name.value in root.fields
             and any(a.name.value == ARGUMENT for a in node.arguments or ())
         ]
@@ -127,9 +106,10 @@ class ReadYourWrites(SchemaExtension):
                 args = get_argument_values(root.fields[name], node, variables)
             except GraphQLError:  # execution reports it
                 continue
-            position, key = args.get(ARGUMENT), args.get(_WATERMARKS[name][0])
+            key_argument, stream = _STREAMS[name]
+            position, key = args.get(ARGUMENT), args.get(key_argument)
             if isinstance(position, int) and isinstance(key, str):
-                yield Wanted(name, key, position)
+                yield Wanted(stream, key, position)
 
 
 def _root_fields(
@@ -149,44 +129,3 @@ def _root_fields(
                     and definition.name.value == selection.name.value
                 ):
                     yield from _root_fields(definition.selection_set, definitions, seen)
-
-
-def _params(principal: Principal, key: str) -> dict[str, Any]:
-    if principal.role is Role.MEMBER:
-        return {"key": key, "member": principal.subject, "pharmacy": None}
-    if principal.role is Role.PHARMACY:
-        return {"key": key, "member": None, "pharmacy": principal.pharmacy_id or ""}
-    return {"key": key, "member": None, "pharmacy": None}
-
-
-async def _wait(ctx: Context, wanted: list[Wanted]) -> None:
-    principal = ctx.principal
-    pending: list[tuple[str, dict[str, Any], int]] = []
-    for want in wanted:
-        if principal.role is Role.PHARMACY and want.field in _CARDS_AND_WALLETS:
-            continue  # refused whatever the position: nothing to wait for
-        if want.field != "medcardByNumber" and not _is_uuid(want.key):
-            continue  # not found whatever the position
-        pending.append((_WATERMARKS[want.field][1], _params(principal, want.key), want.position))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ctx.side.wait_seconds
-    while pending:
-        async with ctx.side.pool.connection() as conn:
-            still = []
-            for query, params, position in pending:
-                cursor = await conn.execute(query, params)
-                row = await cursor.fetchone()
-                if row is None or row[0] < position:
-                    still.append((query, params, position))
-        pending = still
-        if not pending or loop.time() >= deadline:
-            return
-        await asyncio.sleep(min(ctx.side.poll_seconds, max(deadline - loop.time(), 0.0)))
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        UUID(value)
-    except ValueError:
-        return False
-    return True
