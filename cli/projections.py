@@ -103,20 +103,26 @@ def _print_balances(settings: Settings, topic: str) -> None:
         print(f"    partition {partition}: committed {shown} of {end}")
 
 
+def _looking_consumer(settings: Settings, group: str) -> Consumer:
+    """A consumer that only looks (offsets, watermarks, one message): reading a group's
+    offsets does not join the group, and nothing is ever committed."""
+    return Consumer(
+        {
+            "bootstrap.servers": ",".join(settings.kafka_brokers),
+            "group.id": group,
+            "enable.auto.commit": False,
+            "socket.timeout.ms": 3000,
+        }
+    )
+
+
 def _committed_lags(
     settings: Settings, topic: str, group: str
 ) -> list[tuple[int, int | None, int]] | None:
     """(partition, the group's committed offset or None, end offset) for every partition of
     `topic`; None when Kafka does not answer. The balances group commits in Kafka itself
     (after its CQL writes), so this asks Kafka, not PostgreSQL."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": ",".join(settings.kafka_brokers),
-            "group.id": group,  # reading a group's offsets does not join it
-            "enable.auto.commit": False,
-            "socket.timeout.ms": 3000,
-        }
-    )
+    consumer = _looking_consumer(settings, group)
     try:
         found = consumer.list_topics(topic, timeout=3.0).topics.get(topic)
         if found is None or found.error is not None:
@@ -136,14 +142,7 @@ def _committed_lags(
 def _kafka_lags(
     settings: Settings, topic: str, partitions: list[tuple[int, int]]
 ) -> list[PartitionLag]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": ",".join(settings.kafka_brokers),
-            "group.id": "healthpay-status",
-            "enable.auto.commit": False,
-            "socket.timeout.ms": 3000,
-        }
-    )
+    consumer = _looking_consumer(settings, "healthpay-status")
     try:
         result = []
         for partition, next_offset in partitions:
