@@ -588,6 +588,27 @@ def _socket_errors(result: dict[str, Any]) -> int:
     return sum(int(result["errors"][k]) for k in ("connect", "read", "write", "timeout"))
 
 
+def wrk_failures(result: dict[str, Any]) -> int:
+    """Non-2xx answers and socket errors of one wrk run."""
+    return int(result["non2xx"]) + _socket_errors(result)
+
+
+def wrk_figures(result: dict[str, Any]) -> dict[str, Any]:
+    """One wrk run's WRK_RESULT as the fields `Run` and read_bench's `ReadRun` share."""
+    lat = result["latency_us"]
+    return {
+        "rps": result["requests"] / (result["duration_us"] / 1e6),
+        "requests": int(result["requests"]),
+        "p50_ms": lat["p50"] / 1000,
+        "p95_ms": lat["p95"] / 1000,
+        "p99_ms": lat["p99"] / 1000,
+        "max_ms": lat["max"] / 1000,
+        "non2xx": int(result["non2xx"]),
+        "socket_errors": _socket_errors(result),
+        "statuses": {str(k): int(v) for k, v in result["statuses"].items()},
+    }
+
+
 def _count_2xx(result: dict[str, Any]) -> int:
     return sum(int(v) for k, v in result["statuses"].items() if 200 <= int(k) < 300)
 
@@ -617,7 +638,7 @@ def measure(
             procs,
             f"wrk-{tag}-warmup",
         )
-        warm_failures = int(warm["non2xx"]) + _socket_errors(warm)
+        warm_failures = wrk_failures(warm)
         warm_2xx = _count_2xx(warm)
     if db:
         checkpoint(db.url)
@@ -633,22 +654,13 @@ def measure(
     )
     postmaster = db.postmaster if db else None
     cpu = cpu_used(cpu_before, cpu_snapshot(), target, postmaster)
-    lat = r["latency_us"]
     per_request = 1e6 / max(1, int(r["requests"]))
     run = Run(
         scenario=scenario,
         kind=kind,
         processes=n,
         edge=target.edge,
-        rps=r["requests"] / (r["duration_us"] / 1e6),
-        requests=int(r["requests"]),
-        p50_ms=lat["p50"] / 1000,
-        p95_ms=lat["p95"] / 1000,
-        p99_ms=lat["p99"] / 1000,
-        max_ms=lat["max"] / 1000,
-        non2xx=int(r["non2xx"]),
-        socket_errors=_socket_errors(r),
-        statuses={str(k): int(v) for k, v in r["statuses"].items()},
+        **wrk_figures(r),
         warmup_failures=warm_failures,
         warmup_2xx=warm_2xx,
         app_cpu_us=cpu["app"] * per_request,

@@ -299,10 +299,6 @@ def _wrk_run(
     return result, int(json.loads(line.removeprefix("READ_CHECK "))["bad_bodies"])
 
 
-def _socket_errors(result: dict[str, Any]) -> int:
-    return sum(int(result["errors"][k]) for k in ("connect", "read", "write", "timeout"))
-
-
 def measure(
     cfg: ReadConfig,
     procs: bench.Processes,
@@ -318,25 +314,16 @@ def measure(
     warm_failures = 0
     if cfg.warmup > 0:
         warm, warm_bad = _wrk_run(cfg, procs, target, read_kind, cfg.warmup, env, f"wrk-{kind}-w")
-        warm_failures = int(warm["non2xx"]) + _socket_errors(warm) + warm_bad
+        warm_failures = bench.wrk_failures(warm) + warm_bad
     before = bench.cpu_snapshot()
     r, bad = _wrk_run(cfg, procs, target, read_kind, cfg.duration, env, f"wrk-{kind}")
     cpu = bench.cpu_used(before, bench.cpu_snapshot(), target, postmaster)
     per_request = 1e6 / max(1, int(r["requests"]))
-    lat = r["latency_us"]
     run = ReadRun(
         scenario=scenario,
         kind=kind,
-        rps=r["requests"] / (r["duration_us"] / 1e6),
-        requests=int(r["requests"]),
-        p50_ms=lat["p50"] / 1000,
-        p95_ms=lat["p95"] / 1000,
-        p99_ms=lat["p99"] / 1000,
-        max_ms=lat["max"] / 1000,
-        non2xx=int(r["non2xx"]),
-        socket_errors=_socket_errors(r),
+        **bench.wrk_figures(r),
         bad_bodies=bad,
-        statuses={str(k): int(v) for k, v in r["statuses"].items()},
         warmup_failures=warm_failures,
         app_cpu_us=cpu["app"] * per_request,
         db_cpu_us=cpu["db"] * per_request if postmaster and kind in ("graphql", "rest") else None,

@@ -53,8 +53,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -1015,24 +1015,28 @@ def topic_ends(servers: Servers) -> dict[int, int]:
 
 
 @dataclass
-class MeasuredWorker(ProjectionWorker):
-    """The real worker; `apply` also notes when the batches reach the topic's end."""
+class CatchUp:
+    """What a measured consumer notes batch by batch: when its batches reach the topic's end
+    (`ends`, per partition), the CPU at its first batch and at that end, the batches, messages
+    and seconds inside `apply`. `follow` runs the consumer until then."""
 
-    ends: dict[int, int] = field(default_factory=dict)
+    ends: dict[int, int]
+    meter: CpuMeter
     reached: dict[int, int] = field(default_factory=dict)
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
-    meter: CpuMeter | None = None
     first_batch: CpuSample | None = None
     done: CpuSample | None = None
     apply_seconds: float = 0.0
     batches: int = 0
     messages: int = 0
 
-    async def apply(self, messages: Sequence[Message]) -> None:
-        if self.first_batch is None and self.meter is not None:
+    @contextmanager
+    def batch(self, messages: Sequence[Message]) -> Iterator[None]:
+        """Around one `apply`: a batch that raised is not counted."""
+        if self.first_batch is None:
             self.first_batch = self.meter.sample()
         t0 = time.monotonic()
-        await super().apply(messages)
+        yield
         self.apply_seconds += time.monotonic() - t0
         self.batches += 1
         self.messages += len(messages)
@@ -1041,9 +1045,64 @@ class MeasuredWorker(ProjectionWorker):
             if p is not None and o is not None and o + 1 > self.reached.get(p, 0):
                 self.reached[p] = o + 1
         if all(self.reached.get(p, 0) >= end for p, end in self.ends.items()):
-            if self.meter is not None and self.done is None:
+            if self.done is None:
                 self.done = self.meter.sample()  # backends still alive: their CPU counts
             self.caught_up.set()
+
+    async def follow(
+        self,
+        run: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+        seconds: float,
+        who: str,
+        name: str,
+    ) -> tuple[CpuSample, CpuSample]:
+        """Runs `run(stop)` until the batches reach the end or `seconds` pass, then stops it
+        (60 s at most). Returns the CPU samples at the start and at the end; `who` and `name`
+        say in the errors what did not stop or not catch up."""
+        stop = asyncio.Event()
+        before = self.meter.sample()
+        task = asyncio.create_task(run(stop))
+        waiter = asyncio.create_task(self.caught_up.wait())
+        try:
+            await asyncio.wait({task, waiter}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.set()
+            waiter.cancel()
+            try:
+                await asyncio.wait_for(task, 60)
+            except TimeoutError as exc:
+                raise BenchError(f"{who} did not stop within 60 s") from exc
+        if not self.caught_up.is_set() or self.done is None:
+            raise BenchError(
+                f"{name}: {self.messages}/{sum(self.ends.values())} messages after {seconds} s"
+            )
+        return before, self.done
+
+    def steady_seconds(self, before: CpuSample, done: CpuSample) -> float:
+        """From the first batch (the group joined, partitions assigned) to the end."""
+        return done.at - (self.first_batch or before).at
+
+    def details(self, before: CpuSample, done: CpuSample) -> dict[str, Any]:
+        steady = self.steady_seconds(before, done)
+        return {
+            # subscribe, assignment, seek
+            "join_seconds": round((self.first_batch or before).at - before.at, 2),
+            "events_per_second_after_join": round(self.messages / steady) if steady > 0 else None,
+            "batches": self.batches,
+            "mean_batch": round(self.messages / max(1, self.batches), 1),
+            "apply_seconds": round(self.apply_seconds, 2),
+        }
+
+
+@dataclass
+class MeasuredWorker(ProjectionWorker):
+    """The real worker; `apply` also notes when the batches reach the topic's end."""
+
+    progress: CatchUp = field(kw_only=True)
+
+    async def apply(self, messages: Sequence[Message]) -> None:
+        with self.progress.batch(messages):
+            await super().apply(messages)
 
 
 async def run_projector(
@@ -1058,47 +1117,23 @@ async def run_projector(
             servers.topic,
             group=servers.group,
             batch_size=cfg.worker_batch,
-            ends=ends,
-            meter=meter,
+            progress=CatchUp(ends, meter),
         )
-        stop = asyncio.Event()
-        before = meter.sample()
-        task = asyncio.create_task(worker.run(stop))
-        waiter = asyncio.create_task(worker.caught_up.wait())
-        try:
-            await asyncio.wait(
-                {task, waiter}, timeout=cfg.timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stop.set()
-            waiter.cancel()
-            try:
-                await asyncio.wait_for(task, 60)
-            except TimeoutError as exc:
-                raise BenchError("the projection worker did not stop within 60 s") from exc
-        if not worker.caught_up.is_set() or worker.done is None:
-            raise BenchError(
-                f"projector: {worker.messages}/{sum(ends.values())} messages after {cfg.timeout} s"
-            )
+        progress = worker.progress
+        before, done = await progress.follow(
+            worker.run, cfg.timeout, "the projection worker", "projector"
+        )
     finally:
         await pool.close()
-    done, first = worker.done, worker.first_batch or before
     result = phase(
         "projector: Kafka -> read models",
-        worker.messages,
+        progress.messages,
         f"{cfg.worker_batch} messages",
         before,
         done,
         meter,
     )
-    steady = done.at - first.at
-    result.details = {
-        "join_seconds": round(first.at - before.at, 2),  # subscribe, assignment, seek
-        "events_per_second_after_join": round(worker.messages / steady) if steady > 0 else None,
-        "batches": worker.batches,
-        "mean_batch": round(worker.messages / max(1, worker.batches), 1),
-        "apply_seconds": round(worker.apply_seconds, 2),  # read models + offsets, in PG
-    }
+    result.details = progress.details(before, done)  # apply: read models + offsets, in PG
     return result
 
 
@@ -1250,32 +1285,11 @@ class MeasuredBalanceConsumer(BalanceConsumer):
     """The real consumer; `apply` (writes, then a synchronous offset commit) also notes when
     the committed offsets reach the topic's end."""
 
-    ends: dict[int, int] = field(default_factory=dict)
-    reached: dict[int, int] = field(default_factory=dict)
-    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
-    meter: CpuMeter | None = None
-    first_batch: CpuSample | None = None
-    done: CpuSample | None = None
-    apply_seconds: float = 0.0
-    batches: int = 0
-    messages: int = 0
+    progress: CatchUp = field(kw_only=True)
 
     async def apply(self, consumer: Consumer, messages: Sequence[Message]) -> None:
-        if self.first_batch is None and self.meter is not None:
-            self.first_batch = self.meter.sample()
-        t0 = time.monotonic()
-        await super().apply(consumer, messages)
-        self.apply_seconds += time.monotonic() - t0
-        self.batches += 1
-        self.messages += len(messages)
-        for m in messages:
-            p, o = m.partition(), m.offset()
-            if p is not None and o is not None and o + 1 > self.reached.get(p, 0):
-                self.reached[p] = o + 1
-        if all(self.reached.get(p, 0) >= end for p, end in self.ends.items()):
-            if self.meter is not None and self.done is None:
-                self.done = self.meter.sample()
-            self.caught_up.set()
+        with self.progress.batch(messages):
+            await super().apply(consumer, messages)
 
 
 def balance_differences(servers: Servers, node: CqlNode) -> list[str]:
@@ -1304,35 +1318,18 @@ async def run_balances(
             servers.topic,
             group=group,
             batch_size=cfg.balance_batch,
-            ends=ends,
-            meter=meter,
+            progress=CatchUp(ends, meter),
         )
-        stop = asyncio.Event()
+        progress = consumer.progress
         pid = node.pid
         node_before = _proc_cpu(pid, tick) if pid else None
-        before = meter.sample()
-        task = asyncio.create_task(consumer.run(stop))
-        waiter = asyncio.create_task(consumer.caught_up.wait())
-        try:
-            await asyncio.wait(
-                {task, waiter}, timeout=cfg.timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stop.set()
-            waiter.cancel()
-            try:
-                await asyncio.wait_for(task, 60)
-            except TimeoutError as exc:
-                raise BenchError("the balance consumer did not stop within 60 s") from exc
+        before, done = await progress.follow(
+            consumer.run, cfg.timeout, "the balance consumer", "balances"
+        )
         node_after = _proc_cpu(pid, tick) if pid else None
-        if not consumer.caught_up.is_set() or consumer.done is None:
-            raise BenchError(
-                f"balances: {consumer.messages}/{sum(ends.values())} messages after {cfg.timeout} s"
-            )
-    done, first = consumer.done, consumer.first_batch or before
     result = phase(
         "balances: Kafka -> CQL",
-        consumer.messages,
+        progress.messages,
         f"{cfg.balance_batch} messages",
         before,
         done,
@@ -1342,22 +1339,18 @@ async def run_balances(
     if node_before and node_after:
         node_cpu = node_after[1] - node_before[1]
         result.other_cpu = max(0.0, result.other_cpu - node_cpu)  # not "anything else"
-    steady = done.at - first.at
+    steady = progress.steady_seconds(before, done)
     writes = projector.writes
     result.details = {
-        "join_seconds": round(first.at - before.at, 2),
-        "events_per_second_after_join": round(consumer.messages / steady) if steady else None,
+        **progress.details(before, done),  # apply: CQL writes + offset commits
         "balance_events": projector.balance_events,
         "cql_writes": writes,
         "cql_writes_per_second": round(writes / result.seconds) if result.seconds else None,
         "cql_writes_per_second_after_join": round(writes / steady) if steady else None,
-        "batches": consumer.batches,
-        "mean_batch": round(consumer.messages / max(1, consumer.batches), 1),
         "failed_batches": int(
             consumer.metrics.registry.get_sample_value("healthpay_balances_batch_failures_total")
             or 0
         ),
-        "apply_seconds": round(consumer.apply_seconds, 2),  # CQL writes + offset commits
         "cassandra_cpu_s": None if node_cpu is None else round(node_cpu, 1),
         "cassandra_us_per_write": round(1e6 * node_cpu / writes) if node_cpu and writes else None,
         "cassandra_cold_start_s": None
