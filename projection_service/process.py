@@ -12,11 +12,18 @@ from infrastructure.settings import Settings
 from projection_service.worker import ProjectionWorker, WorkerMetrics
 
 
-async def _main(settings: Settings, metrics_port: int | None, metrics_host: str) -> None:
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGTERM or SIGINT sets: the consumer loops run until it is set.
+    Call it from inside the running event loop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def _main(settings: Settings, metrics_port: int | None, metrics_host: str) -> None:
+    stop = stop_on_signals()
     metrics = WorkerMetrics()
     if metrics_port:
         start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)

@@ -21,7 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
@@ -208,17 +208,22 @@ def _print_progress(step: RebuildProgress) -> None:
         print(f"\n{step.phase}: {step.done}/{step.total}", end="")
 
 
-def print_report(report: RebuildReport) -> None:
-    print(f"\napplied {report.events} events, parked {len(report.parked)}")
-    for c in report.comparisons:
+def print_comparisons(comparisons: Iterable[TableComparison], *, rebuilt: str) -> None:
+    """One line per table, then its example rows; `rebuilt` labels the rebuilt copy's side."""
+    for c in comparisons:
         state = (
             "identical"
             if c.identical
-            else (f"missing {c.missing}, extra {c.extra}, different {c.different}")
+            else f"missing {c.missing}, extra {c.extra}, different {c.different}"
         )
         print(f"  {c.table:<24} {state}")
         for example in c.examples:
-            print(f"    {example.kind}: live={example.live} shadow={example.shadow}")
+            print(f"    {example.kind}: live={example.live} {rebuilt}={example.shadow}")
+
+
+def print_report(report: RebuildReport) -> None:
+    print(f"\napplied {report.events} events, parked {len(report.parked)}")
+    print_comparisons(report.comparisons, rebuilt="shadow")
     print("swapped in" if report.swapped else "dry run: live tables untouched")
 
 

@@ -14,11 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import psycopg
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from prometheus_client import CollectorRegistry, Counter
 
-from infrastructure.eventstore.envelope import MalformedEnvelope, from_envelope
-from infrastructure.eventstore.port import RecordedEvent
 from infrastructure.kafka.consumers import (
     forget_lag,
     group_consumer_config,
@@ -26,13 +24,9 @@ from infrastructure.kafka.consumers import (
     report_lag,
 )
 from infrastructure.postgres.pool import Pool
+from projection_service.batches import batch_histograms, read_batch
 from projection_service.offsets import save_offsets, stored_offsets
-from projection_service.read_models.parking import (
-    DEFAULT_PROJECTION,
-    KafkaLocation,
-    apply_or_park,
-    park_raw,
-)
+from projection_service.read_models.parking import DEFAULT_PROJECTION, apply_or_park, park_raw
 
 log = logging.getLogger("healthpay.projections")
 
@@ -43,16 +37,11 @@ class WorkerMetrics:
 
     def __post_init__(self) -> None:
         self.lag = lag_gauge(self.registry)
-        self.batch = Histogram(
-            "healthpay_projection_batch_size",
-            "Messages per applied batch",
-            buckets=(1, 10, 50, 100, 250, 500, 1000),
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "healthpay_projection_batch_seconds",
-            "Time to apply one batch and its offsets",
-            registry=self.registry,
+        self.batch, self.duration = batch_histograms(
+            self.registry,
+            "healthpay_projection",
+            size_help="Messages per applied batch",
+            seconds_help="Time to apply one batch and its offsets",
         )
         self.applied = Counter(
             "healthpay_projection_events_total", "Events applied", registry=self.registry
@@ -107,49 +96,26 @@ class ProjectionWorker:
         log.info("assigned %s", {tp.partition: tp.offset for tp in partitions})
 
     async def apply(self, messages: Sequence[Message]) -> None:
-        events: list[RecordedEvent] = []
-        where: dict[object, KafkaLocation] = {}
-        malformed: list[tuple[Message, str]] = []
-        next_offsets: dict[int, int] = {}
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.fatal():
-                    raise KafkaException(error)
-                log.warning("consumer error: %s", error)
-                continue
-            partition, offset = message.partition(), message.offset()
-            if partition is None or offset is None:  # only error messages lack them
-                continue
-            next_offsets[partition] = max(next_offsets.get(partition, 0), offset + 1)
-            try:
-                event = from_envelope(message.value() or b"")
-            except MalformedEnvelope as exc:
-                malformed.append((message, str(exc)))
-                continue
-            events.append(event)
-            where[event.event_id] = KafkaLocation(self.topic, partition, offset)
-        if not next_offsets:
+        batch = read_batch(messages, self.topic, log)
+        if not batch.next_offsets:
             return
         with self.metrics.duration.time():
             async with self.pool.connection() as conn, conn.transaction():
-                for message, problem in malformed:
+                for bad in batch.malformed:
                     await park_raw(
                         conn,
-                        message.value() or b"",
-                        problem,
+                        bad.raw,
+                        bad.problem,
                         projection=self.projection,
-                        location=KafkaLocation(
-                            self.topic, message.partition() or 0, message.offset() or 0
-                        ),
+                        location=bad.location,
                     )
                 result = await apply_or_park(
                     conn,
-                    events,
+                    batch.events,
                     projection=self.projection,
-                    locate=lambda e: where.get(e.event_id),
+                    locate=lambda e: batch.locations.get(e.event_id),
                 )
-                await save_offsets(conn, self.projection, self.topic, next_offsets)
+                await save_offsets(conn, self.projection, self.topic, batch.next_offsets)
         self.metrics.batch.observe(len(messages))
         self.metrics.applied.inc(result.applied)
-        self.metrics.parked.inc(len(result.parked) + len(malformed))
+        self.metrics.parked.inc(len(result.parked) + len(batch.malformed))

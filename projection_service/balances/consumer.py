@@ -14,13 +14,10 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from uuid import UUID
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter
 
-from infrastructure.eventstore.envelope import MalformedEnvelope, from_envelope
-from infrastructure.eventstore.port import RecordedEvent
 from infrastructure.kafka.consumers import (
     forget_lag,
     group_consumer_config,
@@ -29,7 +26,7 @@ from infrastructure.kafka.consumers import (
 )
 from projection_service.balances.parking import BalanceParking, Parked
 from projection_service.balances.projector import BalanceProjector
-from projection_service.read_models.parking import KafkaLocation
+from projection_service.batches import batch_histograms, read_batch
 
 log = logging.getLogger("healthpay.balances")
 
@@ -42,14 +39,11 @@ class BalanceMetrics:
 
     def __post_init__(self) -> None:
         self.lag = lag_gauge(self.registry)
-        self.batch = Histogram(
-            "healthpay_balances_batch_size",
-            "Messages per projected batch",
-            buckets=(1, 10, 50, 100, 250, 500, 1000),
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "healthpay_balances_batch_seconds", "Time to write one batch", registry=self.registry
+        self.batch, self.duration = batch_histograms(
+            self.registry,
+            "healthpay_balances",
+            size_help="Messages per projected batch",
+            seconds_help="Time to write one batch",
         )
         self.applied = Counter(
             "healthpay_balances_events_total", "Balance events written", registry=self.registry
@@ -102,43 +96,24 @@ class BalanceConsumer:
             await asyncio.to_thread(consumer.close)
 
     async def apply(self, consumer: Consumer, messages: Sequence[Message]) -> None:
-        events: list[RecordedEvent] = []
-        where: dict[UUID, KafkaLocation] = {}
-        next_offsets: dict[int, int] = {}
+        batch = read_batch(messages, self.topic, log)
         dead: list[Parked] = []
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.fatal():
-                    raise KafkaException(error)
-                log.warning("consumer error: %s", error)
-                continue
-            partition, offset = message.partition(), message.offset()
-            if partition is None or offset is None:
-                continue
-            next_offsets[partition] = max(next_offsets.get(partition, 0), offset + 1)
-            location = KafkaLocation(self.topic, partition, offset)
-            raw = message.value() or b""
-            try:
-                event = from_envelope(raw)
-            except MalformedEnvelope as exc:
-                log.error("malformed envelope at %s/%s: %s", partition, offset, exc)
-                dead.append(Parked(location, f"malformed envelope: {exc}", raw=raw))
-                continue
-            events.append(event)
-            where[event.event_id] = location
-        if not next_offsets:
+        for bad in batch.malformed:
+            where = bad.location
+            log.error("malformed envelope at %s/%s: %s", where.partition, where.offset, bad.problem)
+            dead.append(Parked(where, f"malformed envelope: {bad.problem}", raw=bad.raw))
+        if not batch.next_offsets:
             return
         with self.metrics.duration.time():
-            result = await asyncio.to_thread(self.projector.project, events)
-        dead += [Parked(where[e.event_id], why, event=e) for e, why in result.unreadable]
+            result = await asyncio.to_thread(self.projector.project, batch.events)
+        dead += [Parked(batch.locations[e.event_id], why, event=e) for e, why in result.unreadable]
         if self.parking is not None:
             await asyncio.to_thread(self.parking.park, dead)
         # Only now, with every write acknowledged and every dead letter kept, do the offsets
         # move on.
         await asyncio.to_thread(
             consumer.commit,
-            offsets=[TopicPartition(self.topic, p, o) for p, o in next_offsets.items()],
+            offsets=[TopicPartition(self.topic, p, o) for p, o in batch.next_offsets.items()],
             asynchronous=False,
         )
         await asyncio.to_thread(report_lag, self.metrics.lag, consumer, self.topic, messages)

@@ -13,11 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
-from psycopg.types.json import Jsonb
 
-from infrastructure.eventstore.encoding import dumps
 from infrastructure.eventstore.port import RecordedEvent
-from projection_service.read_models.parking import PARK_EVENT, PARK_RAW, KafkaLocation
+from projection_service.read_models.parking import (
+    PARK_EVENT,
+    PARK_RAW,
+    KafkaLocation,
+    park_event_params,
+)
 
 PROJECTION = "balances"
 
@@ -43,16 +46,10 @@ class BalanceParking:
             return
         with psycopg.connect(self.conninfo, autocommit=True) as conn, conn.transaction():
             for p in parked:
-                where = (p.location.topic, p.location.partition, p.location.offset)
                 if p.event is None:
+                    where = (p.location.topic, p.location.partition, p.location.offset)
                     conn.execute(PARK_RAW, (PROJECTION, *where, p.error, p.raw or b""))
-                    continue
-                e = p.event
-                conn.execute(
-                    PARK_EVENT,
-                    (
-                        PROJECTION, e.event_id, e.aggregate_id, e.aggregate_type, e.event_type,
-                        e.schema_version, e.version, e.position, *where, p.error,
-                        Jsonb(e.data, dumps), Jsonb(e.metadata, dumps),
-                    ),
-                )  # fmt: skip
+                else:
+                    conn.execute(
+                        PARK_EVENT, park_event_params(PROJECTION, p.event, p.location, p.error)
+                    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 from prometheus_client import start_http_server
 
@@ -12,13 +11,11 @@ from infrastructure.settings import Settings
 from projection_service.balances.consumer import BalanceConsumer, BalanceMetrics
 from projection_service.balances.parking import BalanceParking
 from projection_service.balances.projector import BalanceProjector
+from projection_service.process import stop_on_signals
 
 
 async def _main(settings: Settings, metrics_port: int | None, metrics_host: str) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     metrics = BalanceMetrics()
     if metrics_port:
         start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)

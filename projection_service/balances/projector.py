@@ -18,7 +18,6 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -37,6 +36,7 @@ WALLET_BALANCE_EVENTS = frozenset({"wallet.topped_up", "wallet.debited", "wallet
 CLAIM_ADJUDICATED = "medcard.claim_adjudicated"
 CLAIM_REVERSED = "medcard.claim_reversed"
 SPEND_EVENTS = frozenset({CLAIM_ADJUDICATED, CLAIM_REVERSED})
+BALANCE_EVENTS = frozenset({WALLET_OPENED}) | WALLET_BALANCE_EVENTS | SPEND_EVENTS
 # Microseconds per version: leaves room for sub-steps of one version if ever needed.
 TIMESTAMP_STEP = 1_000
 
@@ -49,9 +49,7 @@ def write_timestamp(version: int) -> int:
 
 
 def is_balance_event(event: RecordedEvent) -> bool:
-    return event.event_type == WALLET_OPENED or event.event_type in (
-        WALLET_BALANCE_EVENTS | SPEND_EVENTS
-    )
+    return event.event_type in BALANCE_EVENTS
 
 
 class BadBalanceEvent(ValueError):
@@ -200,9 +198,8 @@ class BalanceProjector:
     ]:
         ts = write_timestamp(e.version)
         d = e.data
-        at = _occurred_at(e)
+        at = e.timestamp
         # Rows are collapsed per (statement, row): wallet.opened also writes `currency`.
-        wallet_key: tuple[Any, ...] = ("wallet", e.aggregate_id)
         if e.event_type == WALLET_OPENED:
             return [
                 (("wallet.opened", e.aggregate_id), self._wallet_opened,
@@ -214,7 +211,8 @@ class BalanceProjector:
             if e.event_type == "wallet.debited":
                 amount = -amount
             return [
-                (wallet_key, self._wallet_balance, (e.aggregate_id, balance, at, e.version, ts)),
+                (("wallet", e.aggregate_id), self._wallet_balance,
+                 (e.aggregate_id, balance, at, e.version, ts)),
             ], [
                 (self._wallet_entry,
                  (e.aggregate_id, e.version, e.event_id, e.event_type, amount, balance, at, ts)),
@@ -237,7 +235,3 @@ class BalanceProjector:
              (e.aggregate_id, month, e.version, e.event_id, e.event_type, claim_id, decision,
               amount, spent, at, ts)),
         ]  # fmt: skip
-
-
-def _occurred_at(e: RecordedEvent) -> datetime:
-    return e.timestamp

@@ -26,7 +26,6 @@ One rebuild at a time per database (a PostgreSQL advisory lock).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -51,9 +50,13 @@ from projection_service.read_models.compare import (
     RowDifference,
     TableComparison,
 )
-from projection_service.rebuild import RebuildProgress, RebuildRunningError
+from projection_service.rebuild import (
+    ProgressCallback,
+    RebuildProgress,
+    RebuildRunningError,
+    print_comparisons,
+)
 
-ProgressCallback = Callable[[RebuildProgress], None]
 _LOCK_KEY = 0x4850426C52656264  # "HPBlRebd": not the read models' lock, both may run
 
 _COLUMNS = f"{EVENT_COLUMNS}, transaction_id::text"
@@ -204,15 +207,7 @@ def print_balance_report(report: BalanceRebuildReport) -> None:
         f"\nbalances: applied {report.events} events, {report.bad} unreadable;"
         f" version {report.previous_version} -> {report.new_version}"
     )
-    for c in report.comparisons:
-        state = (
-            "identical"
-            if c.identical
-            else f"missing {c.missing}, extra {c.extra}, different {c.different}"
-        )
-        print(f"  {c.table:<24} {state}")
-        for example in c.examples:
-            print(f"    {example.kind}: live={example.live} rebuilt={example.shadow}")
+    print_comparisons(report.comparisons, rebuilt="rebuilt")
     if report.swapped:
         print(f"swapped in: readers now use version {report.new_version}")
     else:

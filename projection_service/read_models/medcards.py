@@ -27,6 +27,7 @@ from domain.events import (
     MedCardRenewed,
     MedCardSuspended,
 )
+from projection_service.read_models.changes import AggregateChange, change_for
 from projection_service.read_models.decoding import Decoded
 from projection_service.read_models.rows import Row, recordset, upsert_template, write_rows
 from projection_service.read_models.tables import Tables
@@ -94,11 +95,7 @@ _STATUS_OF: dict[type[DomainEvent], str] = {
 
 
 @dataclass(slots=True)
-class _Change:
-    version: int
-    last_position: int
-    updated_at: datetime
-    row: Row | None = None  # the whole row, when the card was issued in this batch
+class _Change(AggregateChange):  # `row`: the card was issued in this batch
     status: str | None = None  # None: the status is whatever the row says
     renewed: bool = False  # renewed while the status was unknown
     expiry_date: date | None = None
@@ -114,13 +111,7 @@ class MedCards:
         recorded, event = item.recorded, item.event
         if recorded.aggregate_type != "medcard":
             return
-        change = self._changes.get(recorded.aggregate_id)
-        if change is None:
-            change = self._changes[recorded.aggregate_id] = _Change(
-                recorded.version, recorded.position, recorded.timestamp
-            )
-        change.version, change.last_position = recorded.version, recorded.position
-        change.updated_at = recorded.timestamp
+        change = change_for(self._changes, recorded, _Change)
         status = _STATUS_OF.get(type(event))
         if status is not None:
             change.status, change.renewed = status, False
@@ -142,13 +133,8 @@ class MedCards:
         inserts: list[Row] = []
         patches: list[Row] = []
         for card_id, change in self._changes.items():
-            common = {
-                "version": change.version,
-                "last_position": change.last_position,
-                "updated_at": change.updated_at,
-            }
             if change.row is not None:
-                row = {**change.row, **common, "status": change.status}
+                row = {**change.row, **change.stamp(), "status": change.status}
                 if change.expiry_date is not None:
                     row["expiry_date"] = change.expiry_date
                 if change.month is not None:
@@ -164,7 +150,7 @@ class MedCards:
                         "expiry_date": change.expiry_date,
                         "month": change.month,
                         "month_spent": change.month_spent,
-                        **common,
+                        **change.stamp(),
                     }
                 )
         await write_rows(conn, tables, _INSERT, inserts)

@@ -69,6 +69,28 @@ ON CONFLICT (aggregate_id) DO UPDATE SET has_held = true
 """
 
 
+def park_event_params(
+    projection: str, event: RecordedEvent, location: KafkaLocation | None, error: str
+) -> tuple[object, ...]:
+    """PARK_EVENT's parameters: the event verbatim, where it was read, and why it is parked."""
+    return (
+        projection,
+        event.event_id,
+        event.aggregate_id,
+        event.aggregate_type,
+        event.event_type,
+        event.schema_version,
+        event.version,
+        event.position,
+        location.topic if location else None,
+        location.partition if location else None,
+        location.offset if location else None,
+        error,
+        Jsonb(event.data, dumps),
+        Jsonb(event.metadata, dumps),
+    )
+
+
 def describe(error: BaseException | str) -> str:
     if isinstance(error, str):
         return error
@@ -102,25 +124,7 @@ async def park(
     transaction (so the Kafka offset that passes it commits with the parking)."""
     require_transaction(conn)
     reason = error.reason if isinstance(error, PoisonEventError) else describe(error)
-    await conn.execute(
-        PARK_EVENT,
-        (
-            projection,
-            event.event_id,
-            event.aggregate_id,
-            event.aggregate_type,
-            event.event_type,
-            event.schema_version,
-            event.version,
-            event.position,
-            location.topic if location else None,
-            location.partition if location else None,
-            location.offset if location else None,
-            reason,
-            Jsonb(event.data, dumps),
-            Jsonb(event.metadata, dumps),
-        ),
-    )
+    await conn.execute(PARK_EVENT, park_event_params(projection, event, location, reason))
     # The parked event's place, so its stream passes it rather than waiting for it forever;
     # draining right away releases whatever was already waiting behind it.
     marker = as_jsonb([streams.held_row(event, parked=True)])

@@ -132,13 +132,11 @@ def plan(
     names streams to drain even without a new event (a parked marker may close a gap)."""
     result = Plan()
     slots: dict[UUID, dict[int, Candidate]] = {aggregate_id: {} for aggregate_id in also}
-    types: dict[UUID, str] = {}
     for waiting_one in held:
         event = waiting_one.recorded
         slots.setdefault(event.aggregate_id, {})[event.version] = waiting_one
     for event in batch:
         slot = slots.setdefault(event.aggregate_id, {})
-        types[event.aggregate_id] = event.aggregate_type
         cursor = cursors.get(event.aggregate_id)
         if (cursor is not None and event.version <= cursor.version) or event.version in slot:
             result.duplicates += 1
@@ -158,11 +156,10 @@ def plan(
             result.release_through[aggregate_id] = version
         has_held = bool(waiting)
         if cursor is None or version != start or has_held != cursor.has_held:
-            kind = types.get(aggregate_id) or _type_of(slot.values(), cursor)
             result.cursors.append(
                 {
                     "aggregate_id": aggregate_id,
-                    "aggregate_type": kind,
+                    "aggregate_type": _type_of(slot.values(), cursor),
                     "version": version,
                     "has_held": has_held,
                 }
@@ -171,6 +168,8 @@ def plan(
 
 
 def _type_of(candidates: Iterable[Candidate], cursor: Cursor | None) -> str:
+    # Only a new cursor row takes it (an existing row keeps its type): then the stream's
+    # candidates are all new arrivals, of the stream's one aggregate type.
     for known in candidates:
         return known.recorded.aggregate_type
     return "" if cursor is None else cursor.aggregate_type

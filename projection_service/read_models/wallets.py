@@ -7,7 +7,6 @@ an absolute value, which a replay can repeat but never add twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -15,6 +14,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
 from domain.events import WalletDebited, WalletOpened, WalletRefunded, WalletToppedUp
+from projection_service.read_models.changes import AggregateChange, change_for
 from projection_service.read_models.decoding import Decoded
 from projection_service.read_models.rows import Row, recordset, upsert_template, write_rows
 from projection_service.read_models.tables import Tables
@@ -50,11 +50,7 @@ WHERE w.id = x.id AND w.version < x.version
 
 
 @dataclass(slots=True)
-class _Change:
-    version: int
-    last_position: int
-    updated_at: datetime
-    row: Row | None = None  # the whole row, when the wallet was opened in this batch
+class _Change(AggregateChange):  # `row`: the wallet was opened in this batch
     balance: Decimal | None = None
 
 
@@ -66,13 +62,7 @@ class Wallets:
         recorded, event = item.recorded, item.event
         if recorded.aggregate_type != "wallet":
             return
-        change = self._changes.get(recorded.aggregate_id)
-        if change is None:
-            change = self._changes[recorded.aggregate_id] = _Change(
-                recorded.version, recorded.position, recorded.timestamp
-            )
-        change.version, change.last_position = recorded.version, recorded.position
-        change.updated_at = recorded.timestamp
+        change = change_for(self._changes, recorded, _Change)
         if isinstance(event, WalletOpened):
             change.row = {
                 "id": event.wallet_id,
@@ -88,15 +78,10 @@ class Wallets:
         inserts: list[Row] = []
         patches: list[Row] = []
         for wallet_id, change in self._changes.items():
-            common = {
-                "version": change.version,
-                "last_position": change.last_position,
-                "updated_at": change.updated_at,
-            }
             if change.row is not None:
                 balance = change.row["balance"] if change.balance is None else change.balance
-                inserts.append({**change.row, **common, "balance": balance})
+                inserts.append({**change.row, **change.stamp(), "balance": balance})
             else:
-                patches.append({"id": wallet_id, "balance": change.balance, **common})
+                patches.append({"id": wallet_id, "balance": change.balance, **change.stamp()})
         await write_rows(conn, tables, _INSERT, inserts)
         await write_rows(conn, tables, _PATCH, patches)
