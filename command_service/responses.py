@@ -30,14 +30,7 @@ from domain.events import (
     WalletRefunded,
     WalletToppedUp,
 )
-
-_STATUS_AFTER: dict[type[DomainEvent], str] = {
-    MedCardActivated: "ACTIVE",
-    MedCardReactivated: "ACTIVE",
-    MedCardSuspended: "SUSPENDED",
-    MedCardCancelled: "CANCELLED",
-    MedCardExpired: "EXPIRED",
-}
+from domain.medcard.state import STATUS_AFTER
 
 
 def render(outcome: Outcome) -> dict[str, Any]:
@@ -74,7 +67,7 @@ def _body(event: DomainEvent, aggregate_id: UUID) -> dict[str, Any]:
                 "expiryDate": event.expiry_date.isoformat(),
             }
         case MedCardActivated() | MedCardReactivated() | MedCardSuspended() | MedCardCancelled():
-            return {"id": str(aggregate_id), "status": _STATUS_AFTER[type(event)]}
+            return {"id": str(aggregate_id), "status": STATUS_AFTER[type(event)]}
         case MedCardExpired():
             return {"id": str(aggregate_id), "status": "EXPIRED"}
         case BeneficiaryAdded():

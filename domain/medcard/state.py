@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -65,6 +66,17 @@ class MedCardState:
         return max(self.monthly_limit - self.spent_in(month), ZERO)
 
 
+# The status a lifecycle event leaves a card in, whatever it was (a renewal depends on the
+# status before it, so it is not here). The write answers and the read model use it too.
+STATUS_AFTER: Mapping[type[DomainEvent], str] = {
+    MedCardActivated: "ACTIVE",
+    MedCardReactivated: "ACTIVE",
+    MedCardSuspended: "SUSPENDED",
+    MedCardCancelled: "CANCELLED",
+    MedCardExpired: "EXPIRED",
+}
+
+
 def evolve(state: MedCardState | None, event: DomainEvent) -> MedCardState:
     if isinstance(event, MedCardIssued):
         holder = event.primary_holder
@@ -85,15 +97,11 @@ def evolve(state: MedCardState | None, event: DomainEvent) -> MedCardState:
         )
     if state is None:
         raise ValueError(f"{event.event_type} before medcard.issued")
+    status = STATUS_AFTER.get(type(event))
+    if status is not None:
+        state.status = status
+        return state
     match event:
-        case MedCardActivated() | MedCardReactivated():
-            state.status = "ACTIVE"
-        case MedCardSuspended():
-            state.status = "SUSPENDED"
-        case MedCardCancelled():
-            state.status = "CANCELLED"
-        case MedCardExpired():
-            state.status = "EXPIRED"
         case MedCardRenewed():
             if state.status == "EXPIRED":
                 state.status = "ACTIVE"

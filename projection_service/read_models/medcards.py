@@ -18,15 +18,10 @@ from psycopg.rows import TupleRow
 from domain.events import (
     ClaimAdjudicated,
     ClaimReversed,
-    DomainEvent,
-    MedCardActivated,
-    MedCardCancelled,
-    MedCardExpired,
     MedCardIssued,
-    MedCardReactivated,
     MedCardRenewed,
-    MedCardSuspended,
 )
+from domain.medcard.state import STATUS_AFTER
 from projection_service.read_models.changes import AggregateChange, change_for
 from projection_service.read_models.decoding import Decoded
 from projection_service.read_models.rows import Row, recordset, upsert_template, write_rows
@@ -85,14 +80,6 @@ FROM {recordset(_PATCH_COLUMNS)}
 WHERE m.id = x.id AND m.version < x.version
 """
 
-_STATUS_OF: dict[type[DomainEvent], str] = {
-    MedCardActivated: "ACTIVE",
-    MedCardReactivated: "ACTIVE",
-    MedCardSuspended: "SUSPENDED",
-    MedCardCancelled: "CANCELLED",
-    MedCardExpired: "EXPIRED",
-}
-
 
 @dataclass(slots=True)
 class _Change(AggregateChange):  # `row`: the card was issued in this batch
@@ -112,7 +99,7 @@ class MedCards:
         if recorded.aggregate_type != "medcard":
             return
         change = change_for(self._changes, recorded, _Change)
-        status = _STATUS_OF.get(type(event))
+        status = STATUS_AFTER.get(type(event))
         if status is not None:
             change.status, change.renewed = status, False
         elif isinstance(event, MedCardIssued):
