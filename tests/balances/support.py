@@ -12,6 +12,7 @@ import psycopg
 from infrastructure.cassandra.session import CqlConfig, parse_hosts
 from infrastructure.eventstore.port import RecordedEvent
 from infrastructure.eventstore.rows import EVENT_COLUMNS, recorded_event
+from projection_service.balances.versions import table_name
 from tests.api.support import (
     API,
     Api,
@@ -75,21 +76,25 @@ def recorded_events(conninfo: str) -> list[RecordedEvent]:
         return [recorded_event(row) for row in conn.execute(_EVENTS).fetchall()]
 
 
-def snapshot(session: Any, keyspace: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the balance tables, with the write time of its value cell."""
-    columns = {
-        "wallet_balances": "wallet_id, balance, currency, last_updated, version, "
-        "WRITETIME(balance), WRITETIME(currency)",
-        "medcard_monthly_spend": "medcard_id, month, total_spent, last_updated, version, "
-        "WRITETIME(total_spent)",
-        "wallet_entries": "wallet_id, version, event_id, event_type, amount, balance_after, "
-        "occurred_at, WRITETIME(balance_after)",
-        "medcard_spend_entries": "medcard_id, month, version, event_id, event_type, claim_id, "
-        "decision, amount, month_spent_after, occurred_at, WRITETIME(month_spent_after)",
-    }
+SNAPSHOT_COLUMNS = {
+    "wallet_balances": "wallet_id, balance, currency, last_updated, version, "
+    "WRITETIME(balance), WRITETIME(currency)",
+    "medcard_monthly_spend": "medcard_id, month, total_spent, last_updated, version, "
+    "WRITETIME(total_spent)",
+    "wallet_entries": "wallet_id, version, event_id, event_type, amount, balance_after, "
+    "occurred_at, WRITETIME(balance_after)",
+    "medcard_spend_entries": "medcard_id, month, version, event_id, event_type, claim_id, "
+    "decision, amount, month_spent_after, occurred_at, WRITETIME(month_spent_after)",
+}
+
+
+def snapshot(session: Any, keyspace: str, version: int = 1) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of one version's balance tables (1: the migrations' own), by logical table,
+    with the write times of the value cells."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     for table in TABLES:
-        rows = session.execute(f"SELECT {columns[table]} FROM {keyspace}.{table}")
+        physical = table_name(table, version)
+        rows = session.execute(f"SELECT {SNAPSHOT_COLUMNS[table]} FROM {keyspace}.{physical}")
         out[table] = sorted((tuple(r) for r in rows), key=repr)
     return out
 

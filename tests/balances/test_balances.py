@@ -10,13 +10,14 @@ import random
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Producer
 
 from cli import projections as ops
 from cli.balances import migrate as cql_migrate
@@ -25,14 +26,17 @@ from command_service.relay.publisher import KafkaPublisher
 from command_service.relay.relay import Relay
 from infrastructure.cassandra.migrations import bundled_migrations, migrate
 from infrastructure.cassandra.session import CqlConfig, CqlConnection
+from infrastructure.eventstore.envelope import to_envelope
+from infrastructure.eventstore.port import RecordedEvent
 from infrastructure.postgres.locks import CQL_MIGRATIONS, advisory_lock
 from infrastructure.settings import Settings
 from projection_service.balances.consumer import DEFAULT_GROUP, BalanceConsumer
-from projection_service.balances.parking import Parked
+from projection_service.balances.parking import BalanceParking, Parked
 from projection_service.balances.projector import BalanceProjector, write_timestamp
 from projection_service.read_models.parking import KafkaLocation
 from tests.api.support import Api
 from tests.balances.support import TABLES, batches, recorded_events, seed, snapshot
+from tests.integration.stream_processes import committed_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -147,15 +151,17 @@ async def test_events_reach_cql_through_kafka(
         while True:
             row = await asyncio.to_thread(_wallet, cql, ks, seeded.wallet_id)
             months = await asyncio.to_thread(_month, cql, ks, seeded.card_id)
+            # while it owns its partitions; reported after a batch's writes and commit
+            lags = _lags(consumer, kafka_topic)
             if (
                 row is not None
                 and row.balance == seeded.balance
                 and [m.total_spent for m in months] == [seeded.month_spent]
+                and lags
             ):
                 break
-            assert time.monotonic() < deadline, (row, months)
+            assert time.monotonic() < deadline, (row, months, lags)
             await asyncio.sleep(0.1)
-        lags = _lags(consumer, kafka_topic)  # while it owns its partitions
     finally:
         stop.set()
         await task
@@ -191,14 +197,10 @@ async def test_events_reach_cql_through_kafka(
         ("medcard.claim_adjudicated", Decimal("315.00"), Decimal("315.00")),
     ]
     # The balances group committed its offsets (after the writes): every event, once.
-    group = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": DEFAULT_GROUP})
-    try:
-        committed = await asyncio.to_thread(
-            group.committed, [TopicPartition(kafka_topic, p) for p in range(3)], 30
-        )
-    finally:
-        group.close()
-    assert sum(max(tp.offset, 0) for tp in committed) == len(events)
+    committed = await asyncio.to_thread(
+        committed_offsets, kafka_bootstrap, DEFAULT_GROUP, kafka_topic, 3
+    )
+    assert sum(committed.values()) == len(events)
     settings = Settings(postgres_url=postgres_url, scylla_keyspace=ks)
     assert verify(settings, config, io.StringIO()) == 0
 
@@ -283,20 +285,19 @@ async def test_verify_matches_then_reports_a_corrupted_row(
     assert "2 difference(s)" in report
 
 
-def test_a_balance_event_without_its_absolute_value_is_skipped_not_fatal(
-    projector: BalanceProjector,
-) -> None:
-    from datetime import UTC, datetime
-    from uuid import uuid4
-
-    from infrastructure.eventstore.port import RecordedEvent
-
-    broken = RecordedEvent(
-        position=1, event_id=uuid4(), aggregate_id=uuid4(), aggregate_type="wallet",
+def _top_up_without_balance_after(position: int) -> RecordedEvent:
+    """A balance event without the absolute value the projection writes."""
+    return RecordedEvent(
+        position=position, event_id=uuid4(), aggregate_id=uuid4(), aggregate_type="wallet",
         event_type="wallet.topped_up", schema_version=1, version=2,
         data={"amount": "5.00"}, metadata={}, timestamp=datetime.now(UTC),
     )  # fmt: skip
-    result = projector.project([broken])
+
+
+def test_a_balance_event_without_its_absolute_value_is_skipped_not_fatal(
+    projector: BalanceProjector,
+) -> None:
+    result = projector.project([_top_up_without_balance_after(1)])
     assert (result.events, result.bad, result.statements) == (0, 1, 0)
 
 
@@ -307,20 +308,7 @@ async def test_what_can_never_be_projected_is_parked_in_postgres_and_passed(
     projector: BalanceProjector,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from datetime import UTC, datetime
-    from uuid import uuid4
-
-    from confluent_kafka import Producer
-
-    from infrastructure.eventstore.envelope import to_envelope
-    from infrastructure.eventstore.port import RecordedEvent
-    from projection_service.balances.parking import BalanceParking
-
-    broken = RecordedEvent(
-        position=7, event_id=uuid4(), aggregate_id=uuid4(), aggregate_type="wallet",
-        event_type="wallet.topped_up", schema_version=1, version=2,
-        data={"amount": "5.00"}, metadata={}, timestamp=datetime.now(UTC),
-    )  # fmt: skip
+    broken = _top_up_without_balance_after(7)
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     producer.produce(kafka_topic, value=b"not an envelope", partition=0)
     producer.produce(kafka_topic, value=to_envelope(broken), partition=0)
@@ -359,12 +347,10 @@ async def test_what_can_never_be_projected_is_parked_in_postgres_and_passed(
     assert (event[0], event[1], event[2], event[3]) == (broken.event_id, broken.event_type, 0, 1)
     assert "balance_after" in event[4]
     # the partition went on past them: the group's offset is after both
-    group = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "balances-parking-test"})
-    try:
-        [committed] = await asyncio.to_thread(group.committed, [TopicPartition(kafka_topic, 0)], 30)
-    finally:
-        group.close()
-    assert committed.offset == 2
+    committed = await asyncio.to_thread(
+        committed_offsets, kafka_bootstrap, "balances-parking-test", kafka_topic, 1
+    )
+    assert committed == {0: 2}
 
     # parked once however often it is delivered (a crash between parking and committing)
     parking = BalanceParking(postgres_url)

@@ -27,10 +27,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import httpx
 import psycopg
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from cli.balances import verify
 from infrastructure.cassandra.migrations import migrate
@@ -40,14 +38,16 @@ from projection_service.balances.consumer import DEFAULT_GROUP
 from projection_service.balances.projector import SPEND_EVENTS, WALLET_BALANCE_EVENTS, WALLET_OPENED
 from tests.integration.cassandra_harness import CassandraHarness
 from tests.integration.stream_checks import Stored, read_store
-from tests.integration.stream_load import Ack, Callers, Load, seed
 from tests.integration.stream_processes import (
     FaultTimeline,
     Fleet,
     HealthpayProcess,
+    committed_offsets,
     end_offsets,
     fleet_of,
     launched_in_background,
+    play_under_load,
+    seeded_load,
 )
 
 pytestmark = pytest.mark.integration
@@ -58,11 +58,6 @@ KEYSPACE = "healthpay_balances_faults"
 STEP_S = 30.0  # any one step of the scenario (a kill costs a 10 s session expiry)
 APPLIED = "healthpay_balances_events_total"
 FAILED = "healthpay_balances_batch_failures_total"
-_RELAY_BACKLOG = """
-SELECT count(*) FROM events, relay_checkpoints AS c
-WHERE c.relay = 'kafka'
-  AND (events.transaction_id, events.position) > (c.transaction_id, c.position)
-"""
 
 
 # ------------------------------------------------------------------------ fixtures
@@ -88,11 +83,6 @@ async def db(postgres_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         yield conn
 
 
-def balance_projection(fleet: Fleet) -> HealthpayProcess:
-    """`healthpay project-balances --metrics-port N`, remembered by the fleet (stop_all)."""
-    return fleet.balance_projection()
-
-
 # ------------------------------------------------------------------------ the scenario
 
 
@@ -101,7 +91,6 @@ class Scenario(FaultTimeline):
     cassandra: CassandraHarness
     bootstrap: str
     topic: str
-    db: psycopg.AsyncConnection[Any]
 
     async def metric(self, process: HealthpayProcess, name: str) -> float:
         return await asyncio.to_thread(process.metric, name)
@@ -115,7 +104,7 @@ class Scenario(FaultTimeline):
         await self.until(f"{process.name} projected {by:.0f} more events", moved, within)
 
     async def start(self) -> HealthpayProcess:
-        process = await asyncio.to_thread(balance_projection, self.fleet)
+        process = await asyncio.to_thread(self.fleet.balance_projection)
         self.note(f"started {process.name} (pid {process.pid})")
         return process
 
@@ -138,7 +127,9 @@ class Scenario(FaultTimeline):
         failures = await self.metric(second, FAILED)
 
         async def batch_failed() -> bool:
-            return await self.metric(second, FAILED) > failures or restart.done()
+            if restart.done():
+                restart.result()  # the restart's own failure, if any, surfaces here
+            return await self.metric(second, FAILED) > failures
 
         await self.until("a balance batch failed (cassandra away)", batch_failed)
         await restart
@@ -157,33 +148,20 @@ class Scenario(FaultTimeline):
     async def drain(self, within: float = 30.0) -> dict[int, int]:
         """Waits until the relay published the whole store and the balance group committed
         the topic's end offsets; returns them."""
-
-        async def relay_done() -> bool:
-            row = await (await self.db.execute(_RELAY_BACKLOG)).fetchone()
-            return row is not None and int(row[0]) == 0
-
-        await self.until("the relay published every stored event", relay_done, within)
+        await self.relay_published_everything(within)
         ends: dict[int, int] = {}
 
         async def committed_all() -> bool:
             ends.update(
                 await asyncio.to_thread(end_offsets, self.bootstrap, self.topic, PARTITIONS)
             )
-            done = await asyncio.to_thread(committed, self.bootstrap, self.topic)
+            done = await asyncio.to_thread(
+                committed_offsets, self.bootstrap, DEFAULT_GROUP, self.topic, PARTITIONS
+            )
             return all(done.get(p, 0) >= end for p, end in ends.items())
 
         await self.until("the balance group committed the whole topic", committed_all, within)
         return ends
-
-
-def committed(bootstrap: str, topic: str) -> dict[int, int]:
-    """The offsets group healthpay-balances committed (asked without joining it)."""
-    group = Consumer({"bootstrap.servers": bootstrap, "group.id": DEFAULT_GROUP})
-    try:
-        offsets = group.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], 15)
-    finally:
-        group.close()
-    return {tp.partition: max(tp.offset, 0) for tp in offsets}
 
 
 # ------------------------------------------------------------------------ the checks
@@ -254,11 +232,7 @@ async def test_balances_survive_projection_kills_and_a_cassandra_restart(
     fleet: Fleet,
     db: psycopg.AsyncConnection[Any],
 ) -> None:
-    callers = Callers.make(SECRET)
-    commands = await asyncio.to_thread(fleet.command_service)
-    acks: list[Ack] = []
-    async with httpx.AsyncClient(base_url=commands.url, timeout=30) as client:
-        cards, wallets = await seed(client, callers, acks)
+    async with seeded_load(fleet, SECRET) as load:
         cassandra = await asyncio.to_thread(private_cassandra.result, 240)
         config = CqlConfig(parse_hosts(cassandra.hosts), KEYSPACE, local_dc=cassandra.datacenter)
 
@@ -274,27 +248,20 @@ async def test_balances_survive_projection_kills_and_a_cassandra_restart(
             "SCYLLA_KEYSPACE": KEYSPACE,
             "SCYLLA_DC": cassandra.datacenter,
         }
-        load = Load(client, callers, cards, wallets, acks=acks)
-        running = asyncio.create_task(load.run())
-        scenario = Scenario(
-            fleet=fleet,
-            load=running,
-            step_seconds=STEP_S,
-            cassandra=cassandra,
-            bootstrap=kafka_bootstrap,
-            topic=kafka_topic,
-            db=db,
+        scenario = await play_under_load(
+            load,
+            lambda running: Scenario(
+                fleet=fleet,
+                load=running,
+                db=db,
+                step_seconds=STEP_S,
+                cassandra=cassandra,
+                bootstrap=kafka_bootstrap,
+                topic=kafka_topic,
+            ),
         )
-        try:
-            await scenario.run()
-        finally:
-            load.stop.set()
-            await running
-        scenario.note(f"load stopped after {load.issued} operations")
     await scenario.drain()
-    assert not fleet.crashed(), scenario.report()
-    await asyncio.to_thread(fleet.stop_all)
-    print("\n" + "\n".join(scenario.timeline))
+    await scenario.stop_fleet()
     print(sorted(load.statuses.items()))
 
     assert load.unexpected == [], load.unexpected[:20]
@@ -309,7 +276,7 @@ async def test_balances_survive_projection_kills_and_a_cassandra_restart(
     stored = await asyncio.to_thread(read_store, postgres_url)
     exp_wallets, exp_months = expected_balances(stored)
     act_wallets, act_months = await asyncio.to_thread(actual_balances, config)
-    assert len(exp_wallets) == len(wallets)
+    assert len(exp_wallets) == len(load.wallets)
     assert differences(exp_wallets, act_wallets) == []
-    assert len(exp_months) >= len(cards) // 2
+    assert len(exp_months) >= len(load.cards) // 2
     assert differences(exp_months, act_months) == []

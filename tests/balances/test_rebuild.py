@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 import pytest
@@ -19,7 +18,6 @@ from infrastructure.settings import Settings
 from projection_service.balances.projector import BalanceProjector, write_timestamp
 from projection_service.balances.rebuild import rebuild_balances
 from projection_service.balances.versions import (
-    LOGICAL_TABLES,
     current_version,
     existing_versions,
     table_name,
@@ -27,36 +25,9 @@ from projection_service.balances.versions import (
 )
 from projection_service.rebuild import RebuildProgress
 from tests.api.support import Api, Tokens, api_settings, created, top_up
-from tests.balances.support import recorded_events, seed
+from tests.balances.support import recorded_events, seed, snapshot
 
 pytestmark = pytest.mark.integration
-
-_COLUMNS = {
-    "wallet_balances": "wallet_id, balance, currency, last_updated, version, "
-    "WRITETIME(balance), WRITETIME(currency)",
-    "medcard_monthly_spend": "medcard_id, month, total_spent, last_updated, version, "
-    "WRITETIME(total_spent)",
-    "wallet_entries": "wallet_id, version, event_id, event_type, amount, balance_after, "
-    "occurred_at, WRITETIME(balance_after)",
-    "medcard_spend_entries": "medcard_id, month, version, event_id, event_type, claim_id, "
-    "decision, amount, month_spent_after, occurred_at, WRITETIME(month_spent_after)",
-}
-
-
-def _snapshot(session: Any, ks: str, version: int) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of one version's tables, with the write times of the value cells."""
-    return {
-        logical: sorted(
-            (
-                tuple(r)
-                for r in session.execute(
-                    f"SELECT {_COLUMNS[logical]} FROM {ks}.{table_name(logical, version)}"
-                )
-            ),
-            key=repr,
-        )
-        for logical in LOGICAL_TABLES
-    }
 
 
 def _balance(cql: CqlConnection, ks: str, version: int, wallet_id: str) -> Decimal | None:
@@ -85,7 +56,7 @@ async def test_rebuild_from_scratch_equals_the_incremental_projection(
     events = recorded_events(postgres_url)
     for i in range(0, len(events), 2):  # incrementally, in small batches
         projector.project(events[i : i + 2])
-    incremental = _snapshot(cql.session, ks, 1)
+    incremental = snapshot(cql.session, ks, 1)
     assert current_version(cql.session, ks) == 1
 
     steps: list[RebuildProgress] = []
@@ -99,7 +70,7 @@ async def test_rebuild_from_scratch_equals_the_incremental_projection(
     assert report.events == len(events) - 1
     assert current_version(cql.session, ks) == 2
     # Same values, same write times: the same projector code wrote them.
-    assert _snapshot(cql.session, ks, 2) == incremental
+    assert snapshot(cql.session, ks, 2) == incremental
     replay = [s for s in steps if s.phase == "replay"]
     assert len(replay) >= 3
     assert replay[-1].done == replay[-1].total == events[-1].position

@@ -26,7 +26,6 @@ import atexit
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,8 @@ from cassandra.cluster import (  # type: ignore[import-untyped]
     Session,
 )
 from cassandra.policies import RoundRobinPolicy  # type: ignore[import-untyped]
+
+from tests.integration.server_scripts import free_port, run_script
 
 REPO = Path(__file__).resolve().parents[2]
 CASSANDRA_SH = REPO / "scripts" / "cassandra.sh"
@@ -133,10 +134,17 @@ class CassandraHarness:
         if self._data_dir is None:
             raise RuntimeError(f"cannot restart a cluster this harness did not start ({ENV_HOSTS})")
         self._close_admin()
-        _cassandra_sh("stop", str(self._data_dir))
+        self.take_down()
         port = self.contact_points[0][1]
         _cassandra_sh("start", str(self._data_dir), str(port))
         self._open_admin()
+
+    def take_down(self) -> None:
+        """Stop the node, keeping its directory and port (`restart` brings it back); the
+        harness's own sessions are left to fail until then."""
+        if self._data_dir is None:
+            raise RuntimeError(f"cannot stop a cluster this harness did not start ({ENV_HOSTS})")
+        _cassandra_sh("stop", str(self._data_dir))
 
     def stop(self) -> None:
         if self._stopped:
@@ -175,7 +183,7 @@ class _Launch:
     @classmethod
     def begin(cls) -> _Launch:
         data_dir = Path(tempfile.mkdtemp(prefix="healthpay-cassandra-"))
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [str(CASSANDRA_SH), "start", str(data_dir), str(port)],
             env=_script_env(),
@@ -237,21 +245,7 @@ def _script_env() -> dict[str, str]:
 
 def _cassandra_sh(*args: str) -> str:
     """Runs scripts/cassandra.sh; returns the last line it printed."""
-    done = subprocess.run(
-        [str(CASSANDRA_SH), *args],
-        env=_script_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"scripts/cassandra.sh {' '.join(args)} failed ({done.returncode}):\n"
-            f"{done.stdout}\n{done.stderr}"
-        )
-    lines = done.stdout.strip().splitlines()
-    return lines[-1] if lines else ""
+    return run_script(CASSANDRA_SH, *args, env=_script_env())
 
 
 def _stop_node(data_dir: Path) -> None:
@@ -265,13 +259,6 @@ def _stop_node(data_dir: Path) -> None:
         check=False,
     )
     shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 _shared: CassandraHarness | None = None

@@ -17,7 +17,6 @@ import atexit
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # what confluent_kafka.admin re-exports untyped
+
+from tests.integration.server_scripts import free_port, run_script
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO / "scripts" / "kafka.sh"
@@ -60,9 +61,9 @@ class KafkaHarness:
     def launch(cls) -> KafkaHarness:
         """Always a new local broker in a temp dir (e.g. for a test that restarts it)."""
         data_dir = Path(tempfile.mkdtemp(prefix="healthpay-kafka-"))
-        port = _free_port()
+        port = free_port()
         try:
-            bootstrap = _kafka_sh("start", str(data_dir), str(port), str(_free_port()))
+            bootstrap = _kafka_sh("start", str(data_dir), str(port), str(free_port()))
         except BaseException:
             shutil.rmtree(data_dir, ignore_errors=True)
             raise
@@ -117,8 +118,14 @@ class KafkaHarness:
         """Stop and start the broker on the same directory and ports; data is kept."""
         if self._data_dir is None or self._port is None:
             raise RuntimeError(f"cannot restart brokers this harness did not start ({ENV_BROKERS})")
-        _kafka_sh("stop", str(self._data_dir))
+        self.take_down()
         self.bootstrap = _kafka_sh("start", str(self._data_dir), str(self._port))
+
+    def take_down(self) -> None:
+        """Stop the broker, keeping its directory and ports (`restart` brings it back)."""
+        if self._data_dir is None:
+            raise RuntimeError(f"cannot stop brokers this harness did not start ({ENV_BROKERS})")
+        _kafka_sh("stop", str(self._data_dir))
 
     def stop(self) -> None:
         if self._stopped:
@@ -153,24 +160,7 @@ class TopicFactory:
 def _kafka_sh(*args: str) -> str:
     """Runs scripts/kafka.sh; returns the last line it printed (the bootstrap address)."""
     # The readiness check inside kafka.sh uses this interpreter's confluent-kafka.
-    env = {**os.environ, "KAFKA_PYTHON": sys.executable}
-    done = subprocess.run(
-        [str(KAFKA_SH), *args], env=env, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"scripts/kafka.sh {' '.join(args)} failed ({done.returncode}):\n"
-            f"{done.stdout}\n{done.stderr}"
-        )
-    lines = done.stdout.strip().splitlines()
-    return lines[-1] if lines else ""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return run_script(KAFKA_SH, *args, env={**os.environ, "KAFKA_PYTHON": sys.executable})
 
 
 _shared: KafkaHarness | None = None

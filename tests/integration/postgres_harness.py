@@ -15,7 +15,6 @@ import atexit
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -25,6 +24,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from infrastructure.postgres.migrations import migrate_sync
+from tests.integration.server_scripts import free_port, run_script
 
 REPO = Path(__file__).resolve().parents[2]
 PG_SH = REPO / "scripts" / "pg.sh"
@@ -50,18 +50,13 @@ class PostgresHarness:
             return cls(url, None)
         data_dir = Path(tempfile.mkdtemp(prefix="healthpay-pg-"))
         env = {**os.environ, "PG_FSYNC": "off"}
-        done = subprocess.run(
-            [str(PG_SH), "start", str(data_dir), str(_free_port())],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            shutil.rmtree(data_dir, ignore_errors=True)
-            raise RuntimeError(f"scripts/pg.sh start failed:\n{done.stdout}\n{done.stderr}")
         try:
-            return cls(done.stdout.strip().splitlines()[-1], data_dir)
+            admin_url = run_script(PG_SH, "start", str(data_dir), str(free_port()), env=env)
+        except BaseException:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            raise
+        try:
+            return cls(admin_url, data_dir)
         except BaseException:
             _stop_server(data_dir)
             raise
@@ -107,13 +102,6 @@ class PostgresHarness:
 def _stop_server(data_dir: Path) -> None:
     subprocess.run([str(PG_SH), "stop", str(data_dir)], check=False, capture_output=True)
     shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 _shared: PostgresHarness | None = None

@@ -18,14 +18,15 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
+import psycopg
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
@@ -35,7 +36,8 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from tests.integration.command_processes import free_port
+from tests.integration.server_scripts import free_port
+from tests.integration.stream_load import Ack, Callers, Load, seed
 
 REPO = Path(__file__).resolve().parents[2]
 LOG_DIR = REPO / ".local" / "log"
@@ -214,14 +216,22 @@ class _Stoppable(Protocol):
 
 H = TypeVar("H", bound=_Stoppable)
 
+RELAY_BACKLOG = """
+SELECT count(*) FROM events, relay_checkpoints AS c
+WHERE c.relay = 'kafka'
+  AND (events.transaction_id, events.position) > (c.transaction_id, c.position)
+"""
+
 
 @dataclass(kw_only=True)
 class FaultTimeline:
     """What a fault scenario did and when. A wait that times out, or a process that died on
-    its own, fails with the whole story: the timeline and every process's state and log."""
+    its own, fails with the whole story: the timeline and every process's state and log.
+    A scenario subclasses it with its `run`; `play_under_load` runs it."""
 
     fleet: Fleet
     load: asyncio.Task[None]
+    db: psycopg.AsyncConnection[Any]  # autocommit, to the fleet's database
     step_seconds: float = 30.0
     started: float = field(default_factory=time.monotonic)
     timeline: list[str] = field(default_factory=list)
@@ -257,6 +267,56 @@ class FaultTimeline:
     async def kill(self, process: HealthpayProcess) -> None:
         await asyncio.to_thread(process.kill)
         self.note(f"SIGKILLed {process.name} (pid {process.pid})")
+
+    async def run(self) -> None:
+        """The scenario's faults, while the load runs."""
+        raise NotImplementedError
+
+    async def value(self, query: str) -> int:
+        row = await (await self.db.execute(query)).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def relay_published_everything(self, within: float) -> None:
+        async def relay_done() -> bool:
+            return await self.value(RELAY_BACKLOG) == 0
+
+        await self.until("the relay published every stored event", relay_done, within)
+
+    async def stop_fleet(self) -> None:
+        """Stops every process; fails with the story if one had died on its own."""
+        await asyncio.to_thread(self.fleet.stop_all)
+        assert not self.fleet.crashed(), self.report()
+        print("\n" + "\n".join(self.timeline))
+
+
+S = TypeVar("S", bound=FaultTimeline)
+
+
+@asynccontextmanager
+async def seeded_load(fleet: Fleet, secret: str) -> AsyncIterator[Load]:
+    """A command service of the fleet's, the cards and wallets seeded through it, and the paced
+    load over them (not started: `play_under_load`), its client open until the block ends."""
+    callers = Callers.make(secret)
+    commands = await asyncio.to_thread(fleet.command_service)
+    acks: list[Ack] = []
+    async with httpx.AsyncClient(base_url=commands.url, timeout=30) as client:
+        cards, wallets = await seed(client, callers, acks)
+        yield Load(client, callers, cards, wallets, acks=acks)
+
+
+async def play_under_load(load: Load, scenario: Callable[[asyncio.Task[None]], S]) -> S:
+    """Starts the paced load, runs the scenario made for it (`scenario(the load's task)`),
+    and stops the load however the scenario ended; returns the scenario."""
+    running = asyncio.create_task(load.run())
+    played = scenario(running)
+    try:
+        await played.run()
+    finally:
+        load.stop.set()
+        await running
+    played.note(f"load stopped after {load.issued} operations")
+    return played
 
 
 @contextmanager
@@ -312,6 +372,17 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
         }
     finally:
         consumer.close()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The offset `group` committed on each partition (0 where none), asked without joining
+    the group."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], 30)
+    finally:
+        consumer.close()
+    return {tp.partition: max(tp.offset, 0) for tp in offsets}
 
 
 def read_topic(

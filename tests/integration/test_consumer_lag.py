@@ -3,6 +3,8 @@ the consumer's position, from the first batch on (before any fetch statistics ex
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
@@ -34,17 +36,22 @@ def test_the_lag_is_what_is_left_on_the_partition(kafka_bootstrap: str, kafka_to
             "kafka_consumer_lag", {"topic": kafka_topic, "partition": "1"}
         )
 
+    def consume(count: int) -> list[Message]:
+        """Exactly `count` messages; fails if they do not come within 30 s."""
+        got: list[Message] = []
+        deadline = time.monotonic() + 30
+        while len(got) < count:
+            assert time.monotonic() < deadline, f"{len(got)} of {count} messages in 30 s"
+            got += consumer.consume(count - len(got), timeout=1)
+        return got
+
     try:
         consumer.assign([TopicPartition(kafka_topic, 1, 0)])
-        first: list[Message] = []
-        while len(first) < 4:
-            first += consumer.consume(4 - len(first), timeout=10)
+        first = consume(4)
         report_lag(gauge, consumer, kafka_topic, first)
         assert lag() == 6
 
-        rest: list[Message] = []
-        while len(rest) < 6:
-            rest += consumer.consume(6 - len(rest), timeout=10)
+        rest = consume(6)
         report_lag(gauge, consumer, kafka_topic, rest)
         assert lag() == 0
     finally:

@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.server_scripts import free_port
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,13 +69,6 @@ ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -118,13 +113,13 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     ports: dict[str, int] = {}
     try:
         for name in ("command-1", "command-2", "gateway-1", "gateway-2"):
-            port = _free_port()
+            port = free_port()
             proc = subprocess.Popen([sys.executable, "-c", STUB, name, str(port)])
             stubs.append(proc)
             ports[name] = port
         for proc, port in zip(stubs, ports.values(), strict=True):
             _wait_port(port, proc)
-        edge_port = _free_port()
+        edge_port = free_port()
         commands = ",".join(f"http://127.0.0.1:{ports[n]}" for n in ("command-1", "command-2"))
         gateways = ",".join(f"http://127.0.0.1:{ports[n]}" for n in ("gateway-1", "gateway-2"))
         started = _edge("start", str(tmp / "edge"), str(edge_port), gateways, commands)
@@ -223,21 +218,24 @@ def test_proxy_headers_and_request_id(edge: Edge) -> None:
 def test_status_and_clean_stop(tmp_path: Path) -> None:
     if not Path(NGINX).exists():
         pytest.skip("nginx is not installed")
-    port, upstream = _free_port(), _free_port()
+    port, upstream = free_port(), free_port()
     directory = tmp_path / "edge"
     url = f"http://127.0.0.1:{upstream}"
     started = _edge("start", str(directory), str(port), url, url)
-    assert started.returncode == 0, started.stdout + started.stderr
-    conf = (directory / "nginx.conf").read_text()
-    assert f"listen 127.0.0.1:{port} " in conf
-    assert "hash $card_id consistent;" in conf
-    assert str(directory) in conf
-    assert "/var/" not in conf
-    pid = int((directory / "nginx.pid").read_text())
-    assert _edge("status", str(directory)).returncode == 0
-    # the edge answers even when its upstreams are down: 502, not a hang
-    assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 502
-
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        conf = (directory / "nginx.conf").read_text()
+        assert f"listen 127.0.0.1:{port} " in conf
+        assert "hash $card_id consistent;" in conf
+        assert str(directory) in conf
+        assert "/var/" not in conf
+        pid = int((directory / "nginx.pid").read_text())
+        assert _edge("status", str(directory)).returncode == 0
+        # the edge answers even when its upstreams are down: 502, not a hang
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 502
+    except BaseException:  # a failed check must not leave nginx running
+        _edge("stop", str(directory))
+        raise
     stopped = _edge("stop", str(directory))
     assert stopped.returncode == 0, stopped.stderr
     assert not _alive(pid)

@@ -13,8 +13,8 @@ import pytest
 
 from api_gateway.app import create_app
 from infrastructure.settings import Settings
-from tests.integration.cassandra_harness import CassandraHarness, _cassandra_sh
-from tests.integration.kafka_harness import KafkaHarness, _kafka_sh
+from tests.integration.cassandra_harness import CassandraHarness
+from tests.integration.kafka_harness import KafkaHarness
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +82,26 @@ async def test_a_dependency_out_of_reach_makes_it_503_and_names_it(
     ]
 
 
+async def _down_then_back(
+    settings: Settings, harness: KafkaHarness | CassandraHarness, culprit: str, tries: int
+) -> None:
+    """Healthy; 503 naming `culprit` once the harness's server is taken down; healthy again
+    within `tries` probes of its restart."""
+    async with _gateway(settings) as client:
+        assert (await _health(client))[0] == 200
+        await asyncio.to_thread(harness.take_down)
+        status, body = await _health(client)
+        assert status == 503
+        assert body["down"] == [culprit]
+        await asyncio.to_thread(harness.restart)
+        for _ in range(tries):
+            status, body = await _health(client)
+            if status == 200:
+                break
+            await asyncio.sleep(0.2)
+        assert status == 200, body
+
+
 @pytest.fixture
 def private_kafka() -> Iterator[KafkaHarness]:
     harness = KafkaHarness.launch()
@@ -94,20 +114,8 @@ async def test_health_turns_503_when_kafka_stops_and_recovers_when_it_is_back(
 ) -> None:
     topic = private_kafka.create_topic(partitions=2)
     mine = replace(settings, kafka_brokers=(private_kafka.bootstrap,), kafka_topic=topic)
-    async with _gateway(mine) as client:
-        assert (await _health(client))[0] == 200
-        data_dir = str(private_kafka._data_dir)
-        await asyncio.to_thread(_kafka_sh, "stop", data_dir)
-        status, body = await _health(client)
-        assert status == 503
-        assert body["down"] == ["kafka"]
-        await asyncio.to_thread(private_kafka.restart)
-        for _ in range(50):  # the admin client reconnects on its own schedule
-            status, body = await _health(client)
-            if status == 200:
-                break
-            await asyncio.sleep(0.2)
-        assert status == 200, body
+    # the admin client reconnects on its own schedule
+    await _down_then_back(mine, private_kafka, "kafka", tries=50)
 
 
 @pytest.fixture
@@ -121,17 +129,5 @@ async def test_health_turns_503_when_cassandra_stops_and_recovers_when_it_is_bac
     settings: Settings, private_cassandra: CassandraHarness
 ) -> None:
     mine = replace(settings, scylla_hosts=tuple(private_cassandra.hosts.split(",")))
-    async with _gateway(mine) as client:
-        assert (await _health(client))[0] == 200
-        data_dir = str(private_cassandra._data_dir)
-        await asyncio.to_thread(_cassandra_sh, "stop", data_dir)
-        status, body = await _health(client)
-        assert status == 503
-        assert body["down"] == ["scylla"]
-        await asyncio.to_thread(private_cassandra.restart)
-        for _ in range(75):  # the gateway reconnects on the next probe after a failure
-            status, body = await _health(client)
-            if status == 200:
-                break
-            await asyncio.sleep(0.2)
-        assert status == 200, body
+    # the gateway reconnects on the next probe after a failure
+    await _down_then_back(mine, private_cassandra, "scylla", tries=75)

@@ -8,18 +8,11 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-if TYPE_CHECKING:
-    from tests.integration.kafka_harness import KafkaHarness, TopicFactory
-
-# The fixtures, until tests/conftest.py loads this plugin for every package (loading it twice
-# is a no-op). The harness is imported only after pytest has registered it (see own_broker),
-# or pytest warns that it can no longer rewrite the plugin's asserts.
-
+from tests.integration.kafka_harness import KafkaHarness, TopicFactory
 
 pytestmark = pytest.mark.integration
 
@@ -139,8 +132,6 @@ def test_topics_are_never_auto_created(kafka_harness: KafkaHarness) -> None:
 @pytest.fixture
 def own_broker() -> Iterator[KafkaHarness]:
     """A broker of this test's own: restarting the session's one would disturb other tests."""
-    from tests.integration.kafka_harness import KafkaHarness
-
     harness = KafkaHarness.launch()
     yield harness
     harness.stop()

@@ -13,7 +13,7 @@ import pytest
 
 from command_service.relay.publisher import KafkaPublisher
 from command_service.relay.relay import Relay
-from infrastructure.postgres.pool import Pool, open_pool
+from infrastructure.postgres.pool import Pool
 from projection_service.worker import ProjectionWorker
 from tests.api.support import Api, Tokens, api_settings, running_api
 
@@ -24,13 +24,6 @@ pytestmark = pytest.mark.integration
 async def api(postgres_url: str) -> AsyncIterator[Api]:
     async with running_api("postgres", postgres_url) as running:
         yield running
-
-
-@pytest.fixture
-async def pool(postgres_url: str) -> AsyncIterator[Pool]:
-    opened = await open_pool(postgres_url, 1, 4)
-    yield opened
-    await opened.close()
 
 
 async def _until(pool: Pool, sql: str, expected: object) -> None:
@@ -45,8 +38,9 @@ async def _until(pool: Pool, sql: str, expected: object) -> None:
 
 
 async def test_a_claim_reaches_the_read_models_through_kafka(
-    api: Api, pool: Pool, postgres_url: str, kafka_bootstrap: str, kafka_topic: str
+    api: Api, postgres_pool: Pool, postgres_url: str, kafka_bootstrap: str, kafka_topic: str
 ) -> None:
+    pool = postgres_pool
     tokens = Tokens(api_settings())
     card = await api.client.post(
         "/api/v1/medcards",

@@ -29,7 +29,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from confluent_kafka import ConsumerGroupState
@@ -42,7 +41,6 @@ from tests.integration.stream_checks import (
     check_topic_is_the_store,
     read_store,
 )
-from tests.integration.stream_load import Ack, Callers, Load, seed
 from tests.integration.stream_processes import (
     FaultTimeline,
     Fleet,
@@ -51,7 +49,9 @@ from tests.integration.stream_processes import (
     fleet_of,
     group_members,
     launched_in_background,
+    play_under_load,
     read_topic,
+    seeded_load,
 )
 
 pytestmark = pytest.mark.integration
@@ -90,11 +90,6 @@ async def db(postgres_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
 
 _PUBLISHED = "SELECT coalesce(sum(published), 0) FROM relay_checkpoints"
 _PROJECTED = "SELECT coalesce(sum(next_offset), 0) FROM projection_offsets"
-_RELAY_BACKLOG = """
-SELECT count(*) FROM events, relay_checkpoints AS c
-WHERE c.relay = 'kafka'
-  AND (events.transaction_id, events.position) > (c.transaction_id, c.position)
-"""
 _WAITING_CHECKPOINT = """
 SELECT pid FROM pg_stat_activity
 WHERE datname = current_database() AND wait_event_type = 'Lock'
@@ -107,13 +102,7 @@ PROJECTION_GROUP = "healthpay-projections"  # ProjectionWorker's default group
 class Scenario(FaultTimeline):
     kafka: KafkaHarness
     topic: str
-    db: psycopg.AsyncConnection[Any]
     postgres_url: str
-
-    async def value(self, query: str) -> int:
-        row = await (await self.db.execute(query)).fetchone()
-        assert row is not None
-        return int(row[0])
 
     async def progress(self, what: str, query: str, by: int, within: float = STEP_S) -> None:
         base = await self.value(query)
@@ -250,11 +239,7 @@ class Scenario(FaultTimeline):
     async def drain(self, within: float = 45.0) -> dict[int, int]:
         """Waits until the relay published the whole store and the workers consumed the
         whole topic; returns the topic's end offsets."""
-
-        async def relay_done() -> bool:
-            return await self.value(_RELAY_BACKLOG) == 0
-
-        await self.until("the relay published every stored event", relay_done, within)
+        await self.relay_published_everything(within)
         ends: dict[int, int] = {}
 
         async def projected_all() -> bool:
@@ -287,35 +272,24 @@ async def test_no_event_is_lost_or_doubled_under_faults(
     fleet: Fleet,
     db: psycopg.AsyncConnection[Any],
 ) -> None:
-    callers = Callers.make(SECRET)
-    commands = await asyncio.to_thread(fleet.command_service)
-    acks: list[Ack] = []
-    async with httpx.AsyncClient(base_url=commands.url, timeout=30) as client:
-        cards, wallets = await seed(client, callers, acks)
+    async with seeded_load(fleet, SECRET) as load:
         kafka = await asyncio.to_thread(private_kafka.result, 180)
         topic = await asyncio.to_thread(kafka.create_topic, PARTITIONS)
         fleet.use_kafka(kafka.bootstrap, topic)
-        load = Load(client, callers, cards, wallets, acks=acks)
-        running = asyncio.create_task(load.run())
-        scenario = Scenario(
-            fleet=fleet,
-            load=running,
-            step_seconds=STEP_S,
-            kafka=kafka,
-            topic=topic,
-            db=db,
-            postgres_url=postgres_url,
+        scenario = await play_under_load(
+            load,
+            lambda running: Scenario(
+                fleet=fleet,
+                load=running,
+                db=db,
+                step_seconds=STEP_S,
+                kafka=kafka,
+                topic=topic,
+                postgres_url=postgres_url,
+            ),
         )
-        try:
-            await scenario.run()
-        finally:
-            load.stop.set()
-            await running
-        scenario.note(f"load stopped after {load.issued} operations")
     ends = await scenario.drain()
-    await asyncio.to_thread(fleet.stop_all)
-    assert not fleet.crashed(), scenario.report()
-    print("\n" + "\n".join(scenario.timeline))
+    await scenario.stop_fleet()
     print(sorted(load.statuses.items()))
 
     assert load.unexpected == [], load.unexpected[:20]
