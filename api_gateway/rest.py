@@ -1,10 +1,10 @@
 """REST reads under /api/v1 over the read models, with object-level authorization.
 
-Who sees what (DESIGN.md §7): admin and ops everything; a member only their own cards
+Who sees what (docs/design.md §7): admin and ops everything; a member only their own cards
 (with their claims and beneficiaries) and wallets — another's is "not found", so ids cannot
 be probed; a pharmacy only the claims it posted (another's is "not found") and no card or
 wallet (403: §7 gives a pharmacy no read of a card, it acts on cards only through claims).
-Routes are plain Starlette endpoints, like the write side's (DESIGN.md §3).
+Routes are plain Starlette endpoints, like the write side's (docs/design.md §3).
 """
 
 from __future__ import annotations

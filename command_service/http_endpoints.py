@@ -1,6 +1,6 @@
 """The plumbing every write endpoint shares: token, path ids, body, Idempotency-Key, errors.
 
-Routes are plain Starlette endpoints mounted in the FastAPI app (DESIGN.md §3: FastAPI's
+Routes are plain Starlette endpoints mounted in the FastAPI app (docs/design.md §3: FastAPI's
 per-request layers cost ~2.5x Starlette's on the claim path); pydantic only validates bodies.
 """
 

@@ -1,4 +1,4 @@
-"""Runs one command-service process: uvloop, httptools, no access log (DESIGN.md §3)."""
+"""Runs one command-service process: uvloop, httptools, no access log (docs/design.md §3)."""
 
 from __future__ import annotations
 

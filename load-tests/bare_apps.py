@@ -82,7 +82,7 @@ def build_fastapi_app() -> FastAPI:
 
 
 def build_starlette_app() -> Starlette:
-    """A plain Starlette route: what DESIGN.md §3 allows for the claim route inside FastAPI."""
+    """A plain Starlette route: what docs/design.md §3 allows for the claim route inside FastAPI."""
 
     async def endpoint(request: Request) -> Response:
         return Response(_answer(await request.body()), 201, media_type="application/json")

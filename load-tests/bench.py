@@ -4,7 +4,7 @@ Starts everything it measures on this machine, on free ports, and stops it again
 also on error or Ctrl-C): its own PostgreSQL (fsync on) through scripts/pg.sh unless
 BENCH_POSTGRES_URL is set, the bare reference apps (load-tests/bare_apps.py), and N
 command-service processes (`healthpay serve-commands`) for each N in --processes; for N > 1
-an nginx in front routes each card id to the same process (DESIGN.md §3, card affinity).
+an nginx in front routes each card id to the same process (docs/design.md §3, card affinity).
 wrk drives every target at a fixed concurrency; the claim scenario posts unique prescription
 ids spread over --cards cards. Prints a Markdown table and the machine it ran on.
 

@@ -1,5 +1,5 @@
 """Kafka offsets kept in PostgreSQL, in the same transaction as the read-model changes they
-cover: a batch is applied exactly once, whatever crashes in between (DESIGN.md §5)."""
+cover: a batch is applied exactly once, whatever crashes in between (docs/design.md §5)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The edge: one public URL in front of the command service processes and the gateway
-# (DESIGN.md §2-§3; docs/edge.md). A project-local nginx: config, pid, logs, temp files in DIR.
+# (docs/design.md §2-§3; docs/edge.md). A project-local nginx: config, pid, logs, temp files in DIR.
 #
 #   scripts/edge.sh start DIR PORT GATEWAY_URL[,GATEWAY_URL...] COMMAND_URL[,COMMAND_URL...]
 #   scripts/edge.sh stop DIR

@@ -1,4 +1,4 @@
-"""Prescription claim adjudication and reversal (DESIGN.md §6).
+"""Prescription claim adjudication and reversal (docs/design.md §6).
 
 copay = total x copay% (half-up to 0.01); covered = min(total - copay, remaining monthly limit);
 whatever is not covered is the member's copayment. The benefit month is the Cairo calendar month.

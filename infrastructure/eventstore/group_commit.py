@@ -1,4 +1,4 @@
-"""Group commit: concurrent appends share one transaction (DESIGN.md §3, step 4).
+"""Group commit: concurrent appends share one transaction (docs/design.md §3, step 4).
 
 A caller queues its request and waits on its own future. One flusher task runs while there
 is work: it takes everything queued (up to `max_batch`), commits it with one

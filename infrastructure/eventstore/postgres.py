@@ -1,4 +1,4 @@
-"""The PostgreSQL event store (DESIGN.md §3-4).
+"""The PostgreSQL event store (docs/design.md §3-4).
 
 `append_batch` commits a whole group of independent requests in ONE transaction with one
 INSERT for all their events, built from one orjson document. Per request the outcome is

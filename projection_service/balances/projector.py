@@ -1,4 +1,4 @@
-"""Projects recorded events into the CQL balance tables (DESIGN.md §5).
+"""Projects recorded events into the CQL balance tables (docs/design.md §5).
 
 Every write is an idempotent upsert of ABSOLUTE values taken from the event
 (`balance_after`, `month_spent_after`), written `USING TIMESTAMP write_timestamp(version)`.

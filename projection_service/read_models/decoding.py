@@ -64,7 +64,7 @@ def decode(recorded: RecordedEvent) -> Decoded:
 
 def _summary(error: ValidationError) -> str:
     # Field paths and messages only: the input may hold national ids and phone numbers,
-    # which must never reach logs (DESIGN.md §7).
+    # which must never reach logs (docs/design.md §7).
     parts = [
         f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
         for e in error.errors(include_input=False, include_url=False)

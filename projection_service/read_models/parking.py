@@ -96,7 +96,7 @@ def describe(error: BaseException | str) -> str:
         return error
     if isinstance(error, psycopg.Error):
         # The primary message and names only: the DETAIL line quotes the failing row, which
-        # may hold national ids and phone numbers (DESIGN.md §7).
+        # may hold national ids and phone numbers (docs/design.md §7).
         diag = error.diag
         where = ", ".join(
             f"{label} {name}"

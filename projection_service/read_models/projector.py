@@ -1,7 +1,7 @@
 """The read-model projector: apply a batch of recorded events inside the caller's transaction.
 
 The consumer loop opens one transaction per Kafka batch, calls `apply`, stores the batch's
-offsets, commits: read models and offsets move together (DESIGN.md §5, exactly once). The
+offsets, commits: read models and offsets move together (docs/design.md §5, exactly once). The
 rebuild calls the very same code with `tables=SHADOW`.
 
 Per batch: one round trip reads (and locks) the streams' cursors, a second one only when a

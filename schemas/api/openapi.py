@@ -1,6 +1,6 @@
 """The public HTTP API as data, and the OpenAPI 3.1 document made from it.
 
-Both services route with plain Starlette routes (DESIGN.md §3), which FastAPI's OpenAPI
+Both services route with plain Starlette routes (docs/design.md §3), which FastAPI's OpenAPI
 generator cannot see, so the operations are declared here instead: the command service
 documents WRITES, the gateway (which answers /docs at the public URL) READS + WRITES.
 Tests hold each service's route table equal to its declarations, so they cannot drift.

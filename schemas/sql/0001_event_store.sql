@@ -1,4 +1,4 @@
--- Event store: the seed's `events` table plus what a production store needs (DESIGN.md §4).
+-- Event store: the seed's `events` table plus what a production store needs (docs/design.md §4).
 -- Applied once by infrastructure/postgres/migrations.py, inside a transaction.
 
 CREATE TABLE events (

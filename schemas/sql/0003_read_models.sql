@@ -1,4 +1,4 @@
--- Read models built by projection_service/read_models from the event stream (DESIGN.md §5).
+-- Read models built by projection_service/read_models from the event stream (docs/design.md §5).
 --
 -- The seed's medcards / beneficiaries / prescription_claims / prescription_items keep the
 -- seed's column names; deviations are marked "seed:". What every projected row shares:
@@ -13,7 +13,7 @@
 
 CREATE TABLE medcards (
   id UUID PRIMARY KEY,
-  -- seed: UUID. User ids are opaque strings (DESIGN.md §6; the seed's E2E sends "test-user-1").
+  -- seed: UUID. User ids are opaque strings (docs/design.md §6; the seed's E2E sends "test-user-1").
   user_id TEXT NOT NULL,
   card_number VARCHAR(20) UNIQUE NOT NULL,
   card_type VARCHAR(20) NOT NULL,
@@ -74,7 +74,7 @@ CREATE INDEX idx_beneficiaries_medcard ON beneficiaries (medcard_id);
 CREATE TABLE prescription_claims (
   id UUID PRIMARY KEY,
   medcard_id UUID NOT NULL REFERENCES medcards (id),
-  -- seed: UUID. Prescription and pharmacy ids are opaque strings (DESIGN.md §6; the seed's
+  -- seed: UUID. Prescription and pharmacy ids are opaque strings (docs/design.md §6; the seed's
   -- E2E sends "rx-test-1"); pharmacy_id (seed: VARCHAR(50)) comes from a token, unbounded.
   prescription_id TEXT NOT NULL,
   pharmacy_id TEXT NOT NULL,
@@ -173,7 +173,7 @@ CREATE TABLE wallet_transactions (
 
 CREATE INDEX idx_wallet_transactions_wallet ON wallet_transactions (wallet_id, position DESC);
 
--- Double entry (DESIGN.md §6): each money event's legs sum to zero, so the whole table does.
+-- Double entry (docs/design.md §6): each money event's legs sum to zero, so the whole table does.
 CREATE TABLE ledger_postings (
   event_id UUID NOT NULL,
   leg SMALLINT NOT NULL,  -- the leg's place in the event

@@ -1,4 +1,4 @@
-"""Prescription claims and reversals through the API (DESIGN.md §6)."""
+"""Prescription claims and reversals through the API (docs/design.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Idempotency-Key header (DESIGN.md §7): replay, reuse, scoping, concurrency."""
+"""The Idempotency-Key header (docs/design.md §7): replay, reuse, scoping, concurrency."""
 
 from __future__ import annotations
 

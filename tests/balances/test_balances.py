@@ -1,6 +1,6 @@
 """The CQL balance projection on the real servers (PostgreSQL, Kafka, Cassandra 5 standing in
 for ScyllaDB): events written by the command service, projected by version-timestamped
-idempotent upserts (DESIGN.md §5), read back with CQL and checked by `balances verify`."""
+idempotent upserts (docs/design.md §5), read back with CQL and checked by `balances verify`."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ tests/conftest.py brings the fixtures `cassandra_harness`, `cassandra_keyspace` 
 `cassandra_session`, and the start-early hook.
 
 The driver speaks protocol v4, the newest both ScyllaDB and Cassandra 5 accept; keep to the
-CQL both speak (shared/local-stack.md, "One CQL dialect").
+CQL both speak (docs/local-stack.md, "One CQL dialect").
 """
 
 from __future__ import annotations

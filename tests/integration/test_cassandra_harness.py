@@ -1,7 +1,7 @@
 """The CQL behaviour the read-model projection relies on, against the real node the harness
 starts (Cassandra 5.0 standing in for ScyllaDB), in the dialect both speak.
 
-DESIGN.md §5: no counters, no LWT; events carry absolute results and writes are upserts
+docs/design.md §5: no counters, no LWT; events carry absolute results and writes are upserts
 `USING TIMESTAMP` derived from the event's order, so a replayed or reordered write can never
 move a value backwards. Table names are qualified with the test's keyspace (no `USE`).
 """

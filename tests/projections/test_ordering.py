@@ -1,4 +1,4 @@
-"""Redelivery, replays and out-of-order batches never change the read models (DESIGN.md §5)."""
+"""Redelivery, replays and out-of-order batches never change the read models (docs/design.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The read models built from events written by the real command service (DESIGN.md §5-6)."""
+"""The read models built from events written by the real command service (docs/design.md §5-6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rebuild from the event store into shadow tables, compare, swap (DESIGN.md §5)."""
+"""Rebuild from the event store into shadow tables, compare, swap (docs/design.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prescription claim adjudication (DESIGN.md §6)."""
+"""Prescription claim adjudication (docs/design.md §6)."""
 
 from __future__ import annotations
 
