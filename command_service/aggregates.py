@@ -41,7 +41,10 @@ MEDCARD: AggregateKind[MedCardState] = AggregateKind(
     "medcard", evolve_card, TypeAdapter(MedCardState)
 )
 WALLET: AggregateKind[WalletState] = AggregateKind(
-    "wallet", evolve_wallet, TypeAdapter(WalletState)
+    "wallet",
+    evolve_wallet,
+    TypeAdapter(WalletState),
+    state_version=2,  # 2: copay consent
 )
 # A load that had to fold this many events past the last snapshot takes a new one.
 SNAPSHOT_AFTER = 100

@@ -25,6 +25,7 @@ from domain.events import (
     MedCardReactivated,
     MedCardRenewed,
     MedCardSuspended,
+    WalletCopayConsentSet,
     WalletDebited,
     WalletOpened,
     WalletRefunded,
@@ -113,6 +114,15 @@ def _body(event: DomainEvent, aggregate_id: UUID) -> dict[str, Any]:
         case WalletRefunded():
             return _wallet_entry(aggregate_id, "refund", event.refund_id, event) | {
                 "debitId": str(event.debit_id)
+            }
+        case WalletCopayConsentSet():
+            return {
+                "walletId": str(aggregate_id),
+                "copayConsent": {
+                    "perClaimLimit": str(event.per_claim_limit),
+                    "monthlyLimit": str(event.monthly_limit),
+                    "setAt": event.at.isoformat(),
+                },
             }
     raise TypeError(f"no answer for {event.event_type}")
 

@@ -24,6 +24,7 @@ from command_service.http_endpoints import (
 from schemas.api.commands import (
     AddBeneficiaryBody,
     ClaimBody,
+    CopayConsentBody,
     DebitBody,
     IssueCardBody,
     OpenWalletBody,
@@ -125,4 +126,11 @@ ROUTES: list[Route] = [
     command_route("/wallets", wallet_commands.open_wallet, OpenWalletBody, name="open_wallet"),
     command_route("/wallets/{wallet_id}/topups", wallet_commands.top_up, TopUpBody, name="top_up"),
     command_route("/wallets/{wallet_id}/debits", wallet_commands.debit, DebitBody, name="debit"),
+    command_route(
+        "/wallets/{wallet_id}/copay-consent",
+        wallet_commands.set_copay_consent,
+        CopayConsentBody,
+        method="PUT",
+        name="set_copay_consent",
+    ),
 ]

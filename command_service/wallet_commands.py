@@ -1,4 +1,5 @@
-"""Wallet commands: open, top up (idempotent by gateway reference), debit, never overdrawn."""
+"""Wallet commands: open, top up (idempotent by gateway reference), debit, never overdrawn;
+the member's consent to claims' copayments from the wallet."""
 
 from __future__ import annotations
 
@@ -8,10 +9,22 @@ from command_service.access import STAFF, require_role, wallet_visible
 from command_service.aggregates import WALLET
 from command_service.execution import CommandContext, Executor, Outcome, Plan, StreamWrite
 from command_service.ids import new_id
-from domain.wallet.model import Debit, OpenWallet, TopUp, WalletCommand, decide, wallet_id_for
+from domain.wallet.model import (
+    Debit,
+    OpenWallet,
+    SetCopayConsent,
+    TopUp,
+    WalletCommand,
+    decide,
+    wallet_id_for,
+)
 from infrastructure.auth.tokens import Principal, Role
 from infrastructure.http.problems import Problem
-from schemas.api.commands import DebitBody, OpenWalletBody, TopUpBody
+from schemas.api.commands import CopayConsentBody, DebitBody, OpenWalletBody, TopUpBody
+
+# Not ops: the consent lets pharmacies take the member's money, so it is the member's own act
+# (admin for support cases; the event's metadata names who set it).
+CONSENT_SETTERS = frozenset({Role.MEMBER, Role.ADMIN})
 
 
 async def open_wallet(
@@ -53,6 +66,20 @@ async def debit(
         at=ctx.at,
     )
     ctx.status_code = 201
+    return await _on_wallet(executor, principal, wallet_id, command, ctx)
+
+
+async def set_copay_consent(
+    executor: Executor,
+    principal: Principal,
+    wallet_id: UUID,
+    body: CopayConsentBody,
+    ctx: CommandContext,
+) -> Outcome:
+    require_role(principal, CONSENT_SETTERS, "set a wallet's copayment consent")
+    command = SetCopayConsent(
+        per_claim_limit=body.per_claim_limit, monthly_limit=body.monthly_limit, at=ctx.at
+    )
     return await _on_wallet(executor, principal, wallet_id, command, ctx)
 
 

@@ -208,6 +208,37 @@ class WalletRefunded(DomainEvent):
     postings: tuple[Posting, ...]
 
 
+class WalletCopayConsentSet(DomainEvent):
+    """The member's standing consent to claims' copayments paid from the wallet: at most
+    `per_claim_limit` per claim and `monthly_limit` per Cairo calendar month (0 and 0: none).
+    Moves no money, so it carries no postings and no balance."""
+
+    event_type: ClassVar[str] = "wallet.copay_consent_set"
+    per_claim_limit: Decimal
+    monthly_limit: Decimal
+    at: datetime
+
+
+CopayDeclineReason = Literal[
+    "no_consent", "over_claim_limit", "over_monthly_limit", "insufficient_funds"
+]
+
+
+class WalletCopayDeclined(DomainEvent):
+    """A claim asked the wallet for its copayment and got none of it. The reason is for the
+    member's eyes: the pharmacy's answer says only `wallet_payment_declined`, whatever it was.
+    `balance` is the unchanged balance, so the member's statement can show it."""
+
+    event_type: ClassVar[str] = "wallet.copay_declined"
+    claim_id: UUID
+    pharmacy_id: str
+    amount: Decimal
+    reason: CopayDeclineReason
+    month: str
+    balance: Decimal
+    at: datetime
+
+
 MEDCARD_EVENTS: tuple[type[DomainEvent], ...] = (
     MedCardIssued,
     MedCardActivated,
@@ -226,6 +257,8 @@ WALLET_EVENTS: tuple[type[DomainEvent], ...] = (
     WalletToppedUp,
     WalletDebited,
     WalletRefunded,
+    WalletCopayConsentSet,
+    WalletCopayDeclined,
 )
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.event_type: cls for cls in (*MEDCARD_EVENTS, *WALLET_EVENTS)

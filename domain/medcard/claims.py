@@ -2,6 +2,8 @@
 
 copay = total x copay% (half-up to 0.01); covered = min(total - copay, remaining monthly limit);
 whatever is not covered is the member's copayment. The benefit month is the Cairo calendar month.
+A copayment is paid from the member's wallet only within the member's consent
+(domain/wallet/model.py, pay_copay), and the claim says only whether it was.
 """
 
 from __future__ import annotations
@@ -12,15 +14,21 @@ from decimal import Decimal
 
 from domain.calendar import benefit_month, cairo_date
 from domain.errors import CommandRejected, Kind
-from domain.events import ClaimAdjudicated, ClaimItemSplit, ClaimReversed, Decision, DomainEvent
+from domain.events import (
+    ClaimAdjudicated,
+    ClaimItemSplit,
+    ClaimReversed,
+    Decision,
+    DomainEvent,
+    WalletDebited,
+)
 from domain.medcard.commands import ClaimItem, ClaimPrescription, ReverseClaim
 from domain.medcard.state import MedCardState
 from domain.money import ZERO, MoneyError, money, percent_of, split_proportionally
 from domain.postings import insurer_account, pharmacy_account, reverse, transfer
-from domain.wallet.model import Debit, Refund, WalletState, debit, refund, wallet_id_for
+from domain.wallet.model import PayCopay, Refund, WalletState, pay_copay, refund
 
 MAX_QUANTITY = 100_000
-COPAY_PURPOSE = "claim_copayment"
 
 # Reason codes: part of the API, never renamed.
 COVERED_WITHIN_LIMIT = "covered_within_monthly_limit"
@@ -32,8 +40,10 @@ CARD_CANCELLED = "card_cancelled"
 CARD_EXPIRED = "card_expired"
 BENEFICIARY_NOT_ON_CARD = "beneficiary_not_on_card"
 COPAY_FROM_WALLET = "copayment_paid_from_wallet"
-WALLET_INSUFFICIENT = "wallet_insufficient_funds"
-WALLET_MISSING = "wallet_not_found"
+# Every cause alike (no wallet, no consent, a limit, the balance): the pharmacy must learn
+# neither whether the member has a wallet nor what it holds. Claims decided before the consent
+# existed may carry wallet_not_found or wallet_insufficient_funds instead.
+WALLET_DECLINED = "wallet_payment_declined"
 
 _STATUS_REASONS = {
     "PENDING": CARD_NOT_ACTIVATED,
@@ -128,27 +138,14 @@ def adjudicate(
     paid_from_wallet = ZERO
     wallet_id = None
     if command.pay_copayment_from_wallet and decision != "rejected" and copayment > ZERO:
-        wallet_id = wallet_id_for(card.user_id, card.currency)
-        if wallet is None:
-            reasons.append(WALLET_MISSING)
-        elif wallet.balance < copayment:
-            reasons.append(WALLET_INSUFFICIENT)
-        else:
-            debited = debit(
-                wallet,
-                Debit(
-                    debit_id=command.claim_id,
-                    amount=copayment,
-                    purpose=COPAY_PURPOSE,
-                    reference=str(command.claim_id),
-                    at=command.at,
-                    counterparty_account=pharmacy_account(command.pharmacy_id),
-                ),
+        if wallet is not None:
+            paid = pay_copay(
+                wallet, PayCopay(command.claim_id, copayment, command.pharmacy_id, command.at)
             )
-            if debited is not None:
-                wallet_events.append(debited)
-                paid_from_wallet = copayment
-                reasons.append(COPAY_FROM_WALLET)
+            wallet_events.append(paid)  # the debit, or the declined attempt for the member
+            if isinstance(paid, WalletDebited):
+                wallet_id, paid_from_wallet = wallet.wallet_id, copayment
+        reasons.append(COPAY_FROM_WALLET if paid_from_wallet else WALLET_DECLINED)
 
     splits = split_proportionally(covered, [q * p for _, q, p in items]) if items else []
     claim = ClaimAdjudicated(

@@ -1,4 +1,7 @@
-"""Member wallets: open, top up (idempotent by gateway reference), debit (no overdraft), refund."""
+"""Member wallets: open, top up (idempotent by gateway reference), debit (no overdraft), refund,
+and the member's consent to claims' copayments paid from the wallet (docs/architecture.md,
+"Copayments from the wallet").
+"""
 
 from __future__ import annotations
 
@@ -7,20 +10,27 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from domain.calendar import benefit_month
 from domain.errors import CommandRejected, Kind
 from domain.events import (
+    CopayDeclineReason,
     DomainEvent,
+    WalletCopayConsentSet,
+    WalletCopayDeclined,
     WalletDebited,
     WalletOpened,
     WalletRefunded,
     WalletToppedUp,
 )
 from domain.money import CURRENCY, ZERO, MoneyError, money
-from domain.postings import gateway_account, transfer, wallet_account
+from domain.postings import gateway_account, pharmacy_account, transfer, wallet_account
 
 GATEWAYS = frozenset({"fawry", "paymob"})
 _WALLET_NAMESPACE = uuid5(NAMESPACE_URL, "https://healthpay.tech/ns/wallet")
 DEFAULT_COUNTERPARTY = "settlement:healthpay"
+# The purpose of a claim's copayment debit: reserved for claims (pay_copay), because the
+# consent's monthly usage is the sum of these debits.
+COPAY_PURPOSE = "claim_copayment"
 
 
 def wallet_id_for(user_id: str, currency: str = CURRENCY) -> UUID:
@@ -63,7 +73,24 @@ class Refund:
     reason: str | None = None
 
 
-WalletCommand = OpenWallet | TopUp | Debit | Refund
+@dataclass(frozen=True, slots=True)
+class SetCopayConsent:
+    per_claim_limit: Decimal
+    monthly_limit: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PayCopay:
+    """Not a command of its own: part of a claim (domain/medcard/claims.py)."""
+
+    claim_id: UUID
+    amount: Decimal
+    pharmacy_id: str
+    at: datetime
+
+
+WalletCommand = OpenWallet | TopUp | Debit | Refund | SetCopayConsent
 
 
 @dataclass(slots=True)
@@ -80,6 +107,14 @@ class WalletState:
     debits: dict[UUID, WalletDebited] = field(default_factory=dict)
     debits_by_reference: dict[str, UUID] = field(default_factory=dict)
     refunded: dict[UUID, Decimal] = field(default_factory=dict)
+    # The member's consent (0: none, the default) and what claims took under it per Cairo
+    # month ("2026-01"), net of refunds: one entry a month, so it stays small.
+    copay_per_claim_limit: Decimal = ZERO
+    copay_monthly_limit: Decimal = ZERO
+    copay_used: dict[str, Decimal] = field(default_factory=dict)
+
+    def copay_used_in(self, month: str) -> Decimal:
+        return self.copay_used.get(month, ZERO)
 
 
 def pair_key(first: str, second: str) -> str:
@@ -95,15 +130,32 @@ def evolve(state: WalletState | None, event: DomainEvent) -> WalletState:
     match event:
         case WalletToppedUp():
             state.topups[pair_key(event.gateway, event.gateway_reference)] = event
+            state.balance = event.balance_after
         case WalletDebited():
             state.debits[event.debit_id] = event
             state.debits_by_reference[pair_key(event.purpose, event.reference)] = event.debit_id
+            if event.purpose == COPAY_PURPOSE:
+                _add_copay_use(state, benefit_month(event.at), event.amount)
+            state.balance = event.balance_after
         case WalletRefunded():
             state.refunded[event.debit_id] = state.refunded.get(event.debit_id, ZERO) + event.amount
+            original = state.debits.get(event.debit_id)
+            if original is not None and original.purpose == COPAY_PURPOSE:
+                # a reversed claim gives the allowance back to the month it was taken from
+                _add_copay_use(state, benefit_month(original.at), -event.amount)
+            state.balance = event.balance_after
+        case WalletCopayConsentSet():
+            state.copay_per_claim_limit = event.per_claim_limit
+            state.copay_monthly_limit = event.monthly_limit
+        case WalletCopayDeclined():
+            pass  # a record for the member; nothing changes
         case _:
             raise ValueError(f"not a wallet event: {event.event_type}")
-    state.balance = event.balance_after
     return state
+
+
+def _add_copay_use(state: WalletState, month: str, amount: Decimal) -> None:
+    state.copay_used[month] = state.copay_used_in(month) + amount
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +185,13 @@ def decide(state: WalletState | None, command: WalletCommand) -> WalletDecision:
     match command:
         case TopUp():
             return _top_up(state, command)
+        case SetCopayConsent():
+            return _set_copay_consent(command)
         case Debit():
+            if command.purpose == COPAY_PURPOSE:
+                raise CommandRejected(
+                    "reserved_purpose", f"{COPAY_PURPOSE!r} is reserved for claims' copayments"
+                )
             event = debit(state, command)
             if event is None:
                 original = state.debits[
@@ -207,6 +265,64 @@ def debit(state: WalletState, command: Debit) -> WalletDebited | None:
     )
 
 
+def _set_copay_consent(command: SetCopayConsent) -> WalletDecision:
+    per_claim = _limit(command.per_claim_limit, "perClaimLimit")
+    monthly = _limit(command.monthly_limit, "monthlyLimit")
+    if per_claim > monthly:
+        raise CommandRejected(
+            "invalid_copay_consent", "perClaimLimit must not be more than monthlyLimit"
+        )
+    # Always a new event, even for the same limits: each setting is the member's act, audited.
+    event = WalletCopayConsentSet(per_claim_limit=per_claim, monthly_limit=monthly, at=command.at)
+    return WalletDecision([event], event)
+
+
+def pay_copay(state: WalletState, command: PayCopay) -> WalletDebited | WalletCopayDeclined:
+    """All or nothing: the whole copayment is debited if the member's consent and the balance
+    allow it, else nothing is and the refusal is recorded on the wallet for the member."""
+    amount = _positive(command.amount)
+    month = benefit_month(command.at)
+    reason = copay_refusal(state, amount, month)
+    if reason is not None:
+        return WalletCopayDeclined(
+            claim_id=command.claim_id,
+            pharmacy_id=command.pharmacy_id,
+            amount=amount,
+            reason=reason,
+            month=month,
+            balance=state.balance,
+            at=command.at,
+        )
+    debited = debit(
+        state,
+        Debit(
+            debit_id=command.claim_id,
+            amount=amount,
+            purpose=COPAY_PURPOSE,
+            reference=str(command.claim_id),
+            at=command.at,
+            counterparty_account=pharmacy_account(command.pharmacy_id),
+        ),
+    )
+    if debited is None:  # claim ids are new per claim: a second debit means a reused id
+        raise CommandRejected("claim_exists", "a claim with this id exists", Kind.CONFLICT)
+    return debited
+
+
+def copay_refusal(state: WalletState, amount: Decimal, month: str) -> CopayDeclineReason | None:
+    """Why the wallet may not pay `amount` of a claim's copayment in `month`, or None.
+    Consent first: a wallet the member never opened to claims says nothing else."""
+    if state.copay_per_claim_limit <= ZERO or state.copay_monthly_limit <= ZERO:
+        return "no_consent"
+    if amount > state.copay_per_claim_limit:
+        return "over_claim_limit"
+    if state.copay_used_in(month) + amount > state.copay_monthly_limit:
+        return "over_monthly_limit"
+    if amount > state.balance:
+        return "insufficient_funds"
+    return None
+
+
 def refund(state: WalletState, command: Refund) -> WalletRefunded:
     original = state.debits.get(command.debit_id)
     if original is None:
@@ -229,6 +345,16 @@ def refund(state: WalletState, command: Refund) -> WalletRefunded:
         at=command.at,
         postings=transfer(amount, counterparty_leg.account, wallet_leg.account),
     )
+
+
+def _limit(value: Decimal, field: str) -> Decimal:
+    try:
+        amount = money(value)
+    except MoneyError as exc:
+        raise CommandRejected("invalid_amount", f"{field}: {exc}") from exc
+    if amount < ZERO:
+        raise CommandRejected("invalid_amount", f"{field} must not be negative")
+    return amount
 
 
 def _positive(value: Decimal) -> Decimal:

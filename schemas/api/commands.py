@@ -12,6 +12,8 @@ from pydantic.alias_generators import to_camel
 
 # DECIMAL(12,2) in the read models: at most 9,999,999,999.99.
 Amount = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
+# A limit the member sets: 0 (none) up to the same bound as an amount.
+Limit = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
 Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -88,3 +90,12 @@ class DebitBody(Body):
     amount: Amount
     reference: Reference
     purpose: Code = "purchase"
+
+
+class CopayConsentBody(Body):
+    """The member's consent to claims' copayments paid from the wallet; 0 and 0 withdraws it."""
+
+    per_claim_limit: Limit = Field(description="the most one claim's copayment may be")
+    monthly_limit: Limit = Field(
+        description="the most all claims may take in a calendar month (Africa/Cairo)"
+    )

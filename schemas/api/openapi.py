@@ -18,6 +18,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from schemas.api.commands import (
     AddBeneficiaryBody,
     ClaimBody,
+    CopayConsentBody,
     DebitBody,
     IssueCardBody,
     OpenWalletBody,
@@ -95,7 +96,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
 class WriteOperation:
     """A command route of the command service (command_service/routes.py)."""
 
-    method: Literal["POST", "DELETE"]
+    method: Literal["POST", "PUT", "DELETE"]
     path: str
     operation_id: str  # the route's name
     body: type[BaseModel] | None
@@ -231,6 +232,18 @@ WRITES: tuple[WriteOperation, ...] = (
         "Debit a wallet",
         True,
         "wallet.debited",
+        "wallets",
+    ),
+    WriteOperation(
+        "PUT",
+        f"{API}/wallets/{{wallet_id}}/copay-consent",
+        "set_copay_consent",
+        CopayConsentBody,
+        True,
+        "Set the member's consent to copayments paid from the wallet (the member, or admin);"
+        " claims take a copayment from the wallet only within it, all of it or none",
+        False,
+        "wallet.copay_consent_set",
         "wallets",
     ),
 )

@@ -209,6 +209,23 @@ ENDPOINTS: list[Endpoint] = [
         forbidden_roles=("pharmacy",),
         member_allowed=True,
     ),
+    Endpoint(
+        name="set_copay_consent",
+        method="PUT",
+        path="/wallets/{wallet}/copay-consent",
+        body={"perClaimLimit": "50.00", "monthlyLimit": "200.00"},
+        required=("perClaimLimit", "monthlyLimit"),
+        wrong_types=(
+            ("perClaimLimit", True),
+            ("perClaimLimit", None),
+            ("monthlyLimit", "lots"),
+            ("monthlyLimit", [200]),
+        ),
+        actor="admin",
+        # the member's own act (or admin's): not even ops may open a wallet to pharmacies
+        forbidden_roles=("pharmacy", "ops"),
+        member_allowed=True,
+    ),
 ]
 
 BY_NAME = {endpoint.name: endpoint for endpoint in ENDPOINTS}

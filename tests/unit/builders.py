@@ -33,7 +33,14 @@ from domain.medcard.commands import (
 )
 from domain.medcard.state import MedCardState
 from domain.wallet import model as wallet_model
-from domain.wallet.model import OpenWallet, TopUp, WalletCommand, WalletDecision, WalletState
+from domain.wallet.model import (
+    OpenWallet,
+    SetCopayConsent,
+    TopUp,
+    WalletCommand,
+    WalletDecision,
+    WalletState,
+)
 
 # 2026-01-15 12:00 in Cairo (UTC+2 in winter).
 T0 = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
@@ -147,9 +154,18 @@ class Ledger:
         self._apply_wallet(decision.events)
         return decision
 
-    def open_wallet(self, balance: str = "0.00", at: datetime = T0) -> WalletState:
+    def open_wallet(
+        self,
+        balance: str = "0.00",
+        at: datetime = T0,
+        *,
+        consent: tuple[str, str] | None = None,
+    ) -> WalletState:
+        """`consent`: (per claim, per month) the member lets claims take from the wallet."""
         wallet_id = wallet_model.wallet_id_for(self.state.user_id, self.state.currency)
         self.run_wallet(OpenWallet(wallet_id=wallet_id, owner_user_id=self.state.user_id, at=at))
+        if consent is not None:
+            self.consent(*consent, at=at)
         if Decimal(balance) > 0:
             self.run_wallet(
                 TopUp(
@@ -161,6 +177,9 @@ class Ledger:
                 )
             )
         return self.purse
+
+    def consent(self, per_claim: str, monthly: str, at: datetime = T0) -> WalletDecision:
+        return self.run_wallet(SetCopayConsent(Decimal(per_claim), Decimal(monthly), at))
 
     def claim(self, command: ClaimPrescription) -> ClaimDecision:
         decision = adjudicate(self.card, self.wallet, command)

@@ -45,6 +45,9 @@ def full_history() -> Ledger:
 
     ledger.open_wallet("200.00")
     ledger.run_wallet(TopUp(uuid4(), "paymob", "pm-1", Decimal("50.00"), T0))
+    # declined: no consent yet
+    ledger.claim(claim("300.00", items=(item(3, "100.00", "C"),), pay_copayment_from_wallet=True))
+    ledger.consent("100.00", "300.00")
     paid = ledger.claim(
         claim(
             "120.50",

@@ -8,7 +8,13 @@ from uuid import uuid4
 import pytest
 
 from domain.errors import Kind
-from domain.events import ClaimReversed, Posting, WalletDebited, WalletRefunded
+from domain.events import (
+    ClaimReversed,
+    Posting,
+    WalletCopayDeclined,
+    WalletDebited,
+    WalletRefunded,
+)
 from domain.medcard.claims import reverse_claim
 from domain.medcard.commands import ActivateCard, ReactivateCard, ReverseClaim, SuspendCard
 from domain.postings import balance_of
@@ -17,6 +23,7 @@ from tests.unit.builders import PHARMACY, T0, USER, Ledger, claim, issue, item, 
 
 D = Decimal
 LATER = utc("2026-01-20T10:00")
+CONSENT = ("500.00", "1000.00")  # per claim, per month: enough for every copay below
 
 
 # ---- one charge per prescription -------------------------------------------------------------
@@ -184,7 +191,7 @@ def test_reversing_an_unknown_claim() -> None:
 
 def test_the_copay_is_paid_from_the_wallet_when_it_suffices() -> None:
     ledger = Ledger.with_card()
-    ledger.open_wallet("100.00")
+    ledger.open_wallet("100.00", consent=CONSENT)
     command = claim("350.00", pay_copayment_from_wallet=True)
     decision = ledger.claim(command)
     event = decision.claim
@@ -205,7 +212,7 @@ def test_the_copay_is_paid_from_the_wallet_when_it_suffices() -> None:
 
 def test_a_wallet_holding_exactly_the_copay_pays_it() -> None:
     ledger = Ledger.with_card()
-    ledger.open_wallet("35.00")
+    ledger.open_wallet("35.00", consent=CONSENT)
     event = ledger.claim(claim("350.00", pay_copayment_from_wallet=True)).claim
     assert event.copayment_paid_from_wallet == D("35.00")
     assert ledger.purse.balance == D("0.00")
@@ -213,7 +220,7 @@ def test_a_wallet_holding_exactly_the_copay_pays_it() -> None:
 
 def test_a_partial_approval_takes_the_whole_copay_from_the_wallet() -> None:
     ledger = Ledger.with_card(issue(monthly_limit=D("100"), may_override_terms=True))
-    ledger.open_wallet("1000.00")
+    ledger.open_wallet("1000.00", consent=("400.00", "1000.00"))
     event = ledger.claim(claim("500.00", pay_copayment_from_wallet=True)).claim
     assert event.reasons == ("monthly_limit_partially_exhausted", "copayment_paid_from_wallet")
     assert event.copayment_paid_from_wallet == D("400.00")
@@ -222,26 +229,32 @@ def test_a_partial_approval_takes_the_whole_copay_from_the_wallet() -> None:
 
 def test_a_wallet_short_of_the_copay_is_not_touched() -> None:
     ledger = Ledger.with_card()
-    ledger.open_wallet("34.99")
+    ledger.open_wallet("34.99", consent=CONSENT)
     decision = ledger.claim(claim("350.00", pay_copayment_from_wallet=True))
     event = decision.claim
     assert event.decision == "approved"
-    assert event.reasons == ("covered_within_monthly_limit", "wallet_insufficient_funds")
-    assert (event.wallet_id, event.copayment_paid_from_wallet) == (wallet_id_for(USER), D("0.00"))
-    assert decision.wallet_events == []
+    assert event.reasons == ("covered_within_monthly_limit", "wallet_payment_declined")
+    assert (event.wallet_id, event.copayment_paid_from_wallet) == (None, D("0.00"))
+    (declined,) = decision.wallet_events
+    assert isinstance(declined, WalletCopayDeclined)
+    assert (declined.reason, declined.amount, declined.balance) == (
+        "insufficient_funds",
+        D("35.00"),
+        D("34.99"),
+    )
     assert ledger.purse.balance == D("34.99")
 
 
 def test_no_wallet() -> None:
     decision = Ledger.with_card().claim(claim("350.00", pay_copayment_from_wallet=True))
-    assert decision.claim.reasons == ("covered_within_monthly_limit", "wallet_not_found")
+    assert decision.claim.reasons == ("covered_within_monthly_limit", "wallet_payment_declined")
     assert decision.claim.copayment_paid_from_wallet == D("0.00")
     assert decision.wallet_events == []
 
 
 def test_no_wallet_debit_for_a_rejected_claim_or_a_zero_copay() -> None:
     ledger = Ledger.with_card(issue(copay_percent=D("0"), may_override_terms=True))
-    ledger.open_wallet("100.00")
+    ledger.open_wallet("100.00", consent=CONSENT)
     free = ledger.claim(claim("50.00", pay_copayment_from_wallet=True))
     assert (free.claim.reasons, free.wallet_events) == (("covered_within_monthly_limit",), [])
     assert free.claim.wallet_id is None
@@ -253,7 +266,7 @@ def test_no_wallet_debit_for_a_rejected_claim_or_a_zero_copay() -> None:
 
 def test_a_replayed_claim_does_not_debit_the_wallet_again() -> None:
     ledger = Ledger.with_card()
-    ledger.open_wallet("100.00")
+    ledger.open_wallet("100.00", consent=CONSENT)
     ledger.claim(claim("350.00", prescription_id="rx-1", pay_copayment_from_wallet=True))
     retry = ledger.claim(claim("350.00", prescription_id="rx-1", pay_copayment_from_wallet=True))
     assert retry.replayed
@@ -262,7 +275,7 @@ def test_a_replayed_claim_does_not_debit_the_wallet_again() -> None:
 
 def test_a_reversal_refunds_the_copay_paid_from_the_wallet() -> None:
     ledger = Ledger.with_card()
-    ledger.open_wallet("100.00")
+    ledger.open_wallet("100.00", consent=CONSENT)
     claimed = ledger.claim(claim("350.00", pay_copayment_from_wallet=True)).claim
     decision = ledger.reverse(claimed.claim_id, at=LATER)
     assert decision.reversal.wallet_refund == D("35.00")
@@ -279,7 +292,7 @@ def test_a_reversal_refunds_the_copay_paid_from_the_wallet() -> None:
 
 def test_a_reversal_needs_the_wallet_that_paid_the_copay() -> None:
     ledger = Ledger.with_card()
-    ledger.open_wallet("100.00")
+    ledger.open_wallet("100.00", consent=CONSENT)
     claimed = ledger.claim(claim("350.00", pay_copayment_from_wallet=True)).claim
     with refused("wallet_not_found", Kind.CONFLICT):
         reverse_claim(ledger.card, None, ReverseClaim(claimed.claim_id, LATER))
