@@ -344,6 +344,11 @@ async def wallets(conn: Conn, wallet_ids: Sequence[UUID]) -> list[Owned | None]:
                 "openedAt": _iso(r["opened_at"]),
                 "updatedAt": _iso(r["updated_at"]),
                 "version": r["version"],
+                "copayConsent": {
+                    "perClaimLimit": _money(r["copay_per_claim_limit"]),
+                    "monthlyLimit": _money(r["copay_monthly_limit"]),
+                    "setAt": _iso(r["copay_consent_set_at"]),
+                },
             },
         )
         for r in found
@@ -369,6 +374,8 @@ def _transaction_json(r: Row) -> dict[str, Any]:
         body |= {"gateway": r["gateway"], "gatewayReference": r["reference"]}
     elif r["type"] == "debit":
         body |= {"purpose": r["purpose"], "reference": r["reference"]}
+    elif r["type"] == "declined":  # a claim's copayment: the claim, and why (the member's)
+        body |= {"reference": r["reference"], "reason": r["purpose"]}
     else:
         body |= {"debitId": r["reference"], "reason": r["purpose"]}
     return body

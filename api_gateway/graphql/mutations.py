@@ -21,6 +21,7 @@ from starlette.requests import Request
 from strawberry.types import Info
 
 from api_gateway.commands_client import Answer, CommandUnavailable
+from api_gateway.graphql.consent import CopayConsent
 from api_gateway.graphql.context import Context, error
 from api_gateway.graphql.people import AddedBeneficiary
 from api_gateway.graphql.scalars import Long
@@ -55,6 +56,19 @@ class PaymentInput:
         description="The merchant's reference; a repeat with the same one is not paid twice."
     )
     purpose: str = "purchase"
+
+
+@strawberry.input(
+    description="The member's consent to claims' copayments paid from the wallet; 0 and 0"
+    " withdraws it."
+)
+class CopayConsentInput:
+    per_claim_limit: str = strawberry.field(
+        description='The most one claim\'s copayment may be, at most two decimals: "100.00".'
+    )
+    monthly_limit: str = strawberry.field(
+        description="The most claims may take in a calendar month (Africa/Cairo)."
+    )
 
 
 @strawberry.interface(description="What every write answers with.")
@@ -111,6 +125,12 @@ class WalletPaymentPayload(WriteResult):
     at: str
     purpose: str
     reference: str
+
+
+@strawberry.type
+class SetCopayConsentPayload(WriteResult):
+    wallet_id: strawberry.ID
+    copay_consent: CopayConsent
 
 
 @strawberry.type
@@ -327,6 +347,23 @@ async def _pay_from_wallet(
     )
 
 
+async def _set_copay_consent(
+    info: Info[Context, None],
+    wallet_id: strawberry.ID,
+    input: CopayConsentInput,
+    idempotency_key: str | None = None,
+) -> SetCopayConsentPayload | None:
+    wallet = _path_id(wallet_id, "wallet_not_found", "wallet")
+    body = {"perClaimLimit": input.per_claim_limit, "monthlyLimit": input.monthly_limit}
+    answer = await _send(info, "PUT", f"/wallets/{wallet}/copay-consent", body, idempotency_key)
+    b = answer.body
+    return SetCopayConsentPayload(
+        wallet_id=strawberry.ID(b["walletId"]),
+        copay_consent=CopayConsent.from_body(b["copayConsent"]),
+        **_written(answer),
+    )
+
+
 async def _suspend_medcard(
     info: Info[Context, None],
     medcard_id: strawberry.ID,
@@ -363,6 +400,11 @@ class Mutation:
     pay_from_wallet: WalletPaymentPayload | None = strawberry.mutation(
         resolver=_pay_from_wallet,
         description="Pays from a wallet (its member, or staff); never below zero.",
+    )
+    set_copay_consent: SetCopayConsentPayload | None = strawberry.mutation(
+        resolver=_set_copay_consent,
+        description="Sets how much claims may take from the wallet for their copayments, per"
+        " claim and per month (the wallet's member, or admin); until then they take nothing.",
     )
     suspend_medcard: SuspendMedcardPayload | None = strawberry.mutation(
         resolver=_suspend_medcard,

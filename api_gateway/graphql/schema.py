@@ -31,6 +31,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.types import ExecutionContext, Info
 
 from api_gateway.freshness import decode_cursor, encode_cursor
+from api_gateway.graphql.consent import CopayConsent
 from api_gateway.graphql.context import Context, error
 from api_gateway.graphql.cost import MAX_COST, cost_limit
 from api_gateway.graphql.mutations import Mutation
@@ -288,6 +289,7 @@ class Wallet:
     opened_at: str | None
     updated_at: str | None
     version: int
+    copay_consent: CopayConsent
     projection_position: Long  # the last event of this wallet the answer reflects
 
     @strawberry.field  # newest first by position
@@ -384,7 +386,8 @@ class Query:
             None if wallet_id is None else await ctx.wallets.load(wallet_id), "wallet"
         )
         require_position("wallet", found.position, min_position)
-        return _from(Wallet, found.body, projection_position=found.position)
+        consent = CopayConsent.from_body(found.body["copayConsent"])
+        return _from(Wallet, found.body, copay_consent=consent, projection_position=found.position)
 
 
 def _mask(error: GraphQLError) -> bool:

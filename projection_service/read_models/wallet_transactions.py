@@ -1,11 +1,12 @@
-"""Read model `wallet_transactions`: a wallet's statement, one row per money event."""
+"""Read model `wallet_transactions`: a wallet's statement, one row per money event, and one per
+claim copayment the wallet declined (the member sees why; the balance stays)."""
 
 from __future__ import annotations
 
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
-from domain.events import WalletDebited, WalletRefunded, WalletToppedUp
+from domain.events import WalletCopayDeclined, WalletDebited, WalletRefunded, WalletToppedUp
 from projection_service.read_models.decoding import Decoded
 from projection_service.read_models.rows import Row, upsert_template, write_rows
 from projection_service.read_models.tables import Tables
@@ -42,15 +43,19 @@ class WalletTransactions:
         elif isinstance(event, WalletRefunded):
             kind, gateway = "refund", None
             reference, purpose, tx_id = str(event.debit_id), event.reason, event.refund_id
+        elif isinstance(event, WalletCopayDeclined):
+            kind, gateway = "declined", None
+            reference, purpose, tx_id = str(event.claim_id), event.reason, event.claim_id
         else:
             return
+        balance = event.balance if isinstance(event, WalletCopayDeclined) else event.balance_after
         self._rows.append(
             {
                 "id": tx_id,
                 "type": kind,
                 "wallet_id": recorded.aggregate_id,
                 "amount": event.amount,
-                "balance_after": event.balance_after,
+                "balance_after": balance,
                 "gateway": gateway,
                 "reference": reference,
                 "purpose": purpose,

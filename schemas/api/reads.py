@@ -149,6 +149,15 @@ class ClaimPage(Answer):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
 
 
+class CopayConsent(Answer):
+    """How much claims may take from the wallet for their copayments (0 and 0: nothing, the
+    default). A claim's copayment is paid from the wallet whole or not at all."""
+
+    per_claim_limit: Money = Field(description="the most one claim's copayment may be")
+    monthly_limit: Money = Field(description="the most claims may take in a month (Cairo)")
+    set_at: datetime | None = Field(description="when the member last set it; null: never")
+
+
 class Wallet(Answer):
     id: UUID
     owner_user_id: str
@@ -157,16 +166,18 @@ class Wallet(Answer):
     opened_at: datetime
     updated_at: datetime
     version: int = Field(description="the wallet's aggregate version this answer reflects")
+    copay_consent: CopayConsent
 
 
 # The type-dependent fields are absent on other types; `str | SkipJsonSchema[None]` documents
 # "absent or a string" (a plain `str | None = None` would also allow an explicit null).
 class Transaction(Answer):
-    """One wallet movement: a top-up, a debit or a refund of a debit."""
+    """One wallet movement: a top-up, a debit or a refund of a debit; or a claim's copayment
+    the wallet declined (`declined`: nothing moved, `amount` is what the claim asked)."""
 
     wallet_id: UUID
     transaction_id: UUID
-    type: Literal["topup", "debit", "refund"]
+    type: Literal["topup", "debit", "refund", "declined"]
     amount: Money
     balance: Money = Field(description="the wallet's balance after this movement")
     at: datetime
@@ -177,12 +188,18 @@ class Transaction(Answer):
         default=None, description='debit only: e.g. "purchase", "claim_copayment"'
     )
     reference: str | SkipJsonSchema[None] = Field(
-        default=None, description="debit only: the caller's reference"
+        default=None,
+        description="debit: the caller's reference (a claim's copayment: the claim id);"
+        " declined: the claim id",
     )
     debit_id: UUID | SkipJsonSchema[None] = Field(
         default=None, description="refund only: the refunded debit's id"
     )
-    reason: str | None = Field(default=None, description="refund only; may be null")
+    reason: str | None = Field(
+        default=None,
+        description="refund: its reason, may be null; declined: no_consent, over_claim_limit,"
+        " over_monthly_limit or insufficient_funds",
+    )
 
 
 class TransactionPage(Answer):

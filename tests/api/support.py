@@ -325,3 +325,14 @@ async def top_up(
         json={"gateway": gateway, "gatewayReference": reference, "amount": amount},
         headers=headers,
     )
+
+
+async def set_copay_consent(
+    api: Api, headers: Headers, wallet_id: str, per_claim: str, monthly: str
+) -> httpx.Response:
+    """The member's consent to claims' copayments from the wallet (none until set)."""
+    return await api.client.put(
+        f"{API}/wallets/{wallet_id}/copay-consent",
+        json={"perClaimLimit": per_claim, "monthlyLimit": monthly},
+        headers=headers,
+    )

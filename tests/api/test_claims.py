@@ -17,6 +17,7 @@ from tests.api.support import (
     issue_card,
     open_wallet,
     refused,
+    set_copay_consent,
     top_up,
 )
 
@@ -231,6 +232,7 @@ async def test_claim_paying_copayment_from_wallet_is_one_atomic_write(
     card = await issue_card(api, tokens.admin(), "u-wallet")
     wallet = await open_wallet(api, tokens.ops(), "u-wallet")
     created(await top_up(api, tokens.ops(), wallet["id"], "100.00", "fawry-w-1"))
+    done(await set_copay_consent(api, tokens.member("u-wallet"), wallet["id"], "50.00", "100.00"))
     before = await api.events()
 
     answer = created(
@@ -254,7 +256,7 @@ async def test_claim_paying_copayment_from_wallet_is_one_atomic_write(
     assert after[: len(before)] == before
     assert sorted((e.aggregate_type, e.event_type, e.version) for e in new) == [
         ("medcard", "medcard.claim_adjudicated", 2),
-        ("wallet", "wallet.debited", 3),
+        ("wallet", "wallet.debited", 4),
     ]
     by_type = {e.aggregate_type: e for e in new}
     assert str(by_type["medcard"].aggregate_id) == card["id"]
@@ -305,17 +307,23 @@ async def test_claim_wanting_the_wallet_without_enough_in_it_still_adjudicates(
     card = await issue_card(api, tokens.admin(), "u-poor")
     wallet = await open_wallet(api, tokens.ops(), "u-poor")
     created(await top_up(api, tokens.ops(), wallet["id"], "10.00", "fawry-p-1"))
+    done(await set_copay_consent(api, tokens.member("u-poor"), wallet["id"], "50.00", "100.00"))
     answer = created(
         await claim(
             api, tokens.pharmacy(), card["id"], "rx-poor", "350.00", payCopaymentFromWallet=True
         )
     )
+    assert answer["decision"] == "approved"
     assert answer["copaymentPaidFromWallet"] == "0.00"
-    assert "wallet_insufficient_funds" in answer["reasons"]
-    assert [e.event_type for e in await api.stream(wallet["id"])] == [
+    assert answer["reasons"] == ["covered_within_monthly_limit", "wallet_payment_declined"]
+    stream = await api.stream(wallet["id"])
+    assert [e.event_type for e in stream] == [
         "wallet.opened",
         "wallet.topped_up",
+        "wallet.copay_consent_set",
+        "wallet.copay_declined",
     ]
+    assert stream[-1].data["reason"] == "insufficient_funds"
 
 
 async def test_the_monthly_limit_caps_coverage(api: Api, tokens: Tokens) -> None:

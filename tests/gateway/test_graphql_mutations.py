@@ -74,6 +74,12 @@ mutation($wallet: ID!, $input: PaymentInput!, $key: String) {
     position eventType replayed walletId transactionId type amount balance at purpose reference
   }
 }"""
+CONSENT = """
+mutation($wallet: ID!, $input: CopayConsentInput!, $key: String) {
+  setCopayConsent(walletId: $wallet, input: $input, idempotencyKey: $key) {
+    position eventType replayed walletId copayConsent { perClaimLimit monthlyLimit setAt }
+  }
+}"""
 SUSPEND = """
 mutation($card: ID!, $reason: String, $key: String) {
   suspendMedcard(medcardId: $card, reason: $reason, idempotencyKey: $key) {
@@ -130,6 +136,14 @@ MUTATIONS: dict[str, tuple[str, Callable[[World], dict[str, Any]], str]] = {
         lambda w: {
             "wallet": w.wallet_a,
             "input": {"amount": "1.00", "reference": "matrix-pay"},
+        },
+        "wallet_not_found",
+    ),
+    "setCopayConsent": (
+        CONSENT,
+        lambda w: {
+            "wallet": w.wallet_a,
+            "input": {"perClaimLimit": "10.00", "monthlyLimit": "20.00"},
         },
         "wallet_not_found",
     ),

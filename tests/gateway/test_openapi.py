@@ -129,7 +129,10 @@ async def test_every_write_route_is_documented(document: dict[str, Any]) -> None
         for method in _methods(route):
             assert _operation(document, method, route.path)["operationId"] == route.name
     documented = sum(
-        1 for item in document["paths"].values() for method in item if method in {"post", "put", "delete"}
+        1
+        for item in document["paths"].values()
+        for method in item
+        if method in {"post", "put", "delete"}
     )
     assert documented == len(WRITE_ROUTES)
 

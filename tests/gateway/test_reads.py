@@ -138,6 +138,9 @@ async def test_a_wallet_and_its_transactions(gateway: Gateway, tokens: Tokens) -
         "member-a",
         "EGP",
     )
+    consent = wallet["copayConsent"]
+    assert (consent["perClaimLimit"], consent["monthlyLimit"]) == ("100.00", "300.00")
+    assert consent["setAt"] is not None
     history = ok(
         await gateway.client.get(f"{API}/wallets/{wallet_id}/transactions", headers=headers)
     )

@@ -39,6 +39,7 @@ from tests.api.support import (
     done,
     issue_card,
     open_wallet,
+    set_copay_consent,
     top_up,
 )
 
@@ -84,6 +85,8 @@ async def write_world(api: Api) -> World:
     spouse_claim = created(
         await claim(api, pharmacy, fid, "rx-spouse", "350.00", beneficiaryId=spouse["id"], items=[])
     )
+    member_a = TOKENS.member("member-a")
+    done(await set_copay_consent(api, member_a, wallet_a["id"], "100.00", "300.00"))
     copay = created(
         await claim(api, pharmacy, fid, "rx-copay", "200.00", payCopaymentFromWallet=True)
     )

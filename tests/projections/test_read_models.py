@@ -138,9 +138,19 @@ async def test_claims_with_items_rejections_and_reversals(
 
 
 async def test_wallets_and_their_statements(world: World, postgres_pool: Pool) -> None:
-    wallets = dict(await rows(postgres_pool, "SELECT id::text, balance FROM wallets"))
-    # 500 + 100 - 50 - 20 (copay) + 20 (refund)
-    assert wallets == {world.wallet_a: Decimal("550.00"), world.wallet_b: Decimal("75.50")}
+    wallets = {
+        r[0]: r[1:]
+        for r in await rows(
+            postgres_pool,
+            "SELECT id::text, balance, copay_per_claim_limit, copay_monthly_limit,"
+            " copay_consent_set_at IS NOT NULL FROM wallets",
+        )
+    }
+    # 500 + 100 - 50 - 20 (copay) + 20 (refund); member-a consented to copays, member-b not
+    assert wallets == {
+        world.wallet_a: (Decimal("550.00"), Decimal("100.00"), Decimal("300.00"), True),
+        world.wallet_b: (Decimal("75.50"), Decimal("0.00"), Decimal("0.00"), False),
+    }
     statement = await rows(
         postgres_pool,
         "SELECT type, amount, balance_after, gateway, purpose FROM wallet_transactions"
