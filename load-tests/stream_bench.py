@@ -515,6 +515,7 @@ CLOCK_START = datetime(2026, 1, 1, 6, 0, tzinfo=dt.UTC)
 # Shares of the commands after the setup (the rest are suspensions and reactivations).
 P_CLAIM, P_REVERSAL, P_TOPUP, P_PURCHASE = 0.76, 0.06, 0.13, 0.04
 P_FROM_WALLET, P_ITEMS, P_DEPENDANT = 0.35, 0.5, 0.2
+COPAY_PER_CLAIM, COPAY_PER_MONTH = Decimal("300.00"), Decimal("1500.00")  # the wallets' consent
 
 
 @dataclass
@@ -604,6 +605,10 @@ class Seeder:
         member = {"role": "member", "sub": user_id}
         opened = wallet_model.decide(None, wallet_model.OpenWallet(wallet_id, user_id, at))
         self._emit([("wallet", wallet_id, opened.events)], at, member)
+        # members consent to copayments from the wallet (claims over it are declined)
+        consent = wallet_model.SetCopayConsent(COPAY_PER_CLAIM, COPAY_PER_MONTH, at)
+        consented = wallet_model.decide(self.wallets[wallet_id], consent)
+        self._emit([("wallet", wallet_id, consented.events)], at, member)
         self._top_up(wallet_id, at, member)
 
     def _person(self, at: datetime) -> PersonDetails:
@@ -859,7 +864,8 @@ class Seeder:
             ),
             "wallet_transactions": t.events["wallet.topped_up"]
             + t.events["wallet.debited"]
-            + t.events["wallet.refunded"],
+            + t.events["wallet.refunded"]
+            + t.events["wallet.copay_declined"],
             "ledger_postings": t.posting_legs,
             "sum(ledger_postings.amount)": Decimal("0.00"),
             "projection_streams": len(self.cards) + len(self.wallets),

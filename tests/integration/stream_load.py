@@ -26,6 +26,7 @@ from infrastructure.settings import Settings
 API = "/api/v1"
 CARDS = 20
 WALLET_CARDS = 10  # cards 0..9 have a wallet: copayments from it, reversals refund it
+CONSENTING = 8  # wallets 0..7 consent to copayments; 8 and 9 decline every one
 TIGHT_CARDS = 5  # cards 0..4 have a small limit: partial approvals and rejections
 RATE = 35.0  # operations per second (pacing, not correctness)
 LANES = 10  # requests in flight at most
@@ -263,4 +264,14 @@ async def seed(
         assert answer.status_code == 201, answer.text
         t = answer.json()
         acks.append(Ack("topup", UUID(doc["id"]), t["version"], t["position"], t["eventType"], t))
+        if i < CONSENTING:  # a tight card's copay may reach 90: some exceed 60
+            consent = {"perClaimLimit": "60.00", "monthlyLimit": "400.00"}
+            answer = await client.put(
+                f"{API}/wallets/{doc['id']}/copay-consent", json=consent, headers=callers.admin
+            )
+            assert answer.status_code == 200, answer.text
+            c = answer.json()
+            acks.append(
+                Ack("consent", UUID(doc["id"]), c["version"], c["position"], c["eventType"], c)
+            )
     return cards, wallets
