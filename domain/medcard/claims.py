@@ -3,7 +3,7 @@
 copay = total x copay% (half-up to 0.01); covered = min(total - copay, remaining monthly limit);
 whatever is not covered is the member's copayment. The benefit month is the Cairo calendar month.
 A copayment is paid from the member's wallet only within the member's consent
-(domain/wallet/model.py, pay_copay), and the claim says only whether it was.
+(domain/wallet/copay.py), and the claim says only whether it was.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from domain.medcard.commands import ClaimItem, ClaimPrescription, ReverseClaim
 from domain.medcard.state import MedCardState
 from domain.money import ZERO, MoneyError, money, percent_of, split_proportionally
 from domain.postings import insurer_account, pharmacy_account, reverse, transfer
-from domain.wallet.model import PayCopay, Refund, WalletState, pay_copay, refund
+from domain.wallet.copay import PayCopay, pay_copay
+from domain.wallet.model import Refund, WalletState, refund
 
 MAX_QUANTITY = 100_000
 

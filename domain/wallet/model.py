@@ -1,6 +1,6 @@
 """Member wallets: open, top up (idempotent by gateway reference), debit (no overdraft), refund,
-and the member's consent to claims' copayments paid from the wallet (docs/architecture.md,
-"Copayments from the wallet").
+and the member's consent to claims' copayments paid from the wallet (the consent's rule:
+copay.py; docs/architecture.md, "Copayments from the wallet").
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from domain.calendar import benefit_month
 from domain.errors import CommandRejected, Kind
 from domain.events import (
-    CopayDeclineReason,
     DomainEvent,
     WalletCopayConsentSet,
     WalletCopayDeclined,
@@ -23,13 +22,13 @@ from domain.events import (
     WalletToppedUp,
 )
 from domain.money import CURRENCY, ZERO, MoneyError, money
-from domain.postings import gateway_account, pharmacy_account, transfer, wallet_account
+from domain.postings import gateway_account, transfer, wallet_account
 
 GATEWAYS = frozenset({"fawry", "paymob"})
 _WALLET_NAMESPACE = uuid5(NAMESPACE_URL, "https://healthpay.tech/ns/wallet")
 DEFAULT_COUNTERPARTY = "settlement:healthpay"
-# The purpose of a claim's copayment debit: reserved for claims (pay_copay), because the
-# consent's monthly usage is the sum of these debits.
+# The purpose of a claim's copayment debit: reserved for claims (copay.pay_copay), because
+# the consent's monthly usage is the sum of these debits.
 COPAY_PURPOSE = "claim_copayment"
 
 
@@ -77,16 +76,6 @@ class Refund:
 class SetCopayConsent:
     per_claim_limit: Decimal
     monthly_limit: Decimal
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class PayCopay:
-    """Not a command of its own: part of a claim (domain/medcard/claims.py)."""
-
-    claim_id: UUID
-    amount: Decimal
-    pharmacy_id: str
     at: datetime
 
 
@@ -275,52 +264,6 @@ def _set_copay_consent(command: SetCopayConsent) -> WalletDecision:
     # Always a new event, even for the same limits: each setting is the member's act, audited.
     event = WalletCopayConsentSet(per_claim_limit=per_claim, monthly_limit=monthly, at=command.at)
     return WalletDecision([event], event)
-
-
-def pay_copay(state: WalletState, command: PayCopay) -> WalletDebited | WalletCopayDeclined:
-    """All or nothing: the whole copayment is debited if the member's consent and the balance
-    allow it, else nothing is and the refusal is recorded on the wallet for the member."""
-    amount = _positive(command.amount)
-    month = benefit_month(command.at)
-    reason = copay_refusal(state, amount, month)
-    if reason is not None:
-        return WalletCopayDeclined(
-            claim_id=command.claim_id,
-            pharmacy_id=command.pharmacy_id,
-            amount=amount,
-            reason=reason,
-            month=month,
-            balance=state.balance,
-            at=command.at,
-        )
-    debited = debit(
-        state,
-        Debit(
-            debit_id=command.claim_id,
-            amount=amount,
-            purpose=COPAY_PURPOSE,
-            reference=str(command.claim_id),
-            at=command.at,
-            counterparty_account=pharmacy_account(command.pharmacy_id),
-        ),
-    )
-    if debited is None:  # claim ids are new per claim: a second debit means a reused id
-        raise CommandRejected("claim_exists", "a claim with this id exists", Kind.CONFLICT)
-    return debited
-
-
-def copay_refusal(state: WalletState, amount: Decimal, month: str) -> CopayDeclineReason | None:
-    """Why the wallet may not pay `amount` of a claim's copayment in `month`, or None.
-    Consent first: a wallet the member never opened to claims says nothing else."""
-    if state.copay_per_claim_limit <= ZERO or state.copay_monthly_limit <= ZERO:
-        return "no_consent"
-    if amount > state.copay_per_claim_limit:
-        return "over_claim_limit"
-    if state.copay_used_in(month) + amount > state.copay_monthly_limit:
-        return "over_monthly_limit"
-    if amount > state.balance:
-        return "insufficient_funds"
-    return None
 
 
 def refund(state: WalletState, command: Refund) -> WalletRefunded:
