@@ -1,7 +1,8 @@
 """Prescription claims and their reversal: the hot path.
 
-A claim that pays its copayment from the member's wallet appends to the card and the wallet
-stream in one atomic request, with an expected version for each.
+A claim that asks to pay its copayment from the member's wallet appends to the card and the
+wallet stream (the debit, or the declined attempt) in one atomic request, with an expected
+version for each: the wallet's consent and its month's use are decided on the wallet's head.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 
+from command_service.aggregates import WALLET
 from domain.errors import Kind
 from domain.events import WalletCopayConsentSet, WalletCopayDeclined, WalletDebited
 from domain.medcard.claims import adjudicate
@@ -271,3 +272,15 @@ def test_the_copay_purpose_is_reserved_for_claims() -> None:
     with refused("reserved_purpose"):
         decide(state, debit)
     assert decide(state, replace(debit, purpose="purchase")).events
+
+
+def test_the_consent_and_the_months_use_survive_a_snapshot() -> None:
+    """A wallet snapshot (command_service/aggregates.py) keeps both, else a cold load after a
+    snapshot would start the month afresh; older snapshots lack them and are not read."""
+    ledger = Ledger.with_card()
+    ledger.open_wallet("1000.00", consent=("50.00", "100.00"))
+    paid(ledger, copay_claim())
+    snapshot = WALLET.state.dump_python(ledger.purse, mode="json")
+    assert WALLET.state.validate_python(snapshot) == ledger.purse
+    assert snapshot["copay_used"] == {"2026-01": "35.00"}
+    assert WALLET.state_version == 2
