@@ -36,9 +36,7 @@ Month = Annotated[
     str,
     Field(pattern=r"^[0-9]{4}-[0-9]{2}$", description="a benefit month (Africa/Cairo)"),
 ]
-Position = Annotated[
-    int, Field(ge=0, le=MAX_POSITION, description="a position in the event store")
-]
+Position = Annotated[int, Field(ge=0, le=MAX_POSITION, description="a position in the event store")]
 CardType = Annotated[str, Field(json_schema_extra={"enum": sorted(CARD_TYPES)})]
 Relationship = Annotated[str, Field(json_schema_extra={"enum": sorted(RELATIONSHIPS)})]
 # As stored: normalised to E.164 on the way in (domain/identity.py: normalize_mobile).
