@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help install up down test lint unit format bench bench-quick bench-stream bench-reads locust
+.PHONY: help install up down test lint unit format bench bench-quick bench-stream bench-reads locust fuzz
 
 help:
 	@echo "make up     start PostgreSQL, Kafka, Cassandra and every service locally, print the URLs"
@@ -12,6 +12,7 @@ help:
 	@echo "make bench-stream  relay, projector and rebuild events/s on a 100k-event backlog"
 	@echo "make bench-reads   GraphQL and REST card reads (p95 at 16 connections) against bare endpoints"
 	@echo "make locust  Locust against the running stack (after make up): claims and card reads"
+	@echo "make fuzz   Schemathesis (public OpenAPI) and GraphQL fuzz against the real services on private ports"
 
 install:
 	@scripts/bootstrap.sh
@@ -49,3 +50,6 @@ bench-reads: install
 
 locust: install
 	scripts/locust.sh
+
+fuzz: install
+	.venv/bin/python -m tests.fuzz.run

@@ -36,10 +36,11 @@ VERSION = "2.0.0"
 def create_app(
     settings: Settings,
     *,
-    read_wait_seconds: float = 2.0,
+    read_wait_seconds: float | None = None,
     command_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """`read_wait_seconds` bounds how long a read with `minPosition` waits for the projection;
+    """`read_wait_seconds` bounds how long a read with `minPosition` waits for the projection
+    (default: the settings' READ_WAIT_SECONDS);
     `command_transport` carries the forwarded mutations (tests: the command service in-process,
     otherwise the network to `settings.command_service_url`)."""
     registry = CollectorRegistry()
@@ -54,7 +55,8 @@ def create_app(
         )
         dependencies = Dependencies(settings, pool)
         app.state.dependencies = dependencies
-        app.state.read_side = ReadSide(pool, tokens, wait_seconds=read_wait_seconds)
+        wait = settings.read_wait_seconds if read_wait_seconds is None else read_wait_seconds
+        app.state.read_side = ReadSide(pool, tokens, wait_seconds=wait)
         commands = CommandService(settings.command_service_url, transport=command_transport)
         app.state.commands = commands
         try:

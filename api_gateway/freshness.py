@@ -141,7 +141,8 @@ async def fresh_read(
     poll_seconds: float,
 ) -> Read | None:
     """`load` in one consistent snapshot; with `wanted`, once its stream has reached the
-    position, or a 504 problem after `wait_seconds`. None: absent or not the caller's."""
+    position, or a 504 problem after `wait_seconds` if it is there but behind. None: absent
+    or not the caller's (with `wanted`: still, after the wait)."""
     if wanted is not None:
         await await_positions(
             pool, principal, [wanted], wait_seconds=wait_seconds, poll_seconds=poll_seconds
@@ -149,15 +150,15 @@ async def fresh_read(
     # the gateway's pool begins REPEATABLE READ, READ ONLY transactions (snapshot_reads)
     async with pool.connection() as conn, conn.transaction():
         read = await load(conn)
-    if wanted is None or (read is not None and read.position >= wanted.position):
+    # Absent (or not the caller's: both alike, after the same wait) is not found; only an
+    # object that is there, behind the position, is the projection's delay.
+    if read is None or wanted is None or read.position >= wanted.position:
         return read
-    # absent and not the caller's answer alike, after the same wait
-    seen = "" if read is None else f" (at {read.position})"
     raise Problem(
         504,
         "projection_behind",
         f"the read model did not reach position {wanted.position} within {wait_seconds:g}s"
-        f"{seen}; retry later",
+        f" (at {read.position}); retry later",
         headers={"Retry-After": "1"},
     )
 

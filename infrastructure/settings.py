@@ -29,6 +29,8 @@ class Settings:
     # The gateway forwards GraphQL mutations here: the public edge, which sends each write to
     # the command-service process that owns its card.
     command_service_url: str = "http://127.0.0.1:3000"
+    # How long a gateway read with minPosition waits for the projection (then 504).
+    read_wait_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -50,4 +52,5 @@ class Settings:
             aggregate_cache_size=int(e.get("AGGREGATE_CACHE_SIZE", d.aggregate_cache_size)),
             environment=e.get("HEALTHPAY_ENV", d.environment),
             command_service_url=e.get("COMMAND_SERVICE_URL", d.command_service_url),
+            read_wait_seconds=float(e.get("READ_WAIT_SECONDS", d.read_wait_seconds)),
         )

@@ -9,7 +9,10 @@ import pytest
 from infrastructure.postgres.pool import Pool, open_pool
 from tests.integration.postgres_harness import PostgresHarness, shared_harness
 
-pytest_plugins = ["tests.integration.kafka_harness", "tests.integration.cassandra_harness"]
+pytest_plugins = [
+    "tests.integration.kafka_harness",
+    "tests.integration.cassandra_harness",
+]
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic.json_schema import (
+    GenerateJsonSchema,
+    JsonSchemaMode,
+    JsonSchemaValue,
+    models_json_schema,
+)
+from pydantic_core import core_schema
 
 from schemas.api.commands import (
     AddBeneficiaryBody,
+    Body,
     ClaimBody,
     CopayConsentBody,
     DebitBody,
@@ -26,6 +33,7 @@ from schemas.api.commands import (
     StatusChangeBody,
     TopUpBody,
 )
+from schemas.api.formats import DOMAIN_RULES, MAX_POSITION, decimal_schema
 from schemas.api.reads import (
     BeneficiaryList,
     Card,
@@ -122,6 +130,9 @@ class ReadOperation:
 
 
 Operation = WriteOperation | ReadOperation
+
+
+LIFECYCLE_ACTIONS = ("activate", "suspend", "reactivate", "cancel", "renew", "expire")
 
 
 def _lifecycle(action: str, summary: str, answers: str) -> WriteOperation:
@@ -311,6 +322,163 @@ _TAGS = [
     {"name": "wallets", "description": "Member wallets"},
 ]
 
+# ------------------------------------------------------------------ what answers carry
+
+_UUID: dict[str, Any] = {"type": "string", "format": "uuid"}
+# The ids a write's answer carries (command_service/responses.py), which links feed on.
+ANSWER_IDS: dict[str, dict[str, Any]] = {
+    "issue_card": {"id": _UUID, "cardNumber": {"type": "string", "pattern": "^[0-9]{16}$"}},
+    **{f"{a}_card": {"id": _UUID} for a in LIFECYCLE_ACTIONS},
+    "add_beneficiary": {"id": _UUID, "medcardId": _UUID},
+    "remove_beneficiary": {"id": _UUID, "medcardId": _UUID},
+    "claim_prescription": {
+        "claimId": _UUID,
+        "medcardId": _UUID,
+        "beneficiaryId": _UUID,
+        "walletId": {"anyOf": [_UUID, {"type": "null"}]},
+    },
+    "reverse_claim": {"claimId": _UUID, "medcardId": _UUID},
+    "open_wallet": {"id": _UUID},
+    "top_up": {"walletId": _UUID, "transactionId": _UUID},
+    "debit": {"walletId": _UUID, "transactionId": _UUID},
+    "set_copay_consent": {"walletId": _UUID},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A value an answer carries that another operation takes (an OpenAPI link): what a
+    client, or a stateful fuzzer, calls next with what it was just given."""
+
+    target: str  # the operationId it feeds
+    parameters: dict[str, str]  # "path.card_id" -> a runtime expression
+
+
+def _body(field: str) -> str:
+    return f"$response.body#/{field}"
+
+
+_POSITION = {"query.minPosition": _body("position")}
+_CARD_WRITES = ("add_beneficiary", "claim_prescription", *(f"{a}_card" for a in LIFECYCLE_ACTIONS))
+_CARD_READS = ("get_card", "get_card_claims", "get_beneficiaries")
+
+
+def _card_links(card: str) -> list[Link]:
+    """From an answer naming a card in `card`: every write on it, and its reads once they
+    reflect the answer's position."""
+    path = {"path.card_id": _body(card)}
+    return [Link(op, path) for op in _CARD_WRITES] + [
+        Link(op, path | _POSITION) for op in _CARD_READS
+    ]
+
+
+def _wallet_links(wallet: str) -> list[Link]:
+    path = {"path.wallet_id": _body(wallet)}
+    return [Link(op, path) for op in ("top_up", "debit", "set_copay_consent")] + [
+        Link(op, path | _POSITION) for op in ("get_wallet", "get_wallet_transactions")
+    ]
+
+
+def _next_page(operation: str, path_parameter: str) -> list[Link]:
+    return [
+        Link(
+            operation,
+            {
+                f"path.{path_parameter}": f"$request.path.{path_parameter}",
+                "query.cursor": _body("nextCursor"),
+            },
+        )
+    ]
+
+
+LINKS: dict[str, list[Link]] = {
+    "issue_card": _card_links("id"),
+    **{f"{a}_card": _card_links("id") for a in LIFECYCLE_ACTIONS},
+    "add_beneficiary": [
+        Link(
+            "remove_beneficiary",
+            {"path.card_id": _body("medcardId"), "path.beneficiary_id": _body("id")},
+        ),
+        *_card_links("medcardId"),
+    ],
+    "claim_prescription": [
+        Link(
+            "reverse_claim", {"path.card_id": _body("medcardId"), "path.claim_id": _body("claimId")}
+        ),
+        Link("get_claim", {"path.claim_id": _body("claimId")} | _POSITION),
+        *_card_links("medcardId"),
+    ],
+    "reverse_claim": [
+        Link("get_claim", {"path.claim_id": _body("claimId")} | _POSITION),
+        *_card_links("medcardId"),
+    ],
+    "remove_beneficiary": _card_links("medcardId"),
+    "open_wallet": _wallet_links("id"),
+    "top_up": _wallet_links("walletId"),
+    "debit": _wallet_links("walletId"),
+    "set_copay_consent": _wallet_links("walletId"),
+    "get_card_claims": _next_page("get_card_claims", "card_id"),
+    "get_wallet_transactions": _next_page("get_wallet_transactions", "wallet_id"),
+}
+
+
+# ---------------------------------------------------------------------- the document
+
+
+class _WireSchema(GenerateJsonSchema):
+    """pydantic's JSON Schema, made to say what the code enforces on the wire."""
+
+    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
+        return decimal_schema(dict(schema))
+
+    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
+        json_schema = super().str_schema(schema)
+        if schema.get("strip_whitespace"):
+            # Trimmed before its length is checked: blank is empty.
+            json_schema["pattern" if "pattern" not in json_schema else "x-trimmed"] = r"\S"
+        return json_schema
+
+
+def _request_models() -> set[str]:
+    names: set[str] = set()
+    pending: list[type[Body]] = [Body]
+    while pending:
+        model = pending.pop()
+        names.add(model.__name__)
+        pending += model.__subclasses__()
+    return names
+
+
+def _with_domain_rules(schemas: dict[str, Any]) -> None:
+    """Adds what the domain requires of a body's fields (schemas/api/formats.py)."""
+    for name in _request_models() & set(schemas):
+        for prop, schema in schemas[name].get("properties", {}).items():
+            rule = DOMAIN_RULES.get(prop)
+            if rule is None:
+                continue
+            described = {k: v for k, v in rule.items() if k in ("description", "examples")}
+            schema.update(described)
+            target = next((s for s in schema.get("anyOf", []) if s.get("type") == "string"), schema)
+            target.update({k: v for k, v in rule.items() if k not in described})
+            if "enum" in rule:
+                for key in ("minLength", "maxLength", "pattern"):
+                    target.pop(key, None)
+
+
+def _without_titles(schema: Any) -> None:
+    """pydantic's property titles ("Userid") say nothing the property names do not."""
+    if isinstance(schema, dict):
+        props = schema.get("properties")
+        if isinstance(props, dict):
+            for prop in props.values():
+                if isinstance(prop, dict):
+                    prop.pop("title", None)
+        for value in schema.values():
+            _without_titles(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _without_titles(value)
+
 
 def build_openapi(
     operations: Iterable[Operation], *, title: str, version: str, description: str = ""
@@ -323,15 +491,24 @@ def build_openapi(
             models.append((op.body, "validation"))
         elif isinstance(op, ReadOperation):
             models.append((op.response, "serialization"))
-    refs, defs = models_json_schema(models, by_alias=True, ref_template=_REF)
+    refs, defs = models_json_schema(
+        models, by_alias=True, ref_template=_REF, schema_generator=_WireSchema
+    )
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
+    _with_domain_rules(schemas)
+    _without_titles(schemas)
     schemas["Problem"] = PROBLEM_SCHEMA
     if any(isinstance(op, WriteOperation) for op in ops):
         schemas["CommandAnswer"] = COMMAND_ANSWER_SCHEMA
 
+    present = {op.operation_id for op in ops}
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
         operation = _write(op, refs) if isinstance(op, WriteOperation) else _read(op, refs)
+        links = _links(op, present)
+        for status, answer in operation["responses"].items():
+            if links and status.startswith("2"):
+                answer["links"] = links
         paths.setdefault(op.path, {})[op.method.lower()] = operation
 
     used_tags = {op.tag for op in ops}
@@ -347,11 +524,27 @@ def build_openapi(
     }
 
 
-def _problem(description: str) -> dict[str, Any]:
+def _links(op: Operation, present: set[str]) -> dict[str, Any]:
     return {
+        f"{link.target}_from_{op.operation_id}": {
+            "operationId": link.target,
+            "parameters": link.parameters,
+        }
+        for link in LINKS.get(op.operation_id, [])
+        if link.target in present
+    }
+
+
+def _problem(description: str, *, retry_after: bool = False) -> dict[str, Any]:
+    answer: dict[str, Any] = {
         "description": description,
         "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": _REF.format(model="Problem")}}},
     }
+    if retry_after:
+        answer["headers"] = {
+            "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+        }
+    return answer
 
 
 def _path_parameters(path: str) -> list[dict[str, Any]]:
@@ -361,7 +554,8 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "format": "uuid"},
+            "description": "an id this API issued (another string names nothing: 404)",
+            "schema": dict(_UUID),
         }
         for name in names
     ]
@@ -371,10 +565,18 @@ def _ref(refs: Refs, model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, 
     return refs[(model, mode)]
 
 
-def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
-    answer = {
-        "content": {"application/json": {"schema": {"$ref": _REF.format(model="CommandAnswer")}}}
+def _answer_schema(op: WriteOperation) -> dict[str, Any]:
+    ids = ANSWER_IDS[op.operation_id]
+    return {
+        "allOf": [
+            {"$ref": _REF.format(model="CommandAnswer")},
+            {"type": "object", "properties": ids, "required": sorted(ids)},
+        ]
     }
+
+
+def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
+    answer = {"content": {"application/json": {"schema": _answer_schema(op)}}}
     responses: dict[str, Any] = {}
     if op.created:
         responses["201"] = {
@@ -400,10 +602,22 @@ def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
             "an invalid body, refused by a business rule, or the Idempotency-Key was used"
             " with another request"
         ),
+        "503": _problem(
+            "the card or wallet kept changing under the command, or the event store did not"
+            " confirm the write; retry (with the same Idempotency-Key)",
+            retry_after=True,
+        ),
     }
     if op.body is not None:
         responses["413"] = _problem("the body is over 256 KiB")
         responses["415"] = _problem("the body is not application/json")
+    if op.operation_id == "add_beneficiary":
+        # the one write a path-routing Ingress sends through the gateway (docs/edge.md)
+        responses["502"] = _problem(
+            "through the gateway: the command service did not answer; retry with the same"
+            " Idempotency-Key",
+            retry_after=True,
+        )
     operation: dict[str, Any] = {
         "tags": [op.tag],
         "operationId": op.operation_id,
@@ -429,6 +643,16 @@ def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
     return operation
 
 
+def _position_parameter(name: str, where: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": False,
+        "description": description,
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_POSITION},
+    }
+
+
 def _read(op: ReadOperation, refs: Refs) -> dict[str, Any]:
     fresh = (
         "wait until the read model reflects this position of the same card's or wallet's stream"
@@ -436,20 +660,10 @@ def _read(op: ReadOperation, refs: Refs) -> dict[str, Any]:
     )
     parameters = [
         *_path_parameters(op.path),
-        {
-            "name": "minPosition",
-            "in": "query",
-            "required": False,
-            "description": fresh,
-            "schema": {"type": "integer", "minimum": 0},
-        },
-        {
-            "name": "X-Min-Position",
-            "in": "header",
-            "required": False,
-            "description": "as minPosition (the larger wins if both are sent)",
-            "schema": {"type": "integer", "minimum": 0},
-        },
+        _position_parameter("minPosition", "query", fresh),
+        _position_parameter(
+            "X-Min-Position", "header", "as minPosition (the larger wins if both are sent)"
+        ),
     ]
     if op.paged:
         parameters += [
@@ -463,8 +677,9 @@ def _read(op: ReadOperation, refs: Refs) -> dict[str, Any]:
                 "name": "cursor",
                 "in": "query",
                 "required": False,
-                "description": "the previous page's nextCursor",
-                "schema": {"type": "string"},
+                "description": "the previous page's nextCursor, as it was given (opaque: any"
+                " other value is 400 invalid_cursor)",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
             },
         ]
     responses: dict[str, Any] = {
@@ -473,7 +688,7 @@ def _read(op: ReadOperation, refs: Refs) -> dict[str, Any]:
             "headers": {
                 POSITION_HEADER: {
                     "description": "the stream position this answer reflects",
-                    "schema": {"type": "integer"},
+                    "schema": {"type": "integer", "minimum": 0},
                 }
             },
             "content": {"application/json": {"schema": _ref(refs, op.response, "serialization")}},
@@ -484,9 +699,14 @@ def _read(op: ReadOperation, refs: Refs) -> dict[str, Any]:
     if op.pharmacy_refused:
         responses["403"] = _problem("the pharmacy role may not read cards or wallets")
     responses |= {
-        "404": _problem("no such object, or not the caller's"),
+        "404": _problem(
+            "no such object, or not the caller's (with minPosition: after the same wait)"
+        ),
         "503": _problem("the read store is busy; retry"),
-        "504": _problem("the read model did not reach minPosition in time; retry later"),
+        "504": _problem(
+            "the object exists but its read model did not reach minPosition in time; retry later",
+            retry_after=True,
+        ),
     }
     return {
         "tags": [op.tag],

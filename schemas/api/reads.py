@@ -20,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
+from domain.medcard.card_types import CARD_TYPES
+from domain.medcard.decider import RELATIONSHIPS
+from schemas.api.formats import MAX_POSITION
+
 Money = Annotated[
     str,
     Field(
@@ -32,7 +36,12 @@ Month = Annotated[
     str,
     Field(pattern=r"^[0-9]{4}-[0-9]{2}$", description="a benefit month (Africa/Cairo)"),
 ]
-Position = Annotated[int, Field(ge=0, description="a position in the event store")]
+Position = Annotated[int, Field(ge=0, le=MAX_POSITION, description="a position in the event store")]
+CardType = Annotated[str, Field(json_schema_extra={"enum": sorted(CARD_TYPES)})]
+Relationship = Annotated[str, Field(json_schema_extra={"enum": sorted(RELATIONSHIPS)})]
+# As stored: normalised to E.164 on the way in (domain/identity.py: normalize_mobile).
+Mobile = Annotated[str, Field(pattern=r"^\+201[0125][0-9]{8}$", examples=["+201012345678"])]
+NationalId = Annotated[str, Field(pattern=r"^[23][0-9]{13}$")]
 CardStatus = Literal["PENDING", "ACTIVE", "SUSPENDED", "EXPIRED", "CANCELLED"]
 Decision = Literal["approved", "partially_approved", "rejected"]
 
@@ -47,11 +56,11 @@ class Holder(Answer):
     """A card's primary holder as issued; personal details may have been left out."""
 
     id: UUID = Field(description="the holder's beneficiary id")
-    relationship: str
-    national_id: str | None
+    relationship: Relationship
+    national_id: NationalId | None
     name: str | None
     date_of_birth: date | None
-    phone_number: str | None
+    phone_number: Mobile | None
 
 
 class Beneficiary(Answer):
@@ -59,11 +68,11 @@ class Beneficiary(Answer):
     listed."""
 
     id: UUID
-    relationship: str
-    national_id: str | None
+    relationship: Relationship
+    national_id: NationalId | None
     name: str | None
     date_of_birth: date | None
-    phone_number: str | None
+    phone_number: Mobile | None
     is_primary: bool
     added_at: datetime
 
@@ -79,7 +88,7 @@ class Card(Answer):
     id: UUID
     card_number: str
     user_id: str
-    card_type: str
+    card_type: CardType
     status: CardStatus
     monthly_limit: Money
     copayment_percentage: Money

@@ -28,6 +28,7 @@ from infrastructure.auth.tokens import Role, TokenCodec
 from infrastructure.eventstore.memory import InMemoryEventStore
 from infrastructure.eventstore.port import EventStore
 from infrastructure.settings import Settings
+from tests.log_scan import personal
 
 Backend = Literal["memory", "postgres"]
 Headers = dict[str, str]
@@ -268,7 +269,7 @@ def done(response: httpx.Response) -> dict[str, Any]:
 def national_id(born: date, governorate: str = "01", serial: str = "0012", check: str = "3") -> str:
     """A structurally valid 14-digit Egyptian national id for someone born on `born`."""
     century = "2" if born.year < 2000 else "3"
-    return f"{century}{born:%y%m%d}{governorate}{serial}{check}"
+    return personal(f"{century}{born:%y%m%d}{governorate}{serial}{check}")
 
 
 def beneficiary_body(
@@ -284,7 +285,7 @@ def beneficiary_body(
         "nationalId": national_id(born, serial=serial),
         "name": name,
         "dateOfBirth": born.isoformat(),
-        "phoneNumber": phone,
+        "phoneNumber": personal(phone),
     }
 
 

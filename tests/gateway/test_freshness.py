@@ -90,8 +90,9 @@ async def test_a_position_that_never_arrives_is_a_504_problem_within_the_bound(
 async def test_waiting_on_anothers_card_looks_the_same_as_waiting_on_a_missing_one(
     gateway: Gateway, tokens: Tokens
 ) -> None:
-    """With minPosition, 'not yours' and 'not there yet' both wait out the bound: the wait
-    must not tell a member which ids exist."""
+    """With minPosition, 'not yours' and 'not there' both wait out the bound and are then not
+    found (a 504 would call a missing card late): the answer must not tell a member which ids
+    exist."""
     theirs = await gateway.client.get(
         f"{API}/medcards/{gateway.world.capped_card}?minPosition=1",
         headers=tokens.member("member-a"),
@@ -100,8 +101,8 @@ async def test_waiting_on_anothers_card_looks_the_same_as_waiting_on_a_missing_o
         f"{API}/medcards/00000000-0000-4000-8000-000000000000?minPosition=1",
         headers=tokens.member("member-a"),
     )
-    assert_problem(theirs, 504, "projection_behind")
-    assert_problem(missing, 504, "projection_behind")
+    assert_problem(theirs, 404, "card_not_found")
+    assert_problem(missing, 404, "card_not_found")
     assert theirs.json()["detail"] == missing.json()["detail"]
 
 

@@ -43,6 +43,7 @@ from cassandra.cluster import (  # type: ignore[import-untyped]
 from cassandra.policies import RoundRobinPolicy  # type: ignore[import-untyped]
 
 from tests.integration.server_scripts import free_port, run_script
+from tests.log_scan import scan_server_logs
 
 REPO = Path(__file__).resolve().parents[2]
 CASSANDRA_SH = REPO / "scripts" / "cassandra.sh"
@@ -258,6 +259,7 @@ def _stop_node(data_dir: Path) -> None:
         capture_output=True,
         check=False,
     )
+    scan_server_logs(sorted((data_dir / "logs").glob("*.log")), "cassandra")
     shutil.rmtree(data_dir, ignore_errors=True)
 
 

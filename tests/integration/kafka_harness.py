@@ -31,6 +31,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # what confluent_kafka.admin re-exports untyped
 
 from tests.integration.server_scripts import free_port, run_script
+from tests.log_scan import scan_server_logs
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO / "scripts" / "kafka.sh"
@@ -136,6 +137,7 @@ class KafkaHarness:
             subprocess.run(
                 [str(KAFKA_SH), "stop", str(self._data_dir)], check=False, capture_output=True
             )
+            scan_server_logs(sorted((self._data_dir / "logs").glob("*.log")), "kafka")
             shutil.rmtree(self._data_dir, ignore_errors=True)
 
 

@@ -25,6 +25,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from infrastructure.postgres.migrations import migrate_sync
 from tests.integration.server_scripts import free_port, run_script
+from tests.log_scan import scan_server_logs
 
 REPO = Path(__file__).resolve().parents[2]
 PG_SH = REPO / "scripts" / "pg.sh"
@@ -101,6 +102,7 @@ class PostgresHarness:
 
 def _stop_server(data_dir: Path) -> None:
     subprocess.run([str(PG_SH), "stop", str(data_dir)], check=False, capture_output=True)
+    scan_server_logs([data_dir / "server.log"], "postgresql")
     shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -182,6 +182,9 @@ class Fleet:
     def worker(self) -> HealthpayProcess:
         return self._new("worker", ["project", "--metrics-port"], "/metrics").start()
 
+    def gateway(self) -> HealthpayProcess:
+        return self._new("gateway", ["serve-gateway", "--port"], "/openapi.json").start(90.0)
+
     def balance_projection(self) -> HealthpayProcess:
         return self._new("balances", ["project-balances", "--metrics-port"], "/metrics").start()
 

@@ -41,6 +41,7 @@ from domain.wallet.model import (
     WalletDecision,
     WalletState,
 )
+from tests.log_scan import personal
 
 # 2026-01-15 12:00 in Cairo (UTC+2 in winter).
 T0 = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
@@ -59,7 +60,7 @@ def card_number(seed: int = 1) -> str:
 
 def national_id(born: date, governorate: str = "01", serial: str = "1234", check: str = "5") -> str:
     century = "2" if born.year < 2000 else "3"
-    return f"{century}{born:%y%m%d}{governorate}{serial}{check}"
+    return personal(f"{century}{born:%y%m%d}{governorate}{serial}{check}")
 
 
 def person(
@@ -72,10 +73,10 @@ def person(
 ) -> PersonDetails:
     return PersonDetails(
         relationship=relationship,
-        national_id=nid if nid is not None else national_id(born),
+        national_id=personal(nid) if nid is not None else national_id(born),
         name=name,
         date_of_birth=born,
-        phone_number=phone,
+        phone_number=personal(phone),
     )
 
 
