@@ -14,7 +14,8 @@ GOVERNORATES: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 _CENTURY = {"2": 1900, "3": 2000}
-_MOBILE = re.compile(r"^(?:\+20|0020|0)?(1[0125]\d{8})$")
+# ASCII only: \d would also match Arabic-Indic and other scripts' digits, stored as they came.
+_MOBILE = re.compile(r"^(?:\+20|0020|0)?(1[0125][0-9]{8})$")
 
 
 class IdentityError(ValueError):

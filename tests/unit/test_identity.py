@@ -115,6 +115,7 @@ def test_egyptian_mobiles_are_normalised_to_e164(raw: str, e164: str) -> None:
         "0201012345678",
         "0221234567",  # Cairo landline
         "0101234567x",
+        "010\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668",  # Arabic-Indic digits
         "",
     ],
 )
