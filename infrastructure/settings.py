@@ -134,13 +134,14 @@ class Settings(BaseSettings):
         Without JWT_SECRET, development (or `local_fallback`, for `healthpay token` in a
         shell that `make up` did not configure) reads the checkout's `.local/jwt-secret`."""
         secret = self.jwt_secret
-        if secret is None and (local_fallback or self.environment == "development"):
+        local = local_fallback or self.environment == "development"
+        if secret is None and local:
             secret = _local_secret()
         if secret is None:
+            where = f" and there is no {LOCAL_SECRET_FILE} (`make up` writes one)" if local else ""
             raise SettingsError(
-                f"JWT_SECRET is not set (HEALTHPAY_ENV={self.environment}); set it to at least"
-                f" {MIN_SECRET_BYTES} random bytes ({_OPENSSL}), or run `make up` for a"
-                " development stack"
+                f"JWT_SECRET is not set (HEALTHPAY_ENV={self.environment}){where}; set it to"
+                f" at least {MIN_SECRET_BYTES} random bytes ({_OPENSSL})"
             )
         current = SigningKey.of(secret.get_secret_value(), self.jwt_secret_id)
         if self.jwt_previous_secret is None:
