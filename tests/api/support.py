@@ -222,6 +222,15 @@ class Api:
         wanted = UUID(str(aggregate_id))
         return [e for e in await self.events() if e.aggregate_id == wanted]
 
+    async def idempotency_rows(self) -> list[tuple[str, str]] | None:
+        """(principal, key) of every row in idempotency_keys (PostgreSQL only; None on the
+        in-memory store), in order."""
+        if self.postgres_url is None:
+            return None
+        async with await psycopg.AsyncConnection.connect(self.postgres_url) as conn:
+            cur = await conn.execute("SELECT principal, key FROM idempotency_keys ORDER BY 1, 2")
+            return [(row[0], row[1]) for row in await cur.fetchall()]
+
     async def idempotency_record_count(self) -> int | None:
         """Rows in idempotency_keys (PostgreSQL only; None on the in-memory store)."""
         if self.postgres_url is None:
