@@ -111,9 +111,20 @@ class Settings(BaseSettings):
             problem = None if secret is None else _secret_problem(name, secret)
             if problem:
                 raise ValueError(problem)
-        if self.jwt_previous_secret is not None and self.jwt_secret is None:
-            raise ValueError("JWT_PREVIOUS_SECRET is set but JWT_SECRET is not")
+        if self.jwt_previous_secret is not None:
+            if self.jwt_secret is None:
+                raise ValueError("JWT_PREVIOUS_SECRET is set but JWT_SECRET is not")
+            current, previous = (
+                self._key(self.jwt_secret, self.jwt_secret_id),
+                self._key(self.jwt_previous_secret, self.jwt_previous_secret_id),
+            )
+            if current.kid == previous.kid:
+                raise ValueError("the current and the previous key have one id (JWT_*SECRET_ID)")
         return self
+
+    @staticmethod
+    def _key(secret: SecretStr, kid: str | None) -> SigningKey:
+        return SigningKey.of(secret.get_secret_value(), kid)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -143,15 +154,10 @@ class Settings(BaseSettings):
                 f"JWT_SECRET is not set (HEALTHPAY_ENV={self.environment}){where}; set it to"
                 f" at least {MIN_SECRET_BYTES} random bytes ({_OPENSSL})"
             )
-        current = SigningKey.of(secret.get_secret_value(), self.jwt_secret_id)
+        current = self._key(secret, self.jwt_secret_id)
         if self.jwt_previous_secret is None:
             return current, None
-        previous = SigningKey.of(
-            self.jwt_previous_secret.get_secret_value(), self.jwt_previous_secret_id
-        )
-        if previous.kid == current.kid:
-            raise SettingsError("JWT_PREVIOUS_SECRET_ID must differ from JWT_SECRET_ID")
-        return current, previous
+        return current, self._key(self.jwt_previous_secret, self.jwt_previous_secret_id)
 
 
 def _local_secret() -> SecretStr | None:
