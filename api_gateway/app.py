@@ -44,9 +44,7 @@ def create_app(
     `command_transport` carries the forwarded mutations (tests: the command service in-process,
     otherwise the network to `settings.command_service_url`)."""
     registry = CollectorRegistry()
-    tokens = TokenVerifier(
-        TokenCodec(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience)
-    )
+    tokens = TokenVerifier(TokenCodec.from_settings(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -8,10 +8,14 @@ import logging
 import signal
 import sys
 import threading
+from datetime import timedelta
 from uuid import UUID
 
 from infrastructure.auth.tokens import Role, TokenCodec
-from infrastructure.settings import Settings
+from infrastructure.settings import Settings, SettingsError
+
+# The commands that sign or verify bearer tokens: they refuse to start without a usable key.
+NEEDS_SIGNING_KEY = frozenset({"token", "serve-commands", "serve-gateway"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     rebuild.add_argument("--dry-run", action="store_true", help="compare only; never swap")
 
+    idempotency = commands.add_parser("idempotency", help="stored Idempotency-Key answers")
+    idempotency_commands = idempotency.add_subparsers(dest="idempotency_command", required=True)
+    purge = idempotency_commands.add_parser(
+        "purge", help="delete answers older than IDEMPOTENCY_RETENTION_DAYS (default 7)"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="count them only")
+
     events = commands.add_parser("events", help="read the event store")
     event_commands = events.add_subparsers(dest="events_command", required=True)
     show = event_commands.add_parser("show", help="a card's or wallet's history, decoded")
@@ -80,7 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     follow.add_argument("--limit", type=int, default=None, help="stop after this many")
 
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    codec: TokenCodec | None = None
+    try:
+        settings = Settings.from_env()
+        if args.command in NEEDS_SIGNING_KEY:
+            # `token` may read make up's .local/jwt-secret from a shell make up did not set up.
+            codec = TokenCodec.from_settings(settings, local_fallback=args.command == "token")
+    except SettingsError as exc:
+        print(f"healthpay {args.command}: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     if args.command == "db":
@@ -100,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         pharmacy_id = args.pharmacy_id
         if role is Role.PHARMACY and not pharmacy_id:
             pharmacy_id = args.sub or "pharmacy-1"
-        codec = TokenCodec(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience)
         subject = args.sub or pharmacy_id or role.value
+        assert codec is not None
         print(codec.issue(role, subject, pharmacy_id=pharmacy_id, ttl_seconds=args.ttl))
         return 0
     if args.command == "serve-commands":
@@ -141,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.projections_command == "status":
             return ops.status(settings)
         return ops.run_rebuild(settings, args.name, args.dry_run)
+    if args.command == "idempotency":
+        return _purge_idempotency(settings, args.dry_run)
     if args.command == "events":
         from cli import events as history
 
@@ -152,6 +173,19 @@ def main(argv: list[str] | None = None) -> int:
         return history.tail(settings.postgres_url, args.from_start, stop, args.limit)
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _purge_idempotency(settings: Settings, dry_run: bool) -> int:
+    from infrastructure.postgres.idempotency import count_expired, purge_expired
+
+    retention = timedelta(days=settings.idempotency_retention_days)
+    if dry_run:
+        count = count_expired(settings.postgres_url, retention)
+        print(f"{count} Idempotency-Key answers older than {retention} (dry run: kept)")
+    else:
+        count = purge_expired(settings.postgres_url, retention)
+        print(f"purged {count} Idempotency-Key answers older than {retention}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -51,9 +51,7 @@ def create_app(
     ] = postgres_store,
 ) -> FastAPI:
     registry = CollectorRegistry()
-    tokens = TokenVerifier(
-        TokenCodec(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience)
-    )
+    tokens = TokenVerifier(TokenCodec.from_settings(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

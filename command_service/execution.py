@@ -65,7 +65,7 @@ class Outcome:
 class IdempotencyClaim:
     """The caller's Idempotency-Key, stored in the same transaction as the command's events."""
 
-    principal: str
+    principal: str  # the caller's scope: role, subject and pharmacy (Principal.idempotency_scope)
     key: str
     request_hash: str
 

@@ -30,7 +30,7 @@ from command_service.ids import new_id
 from command_service.responses import render
 from domain.errors import CommandRejected
 from infrastructure.auth.tokens import Principal, TokenVerifier
-from infrastructure.eventstore.port import EventStore
+from infrastructure.eventstore.port import EventStore, IdempotencyRecord
 from infrastructure.http.bearer import authenticate as bearer_principal
 from infrastructure.http.problems import Problem, problem_response, validation_errors
 
@@ -111,48 +111,38 @@ async def execute(
     request_hash = hashlib.sha256(
         request.method.encode() + b" " + request.url.path.encode() + b"\n" + raw_body
     ).hexdigest()
-    scope = (principal.key, key)
-    if scope in side.in_flight:
+    # Keys are the caller's own: one role, subject and pharmacy (Principal.idempotency_scope).
+    scope = principal.idempotency_scope
+    if (scope, key) in side.in_flight:
         raise Problem(
             409, "idempotency_key_in_use", "a request with this Idempotency-Key is still running"
         )
     # Claimed before the first await, so a concurrent duplicate in this process sees it.
-    side.in_flight.add(scope)
+    side.in_flight.add((scope, key))
     try:
-        stored = await side.store.get_idempotency(principal.key, key)
+        stored = await side.store.get_idempotency(scope, key)
         if stored is None:
-            ctx.idempotency = IdempotencyClaim(principal.key, key, request_hash)
+            ctx.idempotency = IdempotencyClaim(scope, key, request_hash)
             try:
                 return _answer(await _domain(run, ctx), ctx)
             except IdempotentReplay:
-                stored = await side.store.get_idempotency(principal.key, key)
+                stored = await side.store.get_idempotency(scope, key)
                 if stored is None:
                     raise
-        return await _replay_stored(
-            side, stored.request_hash, request_hash, principal, key, stored.status_code
-        )
+        return await _replay_stored(side, stored, request_hash)
     finally:
-        side.in_flight.discard(scope)
+        side.in_flight.discard((scope, key))
 
 
-async def _replay_stored(
-    side: WriteSide,
-    stored_hash: str,
-    request_hash: str,
-    principal: Principal,
-    key: str,
-    status: int,
-) -> Response:
-    if stored_hash != request_hash:
+async def _replay_stored(side: WriteSide, stored: IdempotencyRecord, request_hash: str) -> Response:
+    if stored.request_hash != request_hash:
         raise Problem(
             422, "idempotency_key_reused", "this Idempotency-Key was used with a different request"
         )
-    record = await side.store.get_idempotency(principal.key, key)
-    assert record is not None
-    outcome = await side.executor.recall(record)
+    outcome = await side.executor.recall(stored)
     return Response(
         orjson.dumps(render(outcome)),
-        status_code=status,
+        status_code=stored.status_code,
         media_type="application/json",
         headers={"Idempotent-Replayed": "true"},
     )

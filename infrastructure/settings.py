@@ -1,56 +1,186 @@
-"""Process settings, read once from the environment at start-up (never at import time)."""
+"""Process settings, read once from the environment at start-up (never at import time).
+
+Secrets are `SecretStr` (never printed, never in an error message). There is no default
+signing secret: the environment is production unless HEALTHPAY_ENV says otherwise, and only
+in development may an unset JWT_SECRET come from the checkout's `.local/jwt-secret`, a random
+file `make up` writes (so no secret that anyone can read in the repository signs tokens).
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+import hashlib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from infrastructure.auth.tokens import MIN_SECRET_BYTES, SigningKey
+
+Environment = Literal["production", "development", "test"]
+HostList = Annotated[tuple[str, ...], NoDecode]
+
+# Written by `make up` (scripts/up.sh), mode 600; read only in development.
+LOCAL_SECRET_FILE = Path(__file__).resolve().parents[1] / ".local" / "jwt-secret"
+# sha256 of secrets that were published (the default earlier versions shipped in this
+# repository): anyone could sign tokens with them, so they are refused like short ones.
+PUBLISHED_SECRETS = frozenset({"bc586500685fe849de5194fa14effec739345b892b48f656221f22ed25cb38ef"})
+_OPENSSL = "e.g. `openssl rand -hex 32`"
 
 
-def _split(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
+class SettingsError(Exception):
+    """A setting a process cannot start with; the message is one line, fit for an operator."""
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    postgres_url: str = "postgresql://healthpay@127.0.0.1:25432/healthpay_ledger"
-    port: int = 3000
-    jwt_secret: str = "dev-only-secret-change-me-0123456789abcdef"
-    jwt_issuer: str = "healthpay"
-    jwt_audience: str = "healthpay-api"
-    cors_origins: tuple[str, ...] = field(default_factory=tuple)
-    kafka_brokers: tuple[str, ...] = ("127.0.0.1:29092",)
-    kafka_topic: str = "healthpay.events.wallet"
-    scylla_hosts: tuple[str, ...] = ("127.0.0.1:29042",)
-    scylla_keyspace: str = "healthpay_balances"
-    pool_min_size: int = 4
-    pool_max_size: int = 16
-    aggregate_cache_size: int = 100_000
-    environment: str = "development"
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _secret_problem(name: str, secret: SecretStr) -> str | None:
+    raw = secret.get_secret_value().encode()
+    if hashlib.sha256(raw).hexdigest() in PUBLISHED_SECRETS:
+        return f"{name} is a published default secret; set a random one ({_OPENSSL})"
+    if len(raw) < MIN_SECRET_BYTES:
+        return f"{name} must be at least {MIN_SECRET_BYTES} bytes ({_OPENSSL})"
+    return None
+
+
+class Settings(BaseSettings):
+    """Field names for code, environment names (the validation aliases) for operators."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        case_sensitive=True,
+        env_ignore_empty=True,  # `JWT_SECRET=` is unset, not an empty secret
+        extra="ignore",
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    postgres_url: str = Field(
+        default="postgresql://healthpay@127.0.0.1:25432/healthpay_ledger",
+        validation_alias="POSTGRES_URL",
+    )
+    port: int = Field(default=3000, validation_alias="PORT", gt=0, lt=65536)
+    jwt_secret: SecretStr | None = Field(default=None, validation_alias="JWT_SECRET")
+    jwt_secret_id: str | None = Field(default=None, validation_alias="JWT_SECRET_ID", min_length=1)
+    # The key rotated out: still verifies the tokens it signed until they expire.
+    jwt_previous_secret: SecretStr | None = Field(
+        default=None, validation_alias="JWT_PREVIOUS_SECRET"
+    )
+    jwt_previous_secret_id: str | None = Field(
+        default=None, validation_alias="JWT_PREVIOUS_SECRET_ID", min_length=1
+    )
+    jwt_issuer: str = Field(default="healthpay", validation_alias="JWT_ISSUER")
+    jwt_audience: str = Field(default="healthpay-api", validation_alias="JWT_AUDIENCE")
+    cors_origins: HostList = Field(default=(), validation_alias="CORS_ORIGINS")
+    kafka_brokers: HostList = Field(default=("127.0.0.1:29092",), validation_alias="KAFKA_BROKERS")
+    kafka_topic: str = Field(default="healthpay.events.wallet", validation_alias="KAFKA_TOPIC")
+    scylla_hosts: HostList = Field(default=("127.0.0.1:29042",), validation_alias="SCYLLA_HOSTS")
+    scylla_keyspace: str = Field(default="healthpay_balances", validation_alias="SCYLLA_KEYSPACE")
+    pool_min_size: int = Field(default=4, validation_alias="PG_POOL_MIN", ge=0)
+    pool_max_size: int = Field(default=16, validation_alias="PG_POOL_MAX", gt=0)
+    aggregate_cache_size: int = Field(
+        default=100_000, validation_alias="AGGREGATE_CACHE_SIZE", ge=0
+    )
+    environment: Environment = Field(default="production", validation_alias="HEALTHPAY_ENV")
+    # How long a stored Idempotency-Key answer is kept at least; `healthpay idempotency
+    # purge` deletes older ones.
+    idempotency_retention_days: float = Field(
+        default=7.0, validation_alias="IDEMPOTENCY_RETENTION_DAYS", gt=0
+    )
     # The gateway forwards GraphQL mutations here: the public edge, which sends each write to
     # the command-service process that owns its card.
-    command_service_url: str = "http://127.0.0.1:3000"
-    # How long a gateway read with minPosition waits for the projection (then 504).
-    read_wait_seconds: float = 2.0
+    command_service_url: str = Field(
+        default="http://127.0.0.1:3000", validation_alias="COMMAND_SERVICE_URL"
+    )
+    # How long a gateway read with minPosition waits for the projection.
+    read_wait_seconds: float = Field(default=2.0, validation_alias="READ_WAIT_SECONDS", gt=0)
+
+    _split_lists = field_validator("cors_origins", "kafka_brokers", "scylla_hosts", mode="before")(
+        _split
+    )
+
+    @model_validator(mode="after")
+    def _secrets_are_usable(self) -> Settings:
+        # Checked in every process, needed or not: one bad shared secret stops them all.
+        for name, secret in (
+            ("JWT_SECRET", self.jwt_secret),
+            ("JWT_PREVIOUS_SECRET", self.jwt_previous_secret),
+        ):
+            problem = None if secret is None else _secret_problem(name, secret)
+            if problem:
+                raise ValueError(problem)
+        if self.jwt_previous_secret is not None:
+            if self.jwt_secret is None:
+                raise ValueError("JWT_PREVIOUS_SECRET is set but JWT_SECRET is not")
+            current, previous = (
+                self._key(self.jwt_secret, self.jwt_secret_id),
+                self._key(self.jwt_previous_secret, self.jwt_previous_secret_id),
+            )
+            if current.kid == previous.kid:
+                raise ValueError("the current and the previous key have one id (JWT_*SECRET_ID)")
+        return self
+
+    @staticmethod
+    def _key(secret: SecretStr, kid: str | None) -> SigningKey:
+        return SigningKey.of(secret.get_secret_value(), kid)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = os.environ if env is None else env
-        d = cls()
-        return cls(
-            postgres_url=e.get("POSTGRES_URL", d.postgres_url),
-            port=int(e.get("PORT", d.port)),
-            jwt_secret=e.get("JWT_SECRET", d.jwt_secret),
-            jwt_issuer=e.get("JWT_ISSUER", d.jwt_issuer),
-            jwt_audience=e.get("JWT_AUDIENCE", d.jwt_audience),
-            cors_origins=_split(e.get("CORS_ORIGINS", "")),
-            kafka_brokers=_split(e.get("KAFKA_BROKERS", ",".join(d.kafka_brokers))),
-            kafka_topic=e.get("KAFKA_TOPIC", d.kafka_topic),
-            scylla_hosts=_split(e.get("SCYLLA_HOSTS", ",".join(d.scylla_hosts))),
-            scylla_keyspace=e.get("SCYLLA_KEYSPACE", d.scylla_keyspace),
-            pool_min_size=int(e.get("PG_POOL_MIN", d.pool_min_size)),
-            pool_max_size=int(e.get("PG_POOL_MAX", d.pool_max_size)),
-            aggregate_cache_size=int(e.get("AGGREGATE_CACHE_SIZE", d.aggregate_cache_size)),
-            environment=e.get("HEALTHPAY_ENV", d.environment),
-            command_service_url=e.get("COMMAND_SERVICE_URL", d.command_service_url),
-            read_wait_seconds=float(e.get("READ_WAIT_SECONDS", d.read_wait_seconds)),
-        )
+    def from_env(cls) -> Settings:
+        """This process's settings; SettingsError (one line, no secret in it) if any is bad."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc)) from None
+
+    @classmethod
+    def env_names(cls) -> set[str]:
+        """Every environment variable these settings read."""
+        return {str(f.validation_alias) for f in cls.model_fields.values()}
+
+    def signing_keys(self, *, local_fallback: bool = False) -> tuple[SigningKey, SigningKey | None]:
+        """The current signing key and the previous one; SettingsError when there is none.
+
+        Without JWT_SECRET, development (or `local_fallback`, for `healthpay token` in a
+        shell that `make up` did not configure) reads the checkout's `.local/jwt-secret`."""
+        secret = self.jwt_secret
+        local = local_fallback or self.environment == "development"
+        if secret is None and local:
+            secret = _local_secret()
+        if secret is None:
+            where = f" and there is no {LOCAL_SECRET_FILE} (`make up` writes one)" if local else ""
+            raise SettingsError(
+                f"JWT_SECRET is not set (HEALTHPAY_ENV={self.environment}){where}; set it to"
+                f" at least {MIN_SECRET_BYTES} random bytes ({_OPENSSL})"
+            )
+        current = self._key(secret, self.jwt_secret_id)
+        if self.jwt_previous_secret is None:
+            return current, None
+        return current, self._key(self.jwt_previous_secret, self.jwt_previous_secret_id)
+
+
+def _local_secret() -> SecretStr | None:
+    try:
+        text = LOCAL_SECRET_FILE.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SettingsError(f"cannot read {LOCAL_SECRET_FILE}: {exc.strerror}") from None
+    secret = SecretStr(text)
+    problem = _secret_problem(str(LOCAL_SECRET_FILE), secret)
+    if problem:
+        raise SettingsError(problem)
+    return secret
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line naming each bad variable; never the value (it may be a secret)."""
+    parts: list[str] = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "invalid settings: " + "; ".join(parts)

@@ -55,7 +55,7 @@ from bench_common import ROOT, BenchError, count_events, machine, run_checked, r
 if str(ROOT) not in sys.path:  # run as a script: the project's packages live at the root
     sys.path.insert(0, str(ROOT))
 
-from infrastructure.auth.tokens import Role, TokenCodec
+from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
 from infrastructure.settings import Settings
 
 READS_SCRIPT = bench.LOAD_TESTS / "wrk" / "reads.lua"
@@ -203,8 +203,8 @@ def seed_claims(
 
 def member_tokens(env: dict[str, str], run_id: str, count: int) -> list[str]:
     """bench.create_cards gives card i to user `u-bench-<run>-<i>`: that member's token."""
-    settings = Settings.from_env(env)
-    codec = TokenCodec(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience)
+    d = Settings()
+    codec = TokenCodec(SigningKey.of(env["JWT_SECRET"]), d.jwt_issuer, d.jwt_audience)
     return [
         codec.issue(Role.MEMBER, f"u-bench-{run_id}-{i}", ttl_seconds=6 * 3600)
         for i in range(count)

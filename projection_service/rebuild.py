@@ -32,7 +32,7 @@ from psycopg.rows import TupleRow
 
 from infrastructure.eventstore.port import RecordedEvent
 from infrastructure.postgres.pool import Pool, open_pool
-from infrastructure.settings import Settings
+from infrastructure.settings import Settings, SettingsError
 from projection_service.read_models import SHADOW, ApplyResult, apply_or_park, replay
 from projection_service.read_models.compare import TableComparison, compare_table
 from projection_service.read_models.shadow import (
@@ -242,8 +242,13 @@ async def _main(args: argparse.Namespace) -> RebuildReport:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        postgres_url = Settings.from_env().postgres_url
+    except SettingsError as exc:
+        print(f"rebuild: {exc}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--postgres-url", default=Settings.from_env().postgres_url)
+    parser.add_argument("--postgres-url", default=postgres_url)
     parser.add_argument("--dry-run", action="store_true", help="compare only, never swap")
     parser.add_argument("--keep-shadow", action="store_true", help="keep shadows of a dry run")
     parser.add_argument("--chunk-size", type=int, default=5000)

@@ -11,6 +11,13 @@ LOG=$ROOT/.local/log
 mkdir -p "$RUN" "$LOG"
 
 scripts/bootstrap.sh
+# A random signing secret per checkout (never one from the repository), readable by its owner
+# only. Every process below gets it; `healthpay token` reads the same file from any shell.
+if [[ ! -s $ROOT/.local/jwt-secret ]]; then
+  (umask 077 && .venv/bin/python -c 'import secrets; print(secrets.token_hex(32))' >"$ROOT/.local/jwt-secret")
+fi
+chmod 600 "$ROOT/.local/jwt-secret"
+export JWT_SECRET=${JWT_SECRET:-$(cat "$ROOT/.local/jwt-secret")} HEALTHPAY_ENV=${HEALTHPAY_ENV:-development}
 # Cassandra (the local CQL stand-in for ScyllaDB) takes the longest: start it first, in parallel.
 CASSANDRA_PORT=${CASSANDRA_PORT:-29042}
 scripts/cassandra.sh start "$ROOT/.local/cassandra/node" "$CASSANDRA_PORT" >"$LOG/cassandra-start.log" 2>&1 &

@@ -37,7 +37,7 @@ class StreamAppend:
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
-    principal: str  # who sent the request (keys are scoped per caller)
+    principal: str  # who sent it: role, subject, pharmacy (keys are scoped per caller)
     key: str
     request_hash: str
     status_code: int

@@ -629,7 +629,10 @@ def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "description": "a repeat with the same key and body gets the first answer",
+                "description": (
+                    "a repeat by the same caller (role, sub, pharmacy) with the same key and"
+                    " body gets the first answer (kept at least 7 days by default)"
+                ),
                 "schema": {"type": "string", "minLength": 1, "maxLength": 255},
             },
         ],

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 from uuid import UUID
@@ -37,14 +37,26 @@ Ping = Callable[[], Awaitable[bool]]
 API = "/api/v1"
 PROBLEM_JSON = "application/problem+json"
 SECRET = "api-tests-secret-0123456789abcdef-0123456789abcdef"
+# Earlier versions signed with this when JWT_SECRET was unset; now refused as a setting
+# (infrastructure/settings.py PUBLISHED_SECRETS) and so never a key.
+OLD_DEFAULT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 PHARMACY = "pharmacy-1"
 OTHER_PHARMACY = "pharmacy-2"
 ALL_EVENTS = 1_000_000
 
 
-def api_settings(postgres_url: str | None = None) -> Settings:
-    base = Settings(jwt_secret=SECRET, pool_min_size=1, pool_max_size=4, environment="test")
-    return base if postgres_url is None else replace(base, postgres_url=postgres_url)
+def api_settings(postgres_url: str | None = None, **overrides: Any) -> Settings:
+    """The services' settings in these tests (validated like a process's own)."""
+    fields: dict[str, Any] = {
+        "jwt_secret": SECRET,
+        "pool_min_size": 1,
+        "pool_max_size": 4,
+        "environment": "test",
+        **overrides,
+    }
+    if postgres_url is not None:
+        fields["postgres_url"] = postgres_url
+    return Settings(**fields)
 
 
 # --------------------------------------------------------------------------------- tokens
@@ -66,8 +78,7 @@ class Tokens:
 
     @property
     def codec(self) -> TokenCodec:
-        s = self.settings
-        return TokenCodec(s.jwt_secret, s.jwt_issuer, s.jwt_audience)
+        return TokenCodec.from_settings(self.settings)
 
     def admin(self, sub: str = "admin-1", pharmacy_id: str | None = None) -> Headers:
         return bearer(self.codec.issue(Role.ADMIN, sub, pharmacy_id))
@@ -105,8 +116,15 @@ class Tokens:
         claims.update(overrides)
         return claims
 
-    def _signed(self, claims: Mapping[str, Any], secret: str | None = None) -> Headers:
-        return bearer(jwt.encode(dict(claims), secret or self.settings.jwt_secret, "HS256"))
+    def _signed(
+        self, claims: Mapping[str, Any], secret: str | None = None, kid: str | None = None
+    ) -> Headers:
+        """Signed with the current key (or `secret`), naming the current key's id (or `kid`):
+        only what a test changes makes the token wrong."""
+        key = self.codec.key
+        signing = key.secret if secret is None else secret.encode()
+        header = {"kid": key.kid if kid is None else kid}
+        return bearer(jwt.encode(dict(claims), signing, "HS256", headers=header))
 
     def expired(self) -> Headers:
         # An hour past expiry: far beyond any leeway a verifier might allow.
@@ -123,9 +141,22 @@ class Tokens:
         return self._signed(self._claims(iss="https://evil.example"))
 
     def alg_none(self) -> Headers:
-        header = _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+        header = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": self.codec.key.kid}).encode())
         payload = _b64(json.dumps(self._claims()).encode())
         return bearer(f"{header}.{payload}.")
+
+    def unknown_key_id(self) -> Headers:
+        """Signed with the right secret, naming a key the services do not hold."""
+        return self._signed(self._claims(), kid="retired-key")
+
+    def without_key_id(self) -> Headers:
+        claims = self._claims()
+        return bearer(jwt.encode(claims, self.codec.key.secret, "HS256"))
+
+    def old_default_secret(self) -> Headers:
+        """Signed with the secret earlier versions used when JWT_SECRET was unset (it was in
+        the repository), naming the current key: what anyone could have minted."""
+        return self._signed(self._claims(), secret=OLD_DEFAULT_SECRET)
 
     def unknown_role(self) -> Headers:
         return self._signed(self._claims(role="superuser"))
@@ -191,6 +222,15 @@ class Api:
     async def stream(self, aggregate_id: str | UUID) -> list[StoredEvent]:
         wanted = UUID(str(aggregate_id))
         return [e for e in await self.events() if e.aggregate_id == wanted]
+
+    async def idempotency_rows(self) -> list[tuple[str, str]] | None:
+        """(principal, key) of every row in idempotency_keys (PostgreSQL only; None on the
+        in-memory store), in order."""
+        if self.postgres_url is None:
+            return None
+        async with await psycopg.AsyncConnection.connect(self.postgres_url) as conn:
+            cur = await conn.execute("SELECT principal, key FROM idempotency_keys ORDER BY 1, 2")
+            return [(row[0], row[1]) for row in await cur.fetchall()]
 
     async def idempotency_record_count(self) -> int | None:
         """Rows in idempotency_keys (PostgreSQL only; None on the in-memory store)."""

@@ -20,6 +20,9 @@ BAD_TOKENS: dict[str, Callable[[Tokens], Headers]] = {
     "wrong_audience": Tokens.wrong_audience,
     "wrong_issuer": Tokens.wrong_issuer,
     "unknown_role": Tokens.unknown_role,
+    "unknown_key_id": Tokens.unknown_key_id,
+    "without_key_id": Tokens.without_key_id,
+    "old_default_secret": Tokens.old_default_secret,
     "pharmacy_without_pharmacy_id": Tokens.pharmacy_without_id,
     "garbage": lambda _: {"Authorization": "Bearer not.a.jwt"},
 }

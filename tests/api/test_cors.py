@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import httpx
 
 from command_service.app import create_app
@@ -13,7 +11,7 @@ ALLOWED = "https://app.healthpay.tech"
 
 
 async def _preflight(path: str, origin: str) -> httpx.Response:
-    app = create_app(replace(api_settings(), cors_origins=(ALLOWED,)), memory_store)
+    app = create_app(api_settings(cors_origins=(ALLOWED,)), memory_store)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://c.test") as client:

@@ -10,9 +10,12 @@ from tests.api.support import (
     API,
     Api,
     Headers,
+    StoredEvent,
     Tokens,
     assert_problem,
+    claim,
     created,
+    done,
     issue_card,
     open_wallet,
     refused,
@@ -131,3 +134,75 @@ async def test_concurrent_claims_with_one_key_write_once(api: Api, tokens: Token
             assert_problem(response, 409, "idempotency_key_in_use")
         else:
             assert response.status_code in (200, 201), response.text
+
+
+# A pharmacy chain's branches may share one `sub` in their tokens: each branch is still its own
+# caller, so one branch's key never answers (or blocks) the other's claim (issue 9).
+CHAIN_USER = "chain-user"
+
+
+def _claims_stored(events: list[StoredEvent]) -> list[tuple[str, str]]:
+    return [
+        (e.data["pharmacy_id"], e.data["prescription_id"])
+        for e in events
+        if e.event_type == "medcard.claim_adjudicated"
+    ]
+
+
+async def test_one_sub_at_two_pharmacies_books_two_claims_with_one_key(
+    api: Api, tokens: Tokens
+) -> None:
+    card = await issue_card(api, tokens.admin(), "chain-member")
+    branch_a = keyed(tokens.pharmacy("branch-a", sub=CHAIN_USER), "till-1")
+    branch_b = keyed(tokens.pharmacy("branch-b", sub=CHAIN_USER), "till-1")
+
+    first = done(await claim(api, branch_a, card["id"], "rx-a-1", "100.00"))
+    second = done(await claim(api, branch_b, card["id"], "rx-b-1", "40.00"))
+
+    assert first["claimId"] != second["claimId"]
+    assert _claims_stored(await api.events()) == [("branch-a", "rx-a-1"), ("branch-b", "rx-b-1")]
+    rows = await api.idempotency_rows()
+    if rows is not None:  # PostgreSQL: one row per branch, each in its own scope
+        assert rows == [
+            (f"pharmacy@branch-a:{CHAIN_USER}", "till-1"),
+            (f"pharmacy@branch-b:{CHAIN_USER}", "till-1"),
+        ]
+    # ... and each branch's key replays its own answer
+    for headers, prescription, total, original in (
+        (branch_a, "rx-a-1", "100.00", first),
+        (branch_b, "rx-b-1", "40.00", second),
+    ):
+        again = await claim(api, headers, card["id"], prescription, total)
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.json() == original
+    assert len(_claims_stored(await api.events())) == 2
+
+
+async def test_another_branch_is_never_answered_with_this_branchs_claim(
+    api: Api, tokens: Tokens
+) -> None:
+    card = await issue_card(api, tokens.admin(), "chain-member-2")
+    branch_a = keyed(tokens.pharmacy("branch-a", sub=CHAIN_USER), "till-2")
+    branch_b = keyed(tokens.pharmacy("branch-b", sub=CHAIN_USER), "till-2")
+    created(await claim(api, branch_a, card["id"], "rx-shared", "100.00"))
+    # The same request from branch B is its own claim of a prescription that branch A already
+    # charged: the card's one-charge-per-prescription rule answers, not A's stored answer.
+    await refused(
+        api,
+        claim(api, branch_b, card["id"], "rx-shared", "100.00"),
+        409,
+        "duplicate_prescription",
+    )
+    assert _claims_stored(await api.events()) == [("branch-a", "rx-shared")]
+
+
+async def test_an_admin_posting_for_a_pharmacy_has_its_own_scope(api: Api, tokens: Tokens) -> None:
+    card = await issue_card(api, tokens.admin(), "chain-member-3")
+    for pharmacy in (None, "branch-a", "branch-b"):
+        headers = keyed(tokens.admin("support-1", pharmacy_id=pharmacy), "till-3")
+        done(await claim(api, headers, card["id"], f"rx-{pharmacy}", "10.00"))
+    assert [p for p, _ in _claims_stored(await api.events())] == [
+        "admin:support-1",
+        "branch-a",
+        "branch-b",
+    ]

@@ -209,7 +209,9 @@ async def test_events_reach_cql_through_kafka(
     # partitions go, and `healthpay projections status` shows the group caught up
     assert all(0 <= lag <= len(events) for lag in lags)
     assert _lags(consumer, kafka_topic) == []
-    status = replace(settings, kafka_brokers=(kafka_bootstrap,), kafka_topic=kafka_topic)
+    status = settings.model_copy(
+        update={"kafka_brokers": (kafka_bootstrap,), "kafka_topic": kafka_topic}
+    )
     assert await asyncio.to_thread(ops.status, status) == 0
     out = capsys.readouterr().out
     balances = out[out.index(f"consumer group {DEFAULT_GROUP}") :]

@@ -38,6 +38,9 @@ BAD_TOKENS: dict[str, Callable[[Tokens], Headers]] = {
     "wrong_issuer": lambda t: t.wrong_issuer(),
     "alg_none": lambda t: t.alg_none(),
     "unknown_role": lambda t: t.unknown_role(),
+    "unknown_key_id": lambda t: t.unknown_key_id(),
+    "without_key_id": lambda t: t.without_key_id(),
+    "old_default_secret": lambda t: t.old_default_secret(),
 }
 
 

@@ -3,8 +3,6 @@ URL, and a browser app may read the freshness header of a read."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import httpx
 import pytest
 
@@ -18,7 +16,7 @@ ALLOWED = "https://app.healthpay.tech"
 
 
 def _client(gw: Gateway, origins: tuple[str, ...]) -> httpx.AsyncClient:
-    app = create_app(replace(api_settings(), cors_origins=origins))
+    app = create_app(api_settings(cors_origins=origins))
     app.state.read_side = gw.app.state.read_side  # the REST reads need nothing else
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -217,7 +216,7 @@ async def test_graphiql_only_in_development(gateway: Gateway) -> None:
     html = {"Accept": "text/html"}
     # these tests run with environment="test": no IDE, so the page is an unauthenticated GET
     assert_problem(await gateway.client.get("/graphql", headers=html), 401, "unauthorized")
-    dev = create_app(replace(api_settings(), environment="development"))
+    dev = create_app(api_settings(environment="development"))
     dev.state.read_side = gateway.app.state.read_side  # no lifespan: the page runs no query
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=dev), base_url="http://gw.test"

@@ -12,7 +12,6 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -440,9 +439,8 @@ async def test_an_unreachable_command_service_is_unavailable(
     gateway: Gateway, tokens: Tokens
 ) -> None:
     assert gateway.api.postgres_url is not None
-    settings = replace(
-        api_settings(gateway.api.postgres_url),
-        command_service_url=f"http://127.0.0.1:{closed_port()}",
+    settings = api_settings(
+        gateway.api.postgres_url, command_service_url=f"http://127.0.0.1:{closed_port()}"
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

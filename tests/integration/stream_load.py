@@ -20,7 +20,7 @@ from uuid import UUID
 
 import httpx
 
-from infrastructure.auth.tokens import Role, TokenCodec
+from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
 from infrastructure.settings import Settings
 
 API = "/api/v1"
@@ -47,7 +47,7 @@ class Callers:
     @classmethod
     def make(cls, secret: str) -> Callers:
         d = Settings()
-        codec = TokenCodec(secret, d.jwt_issuer, d.jwt_audience)
+        codec = TokenCodec(SigningKey.of(secret), d.jwt_issuer, d.jwt_audience)
 
         def bearer(role: Role, subject: str, pharmacy_id: str | None = None) -> Headers:
             return {"Authorization": f"Bearer {codec.issue(role, subject, pharmacy_id)}"}

@@ -10,7 +10,7 @@ import httpx
 import psycopg
 import pytest
 
-from infrastructure.auth.tokens import Role, TokenCodec
+from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
 from infrastructure.settings import Settings
 from tests.integration.command_processes import CommandProcess
 
@@ -28,7 +28,9 @@ def two_processes(postgres_url: str) -> Iterator[list[CommandProcess]]:
 
 def _token(role: Role, subject: str, pharmacy_id: str | None = None) -> str:
     d = Settings()
-    return TokenCodec(SECRET, d.jwt_issuer, d.jwt_audience).issue(role, subject, pharmacy_id)
+    return TokenCodec(SigningKey.of(SECRET), d.jwt_issuer, d.jwt_audience).issue(
+        role, subject, pharmacy_id
+    )
 
 
 async def test_200_concurrent_claims_cover_exactly_the_limit(

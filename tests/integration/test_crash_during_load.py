@@ -9,7 +9,7 @@ import httpx
 import psycopg
 import pytest
 
-from infrastructure.auth.tokens import Role, TokenCodec
+from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
 from infrastructure.settings import Settings
 from tests.integration.command_processes import CommandProcess
 
@@ -21,7 +21,9 @@ CLAIMS = 600
 
 def _header(role: Role, subject: str, pharmacy_id: str | None = None) -> dict[str, str]:
     d = Settings()
-    token = TokenCodec(SECRET, d.jwt_issuer, d.jwt_audience).issue(role, subject, pharmacy_id)
+    token = TokenCodec(SigningKey.of(SECRET), d.jwt_issuer, d.jwt_audience).issue(
+        role, subject, pharmacy_id
+    )
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -13,6 +12,7 @@ import pytest
 
 from api_gateway.app import create_app
 from infrastructure.settings import Settings
+from tests.api.support import api_settings
 from tests.integration.cassandra_harness import CassandraHarness
 from tests.integration.kafka_harness import KafkaHarness
 
@@ -32,9 +32,8 @@ async def _gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 def settings(
     postgres_url: str, cassandra_harness: CassandraHarness, kafka_bootstrap: str, kafka_topic: str
 ) -> Settings:
-    return replace(
-        Settings(),
-        postgres_url=postgres_url,
+    return api_settings(
+        postgres_url,
         scylla_hosts=tuple(cassandra_harness.hosts.split(",")),
         kafka_brokers=(kafka_bootstrap,),
         kafka_topic=kafka_topic,
@@ -71,7 +70,7 @@ async def test_all_up_is_healthy_with_the_drivers_view_of_the_cluster(settings: 
 async def test_a_dependency_out_of_reach_makes_it_503_and_names_it(
     settings: Settings, broken: dict[str, Any], culprit: str
 ) -> None:
-    async with _gateway(replace(settings, **broken)) as client:
+    async with _gateway(settings.model_copy(update=broken)) as client:
         status, body = await _health(client)
     assert status == 503
     assert body["status"] == "degraded"
@@ -113,7 +112,9 @@ async def test_health_turns_503_when_kafka_stops_and_recovers_when_it_is_back(
     settings: Settings, private_kafka: KafkaHarness
 ) -> None:
     topic = private_kafka.create_topic(partitions=2)
-    mine = replace(settings, kafka_brokers=(private_kafka.bootstrap,), kafka_topic=topic)
+    mine = settings.model_copy(
+        update={"kafka_brokers": (private_kafka.bootstrap,), "kafka_topic": topic}
+    )
     # the admin client reconnects on its own schedule
     await _down_then_back(mine, private_kafka, "kafka", tries=50)
 
@@ -128,6 +129,6 @@ def private_cassandra() -> Iterator[CassandraHarness]:
 async def test_health_turns_503_when_cassandra_stops_and_recovers_when_it_is_back(
     settings: Settings, private_cassandra: CassandraHarness
 ) -> None:
-    mine = replace(settings, scylla_hosts=tuple(private_cassandra.hosts.split(",")))
+    mine = settings.model_copy(update={"scylla_hosts": tuple(private_cassandra.hosts.split(","))})
     # the gateway reconnects on the next probe after a failure
     await _down_then_back(mine, private_cassandra, "scylla", tries=75)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import pytest
 
@@ -74,7 +73,7 @@ async def test_status_and_rebuild_report_what_the_read_models_lack_and_then_fix_
     api: Api, postgres_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await _card_with_history(api)
-    settings = replace(Settings(), postgres_url=postgres_url, kafka_brokers=("127.0.0.1:1",))
+    settings = Settings(postgres_url=postgres_url, kafka_brokers=("127.0.0.1:1",))
     assert await asyncio.to_thread(ops.status, settings) == 0
     out = capsys.readouterr().out
     assert "event store: 3 events" in out

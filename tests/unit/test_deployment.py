@@ -44,7 +44,7 @@ from infrastructure.cassandra.session import CqlConfig
 from infrastructure.settings import Settings
 from projection_service.balances.consumer import BalanceMetrics
 from projection_service.worker import WorkerMetrics
-from tests.api.support import memory_store
+from tests.api.support import api_settings, memory_store
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -53,7 +53,13 @@ MONITORING = K8S / "monitoring"
 EDGE_TEMPLATE = ROOT / "scripts" / "edge" / "nginx.conf.template"
 EDGE_COMPOSE = ROOT / "scripts" / "edge" / "nginx.compose.conf"
 
-SECRETS = {"POSTGRES_URL", "JWT_SECRET"}
+SECRETS = {
+    "POSTGRES_URL",
+    "JWT_SECRET",
+    "JWT_SECRET_ID",
+    "JWT_PREVIOUS_SECRET",
+    "JWT_PREVIOUS_SECRET_ID",
+}
 # Labels a scrape adds to every series (prometheus.yml's relabelling), and histograms' `le`.
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "le"}
 
@@ -92,12 +98,16 @@ def _is_ours(service: dict[str, Any]) -> bool:
     return "build" in service or str(service.get("image", "")).startswith("healthpay/")
 
 
-_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*)|(:?\?)[^}]*)?\}")
 
 
 def _interpolate(value: object) -> str:
-    """Compose's ${VAR:-default} with VAR unset: the default (or nothing)."""
-    return _INTERPOLATION.sub(lambda m: m.group(2) or "", str(value))
+    """Compose's ${VAR:-default} with VAR unset: the default (or nothing); ${VAR:?message}
+    (compose refuses to start without VAR): a stand-in for the value the operator sets."""
+    return _INTERPOLATION.sub(
+        lambda m: f"<{m.group(1)} from the environment>" if m.group(3) else m.group(2) or "",
+        str(value),
+    )
 
 
 def _compose_env(service: dict[str, Any]) -> dict[str, str]:
@@ -173,6 +183,8 @@ def _required_env(args: argparse.Namespace) -> set[str]:
         return {"POSTGRES_URL", "KAFKA_BROKERS"}
     if command == "project-balances":  # PostgreSQL: its dead letters (parked_events)
         return {"POSTGRES_URL", "KAFKA_BROKERS"} | cql
+    if command == "idempotency":  # the purge of expired Idempotency-Key answers
+        return {"POSTGRES_URL"}
     if command == "db":  # the CQL migrators queue on a PostgreSQL advisory lock
         only = args.only
         return {"POSTGRES_URL"} | (cql | {"SCYLLA_RF"} if only in (None, "cql") else set())
@@ -187,7 +199,9 @@ def _compose_commands() -> Iterator[tuple[str, dict[str, Any], list[str]]]:
 
 
 def _k8s_commands() -> Iterator[tuple[str, dict[str, Any], list[str]]]:
-    for name, deployment in _of_kind("Deployment").items():
+    """Every `healthpay` command a Deployment or a CronJob runs."""
+    jobs = {name: job["spec"]["jobTemplate"] for name, job in _of_kind("CronJob").items()}
+    for name, deployment in {**_of_kind("Deployment"), **jobs}.items():
         for container in _containers(deployment):
             argv = [*container.get("command", []), *container.get("args", [])]
             if argv and argv[0] == "healthpay":
@@ -216,7 +230,7 @@ def test_every_k8s_command_parses() -> None:
     processes = set()
     for _, _, argv in _k8s_commands():
         processes.add(_process(parse_healthpay(argv)))
-    assert LONG_RUNNING | {"db migrate"} <= processes, processes
+    assert LONG_RUNNING | {"db migrate", "idempotency"} <= processes, processes
 
 
 def test_servers_in_containers_listen_on_every_interface() -> None:
@@ -277,11 +291,10 @@ class _Recorder(dict[str, str]):
 
 
 def env_read_by_code() -> set[str]:
-    """Every env var the processes read: Settings.from_env and CqlConfig (SCYLLA_DC/_RF)."""
+    """Every env var the processes read: Settings' and CqlConfig's (SCYLLA_DC/_RF)."""
     env = _Recorder()
-    settings = Settings.from_env(env)
-    CqlConfig.from_settings(settings, env)
-    return env.asked
+    CqlConfig.from_settings(Settings(), env)
+    return Settings.env_names() | env.asked
 
 
 def test_the_env_recorder_sees_what_the_code_reads() -> None:
@@ -328,9 +341,9 @@ def test_compose_takes_secrets_and_origins_from_the_environment() -> None:
         raw = service.get("environment") or {}
         if not _is_ours(service):
             continue
-        assert str(raw["JWT_SECRET"]).startswith("${JWT_SECRET:-"), name
+        # required: compose refuses to start without it (no default secret in the repository)
+        assert str(raw["JWT_SECRET"]).startswith("${JWT_SECRET:?"), name
         assert str(raw["CORS_ORIGINS"]).startswith("${CORS_ORIGINS"), name
-        assert _interpolate(raw["JWT_SECRET"]) == Settings().jwt_secret, name
 
 
 def test_compose_kafka_topic_is_the_one_the_processes_use() -> None:
@@ -567,7 +580,7 @@ async def _scrape(app: Any, first: str) -> dict[str, set[str]]:
 
 async def registered_metrics() -> dict[str, dict[str, set[str]]]:
     """Per process: every metric name it exposes, with its label names."""
-    settings = Settings()
+    settings = api_settings()
     command_service = create_command_service(settings, memory_store)
     async with command_service.router.lifespan_context(command_service):
         commands = await _scrape(command_service, "/health")
