@@ -35,9 +35,7 @@ usage() {
 log() { echo "cassandra.sh: $*" >&2; }
 
 apt_install() {
-  log "installing $* with apt-get"
-  apt-get update >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2
+  "$ROOT/scripts/need.sh" --packages "$@"
 }
 
 is_java17() {  # path
@@ -89,7 +87,7 @@ fetch() {
     exec 9>&-
     return
   fi
-  command -v mvn >/dev/null || apt_install maven
+  "$ROOT/scripts/need.sh" mvn:maven >/dev/null
   log "fetching org.apache.cassandra:cassandra-all:$version and its runtime dependencies"
   tmp=$HOME_DIR/libs.tmp.$$
   rm -rf "$tmp"

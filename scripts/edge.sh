@@ -9,7 +9,9 @@
 # URLs are http://HOST:PORT. EDGE_WORKERS (default 1) sets nginx's worker_processes.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+# nginx and curl (the readiness check) are installed when missing: a fresh machine has neither.
+tools=$("$HERE/need.sh" nginx curl)
+NGINX=${NGINX:-$(head -n 1 <<<"$tools")}
 TEMPLATE=$HERE/edge/nginx.conf.template
 
 usage() {

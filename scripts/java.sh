@@ -40,9 +40,7 @@ java=$(find_java17) || {
   if [[ -n "${JAVA17_HOME:-}" ]]; then
     exit 1
   fi
-  echo "java.sh: no JDK 17 found, installing openjdk-17-jre-headless with apt-get" >&2
-  apt-get update >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y openjdk-17-jre-headless >&2
+  "$(dirname "$0")/need.sh" --packages openjdk-17-jre-headless
   java=$(find_java17) || { echo "java.sh: still no JDK 17 java after apt-get" >&2; exit 1; }
 }
 

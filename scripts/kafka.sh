@@ -56,11 +56,7 @@ libs_ready() {
 }
 
 ensure_maven() {
-  if ! command -v mvn >/dev/null 2>&1; then
-    echo "kafka.sh: Maven not found, installing it with apt-get" >&2
-    apt-get update >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y maven >&2
-  fi
+  "$ROOT/scripts/need.sh" mvn:maven >/dev/null
 }
 
 fetch() {

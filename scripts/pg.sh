@@ -22,9 +22,7 @@ find_bindir() {
   local dir
   dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [[ -z "$dir" ]]; then
-    echo "pg.sh: PostgreSQL server not found, installing it with apt-get" >&2
-    apt-get update >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >&2
+    "$(dirname "$0")/need.sh" --packages postgresql
     dir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
   fi
   echo "$dir"

@@ -1,12 +1,17 @@
 """Running the local servers' scripts (scripts/pg.sh, kafka.sh, cassandra.sh, ...) for the test
-harnesses: a free port to start one on, and a script run that fails with its output."""
+harnesses: a free port to start one on, a script run that fails with its output, and the
+system programs the tests run (installed by scripts/need.sh when missing: a test that needs
+a tool never skips for want of it)."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
+
+NEED_SH = Path(__file__).resolve().parents[2] / "scripts" / "need.sh"
 
 
 def free_port() -> int:
@@ -35,3 +40,10 @@ def run_script(script: Path, *args: str, env: Mapping[str, str] | None = None) -
         )
     lines = done.stdout.strip().splitlines()
     return lines[-1] if lines else ""
+
+
+@cache
+def system_program(program: str, package: str | None = None) -> str:
+    """The absolute path of `program`, installing its Debian package (default: the program's
+    name) when it is missing; RuntimeError if it cannot be had."""
+    return run_script(NEED_SH, f"{program}:{package or program}")

@@ -7,7 +7,6 @@ behind a real nginx started by scripts/edge.sh on a free port.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,13 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.server_scripts import free_port
+from tests.integration.server_scripts import free_port, system_program
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 EDGE = ROOT / "scripts" / "edge.sh"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 # Any method, any path: answer who we are and what arrived (HTTP/1.1, keep-alive).
 STUB = r"""
@@ -106,8 +104,7 @@ class Edge:
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
-    if not Path(NGINX).exists():
-        pytest.skip("nginx is not installed")
+    system_program("nginx")  # installed when missing (scripts/edge.sh would do it too)
     tmp = tmp_path_factory.mktemp("edge")
     stubs: list[subprocess.Popen[bytes]] = []
     ports: dict[str, int] = {}
@@ -216,8 +213,7 @@ def test_proxy_headers_and_request_id(edge: Edge) -> None:
 
 
 def test_status_and_clean_stop(tmp_path: Path) -> None:
-    if not Path(NGINX).exists():
-        pytest.skip("nginx is not installed")
+    system_program("nginx")  # installed when missing (scripts/edge.sh would do it too)
     port, upstream = free_port(), free_port()
     directory = tmp_path / "edge"
     url = f"http://127.0.0.1:{upstream}"

@@ -20,7 +20,6 @@ import argparse
 import base64
 import pwd
 import re
-import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
@@ -45,6 +44,8 @@ from infrastructure.settings import Settings
 from projection_service.balances.consumer import BalanceMetrics
 from projection_service.worker import WorkerMetrics
 from tests.api.support import api_settings, memory_store
+from tests.integration.server_scripts import system_program
+from tests.isolation import isolated_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -162,7 +163,7 @@ def _process(args: argparse.Namespace) -> str:
 def _listen_port(args: argparse.Namespace, env: dict[str, str]) -> int | None:
     """The port a process serves HTTP (or /metrics) on, as cli/main.py picks it."""
     if args.command == "serve-commands":
-        return int(args.port or env.get("PORT", Settings().port))
+        return int(args.port or env.get("PORT", isolated_settings().port))
     if args.command == "serve-gateway":
         return int(args.port)
     if args.command in ("relay", "project", "project-balances"):
@@ -348,7 +349,7 @@ def test_compose_takes_secrets_and_origins_from_the_environment() -> None:
 
 def test_compose_kafka_topic_is_the_one_the_processes_use() -> None:
     topics = {
-        _compose_env(s).get("KAFKA_TOPIC", Settings().kafka_topic)
+        _compose_env(s).get("KAFKA_TOPIC", isolated_settings().kafka_topic)
         for _, s, _ in _compose_commands()
     }
     assert topics == {_kafka_init_argument("--topic")}
@@ -506,14 +507,10 @@ def test_compose_edge_upstreams_are_the_compose_processes() -> None:
     assert re.search(r"listen 3000\b", EDGE_COMPOSE.read_text())
 
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-
-
-@pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
 def test_compose_edge_config_passes_nginx_t(tmp_path: Path) -> None:
     # Compose names resolve only inside the compose network: check the syntax with 127.0.0.1
     # for every upstream host (nginx -t resolves them), everything else as shipped.
-    assert NGINX is not None
+    nginx = system_program("nginx")
     text = EDGE_COMPOSE.read_text()
     for hosts in _upstream_servers(text).values():
         for host, port in hosts:
@@ -527,7 +524,7 @@ def test_compose_edge_config_passes_nginx_t(tmp_path: Path) -> None:
     (tmp_path / "nginx.conf").write_text(text)
     error_log = ["-e", str(tmp_path / "error.log")]
     result = subprocess.run(
-        [NGINX, "-t", "-p", f"{tmp_path}/", "-c", str(tmp_path / "nginx.conf"), *error_log],
+        [nginx, "-t", "-p", f"{tmp_path}/", "-c", str(tmp_path / "nginx.conf"), *error_log],
         capture_output=True,
         text=True,
         timeout=30,
@@ -776,7 +773,7 @@ def test_worker_metrics_listen_where_they_are_told(
             mock.patch(f"{module}.start_http_server", fake_start_http_server),
             pytest.raises(_StopAfterParse),
         ):
-            run(Settings(), 3999, "0.0.0.0")
+            run(isolated_settings(), 3999, "0.0.0.0")
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
@@ -840,16 +837,17 @@ def test_kustomization_lists_every_manifest() -> None:
         assert not {"apiVersion", "kind"} <= set(_yaml(path) or {}), path
 
 
-# ------------------------------------------------------- the real tools, where installed
-
-PROMTOOL, KUBECTL = shutil.which("promtool"), shutil.which("kubectl")
+# ------------------------------------------ the real tools (installed when missing)
 
 
-@pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed")
 def test_alert_rules_pass_promtool() -> None:
-    assert PROMTOOL is not None
     result = subprocess.run(
-        [PROMTOOL, "check", "rules", str(MONITORING / "alerts.yml")],
+        [
+            system_program("promtool", "prometheus"),
+            "check",
+            "rules",
+            str(MONITORING / "alerts.yml"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -858,11 +856,13 @@ def test_alert_rules_pass_promtool() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 def test_kustomization_builds_offline() -> None:
-    assert KUBECTL is not None
     result = subprocess.run(
-        [KUBECTL, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=False
+        [system_program("kubectl", "kubernetes-client"), "kustomize", str(K8S)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     built = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
