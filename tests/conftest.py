@@ -1,4 +1,5 @@
-"""Fixtures for every test package: the real PostgreSQL (integration/postgres_harness.py)."""
+"""Fixtures for every test package: the real PostgreSQL (integration/postgres_harness.py);
+the session's environment names none of the local stack's endpoints (tests/isolation.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import pytest
 
 from infrastructure.postgres.pool import Pool, open_pool
 from tests.integration.postgres_harness import PostgresHarness, shared_harness
+from tests.isolation import scrub_environment
 
 pytest_plugins = [
     "tests.integration.kafka_harness",
     "tests.integration.cassandra_harness",
 ]
+
+# Before any test runs: an endpoint a test does not name reaches nothing (tests/isolation.py).
+scrub_environment()
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ from infrastructure.auth.tokens import Role, TokenCodec
 from infrastructure.eventstore.memory import InMemoryEventStore
 from infrastructure.eventstore.port import EventStore
 from infrastructure.settings import Settings
+from tests.isolation import isolated_settings
 from tests.log_scan import personal
 
 Backend = Literal["memory", "postgres"]
@@ -56,7 +57,7 @@ def api_settings(postgres_url: str | None = None, **overrides: Any) -> Settings:
     }
     if postgres_url is not None:
         fields["postgres_url"] = postgres_url
-    return Settings(**fields)
+    return isolated_settings(**fields)
 
 
 # --------------------------------------------------------------------------------- tokens

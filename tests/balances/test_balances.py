@@ -29,7 +29,6 @@ from infrastructure.cassandra.session import CqlConfig, CqlConnection
 from infrastructure.eventstore.envelope import to_envelope
 from infrastructure.eventstore.port import RecordedEvent
 from infrastructure.postgres.locks import CQL_MIGRATIONS, advisory_lock
-from infrastructure.settings import Settings
 from projection_service.balances.consumer import DEFAULT_GROUP, BalanceConsumer
 from projection_service.balances.parking import BalanceParking, Parked
 from projection_service.balances.projector import BalanceProjector, write_timestamp
@@ -37,6 +36,7 @@ from projection_service.read_models.parking import KafkaLocation
 from tests.api.support import Api
 from tests.balances.support import TABLES, batches, recorded_events, seed, snapshot
 from tests.integration.stream_processes import committed_offsets
+from tests.isolation import isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ def test_cql_migrators_queue_on_the_postgres_lock(
 ) -> None:
     """Every pod's deploy step may run `healthpay db migrate`: the CQL part waits its turn."""
     fresh = replace(config, keyspace=f"{config.keyspace}_queued")
-    settings = Settings(postgres_url=postgres_url)
+    settings = isolated_settings(postgres_url=postgres_url)
     result: list[int] = []
     try:
         with advisory_lock(postgres_url, CQL_MIGRATIONS):  # another migrator is at work
@@ -201,7 +201,7 @@ async def test_events_reach_cql_through_kafka(
         committed_offsets, kafka_bootstrap, DEFAULT_GROUP, kafka_topic, 3
     )
     assert sum(committed.values()) == len(events)
-    settings = Settings(postgres_url=postgres_url, scylla_keyspace=ks)
+    settings = isolated_settings(postgres_url=postgres_url, scylla_keyspace=ks)
     assert verify(settings, config, io.StringIO()) == 0
 
     # its lag on /metrics (what it reports: tests/integration/test_consumer_lag.py; a
@@ -265,7 +265,7 @@ async def test_verify_matches_then_reports_a_corrupted_row(
     seeded = await seed(api)
     projector.project(recorded_events(postgres_url))
     ks = config.keyspace
-    settings = Settings(postgres_url=postgres_url, scylla_keyspace=ks)
+    settings = isolated_settings(postgres_url=postgres_url, scylla_keyspace=ks)
     out = io.StringIO()
     assert verify(settings, config, out) == 0, out.getvalue()
 
@@ -360,6 +360,6 @@ async def test_what_can_never_be_projected_is_parked_in_postgres_and_passed(
     await asyncio.to_thread(parking.park, [Parked(location_raw, "again", raw=b"not an envelope")])
     assert len(await asyncio.to_thread(parked)) == 2
 
-    settings = Settings(postgres_url=postgres_url, kafka_brokers=("127.0.0.1:1",))
+    settings = isolated_settings(postgres_url=postgres_url)
     assert await asyncio.to_thread(ops.status, settings) == 0
     assert "balances: 2" in capsys.readouterr().out

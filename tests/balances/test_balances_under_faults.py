@@ -33,7 +33,6 @@ import pytest
 from cli.balances import verify
 from infrastructure.cassandra.migrations import migrate
 from infrastructure.cassandra.session import CqlConfig, connect, parse_hosts
-from infrastructure.settings import Settings
 from projection_service.balances.consumer import DEFAULT_GROUP
 from projection_service.balances.projector import SPEND_EVENTS, WALLET_BALANCE_EVENTS, WALLET_OPENED
 from tests.integration.cassandra_harness import CassandraHarness
@@ -49,6 +48,7 @@ from tests.integration.stream_processes import (
     play_under_load,
     seeded_load,
 )
+from tests.isolation import isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -268,7 +268,7 @@ async def test_balances_survive_projection_kills_and_a_cassandra_restart(
     assert load.statuses[("claim", 201)] >= 200, load.statuses
     assert load.statuses[("topup", 201)] >= 20, load.statuses
 
-    settings = Settings(postgres_url=postgres_url, scylla_keyspace=KEYSPACE)
+    settings = isolated_settings(postgres_url=postgres_url, scylla_keyspace=KEYSPACE)
     out = io.StringIO()
     found = await asyncio.to_thread(verify, settings, config, out)
     assert found == 0, out.getvalue()

@@ -14,7 +14,6 @@ import pytest
 from cli.balances import verify
 from cli.projections import run_rebuild
 from infrastructure.cassandra.session import CqlConfig, CqlConnection
-from infrastructure.settings import Settings
 from projection_service.balances.projector import BalanceProjector, write_timestamp
 from projection_service.balances.rebuild import rebuild_balances
 from projection_service.balances.versions import (
@@ -26,6 +25,7 @@ from projection_service.balances.versions import (
 from projection_service.rebuild import RebuildProgress
 from tests.api.support import Api, Tokens, api_settings, created, top_up
 from tests.balances.support import recorded_events, seed, snapshot
+from tests.isolation import isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,7 @@ async def test_rebuild_from_scratch_equals_the_incremental_projection(
     assert replay[-1].done == replay[-1].total == events[-1].position
     assert [s.phase for s in steps if s.phase == "compare"] == ["compare"] * 4
     assert steps[-1].phase == "done"
-    settings = Settings(postgres_url=postgres_url, scylla_keyspace=ks)
+    settings = isolated_settings(postgres_url=postgres_url, scylla_keyspace=ks)
     out = io.StringIO()
     assert verify(settings, config, out) == 0, out.getvalue()  # verify reads version 2
 
@@ -124,7 +124,7 @@ async def test_dry_run_reports_a_corrupted_row_and_a_real_rebuild_fixes_it(
     assert not real.identical
     assert current_version(cql.session, ks) == 2
     assert _balance(cql, ks, 2, seeded.wallet_id) == seeded.balance
-    settings = Settings(postgres_url=postgres_url, scylla_keyspace=ks)
+    settings = isolated_settings(postgres_url=postgres_url, scylla_keyspace=ks)
     out = io.StringIO()
     assert verify(settings, config, out) == 0, out.getvalue()
     # The next dry run finds nothing to fix.
@@ -188,7 +188,7 @@ async def test_the_cli_rebuilds_balances(
     cql.session.execute(
         f"DELETE FROM {ks}.wallet_balances WHERE wallet_id = %s", (UUID(seeded.wallet_id),)
     )
-    settings = Settings(
+    settings = isolated_settings(
         postgres_url=postgres_url,
         scylla_hosts=tuple(f"{h}:{p}" for h, p in config.hosts),
         scylla_keyspace=ks,

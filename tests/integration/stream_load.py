@@ -21,7 +21,7 @@ from uuid import UUID
 import httpx
 
 from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
-from infrastructure.settings import Settings
+from tests.isolation import isolated_settings
 
 API = "/api/v1"
 CARDS = 20
@@ -46,7 +46,7 @@ class Callers:
 
     @classmethod
     def make(cls, secret: str) -> Callers:
-        d = Settings()
+        d = isolated_settings()
         codec = TokenCodec(SigningKey.of(secret), d.jwt_issuer, d.jwt_audience)
 
         def bearer(role: Role, subject: str, pharmacy_id: str | None = None) -> Headers:

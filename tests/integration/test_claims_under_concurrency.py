@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
-from infrastructure.settings import Settings
 from tests.integration.command_processes import CommandProcess
+from tests.isolation import isolated_settings
 
 pytestmark = pytest.mark.integration
 SECRET = "integration-secret-0123456789abcdef0123"
@@ -27,7 +27,7 @@ def two_processes(postgres_url: str) -> Iterator[list[CommandProcess]]:
 
 
 def _token(role: Role, subject: str, pharmacy_id: str | None = None) -> str:
-    d = Settings()
+    d = isolated_settings()
     return TokenCodec(SigningKey.of(SECRET), d.jwt_issuer, d.jwt_audience).issue(
         role, subject, pharmacy_id
     )

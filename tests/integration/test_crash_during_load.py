@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
-from infrastructure.settings import Settings
 from tests.integration.command_processes import CommandProcess
+from tests.isolation import isolated_settings
 
 pytestmark = pytest.mark.integration
 SECRET = "integration-secret-0123456789abcdef0123"
@@ -20,7 +20,7 @@ CLAIMS = 600
 
 
 def _header(role: Role, subject: str, pharmacy_id: str | None = None) -> dict[str, str]:
-    d = Settings()
+    d = isolated_settings()
     token = TokenCodec(SigningKey.of(SECRET), d.jwt_issuer, d.jwt_audience).issue(
         role, subject, pharmacy_id
     )
