@@ -1,4 +1,4 @@
-"""The gateway's composition root: /health (seed shape), /metrics, the REST reads under
+"""The gateway's composition root: /health (seed shape), its probes, /metrics, the REST reads under
 /api/v1 over the PostgreSQL read models (api_gateway/rest.py), and GraphQL at /graphql over
 the same read-model queries (api_gateway/graphql/), whose mutations are forwarded to the
 command service (api_gateway/commands_client.py)."""
@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-import orjson
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,12 +19,13 @@ from api_gateway.commands_client import CommandService
 from api_gateway.forwarded_writes import ROUTES as FORWARDED_WRITES
 from api_gateway.graphql import graphql_route
 from api_gateway.graphql.router import PATH as GRAPHQL
-from api_gateway.health import Dependencies, check
+from api_gateway.health import Dependencies, check, shows_details
 from api_gateway.openapi import describe
 from api_gateway.rest import API, ROUTES, ReadSide
 from infrastructure.auth.tokens import TokenCodec, TokenVerifier
 from infrastructure.http.fast_routes import FastRoutesApp
 from infrastructure.http.metrics import HttpMetrics
+from infrastructure.http.probes import add_probes, json_response
 from infrastructure.http.problems import Problem, problem_response
 from infrastructure.postgres.pool import open_pool, snapshot_reads
 from infrastructure.settings import Settings
@@ -67,8 +67,14 @@ def create_app(
     app = FastRoutesApp(title="HealthPay Ledger — gateway", version=VERSION, lifespan=lifespan)
 
     async def health(request: Request) -> Response:
-        status, body = await check(request.app.state.dependencies, VERSION)
-        return Response(orjson.dumps(body), status, media_type="application/json")
+        details = shows_details(tokens, request.headers)
+        status, body = await check(request.app.state.dependencies, VERSION, details=details)
+        return json_response(body, status)
+
+    async def readiness(request: Request) -> dict[str, bool]:
+        # Reads come from PostgreSQL alone: a Kafka or CQL outage delays the projections (and
+        # /health says so) but every read still answers, so it takes no gateway out.
+        return {"postgres": (await request.app.state.dependencies.postgres()).up}
 
     async def metrics_page(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -89,6 +95,7 @@ def create_app(
     app.router.routes.extend(hot)  # for url_path_for; requests take the fast path
     describe(app)
     app.add_route("/health", health, methods=["GET"], include_in_schema=False)
+    add_probes(app, VERSION, readiness)
     app.add_route("/metrics", metrics_page, methods=["GET"], include_in_schema=False)
     metrics = HttpMetrics(registry, "api_gateway")
     app.configure_fast_routes((API + "/", GRAPHQL), hot, metrics, settings.cors_origins)

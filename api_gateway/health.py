@@ -1,19 +1,24 @@
 """Health of what the read side depends on, in the seed's shape (status, version, services).
 
 Each probe is bounded in time and runs off the event loop (the CQL and Kafka clients block),
-so a hung dependency makes /health say "down" quickly instead of hanging with it.
+so a hung dependency makes /health say "down" quickly instead of hanging with it. Anyone may
+ask; what a probe found (the CQL driver's view of the cluster: host addresses, data centres)
+is shown to staff only, with an admin or ops token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
+from infrastructure.auth.tokens import Role, TokenVerifier
 from infrastructure.cassandra.session import CqlConfig, CqlConnection, connect
+from infrastructure.http.bearer import authenticate
 from infrastructure.postgres.pool import Pool
 from infrastructure.settings import Settings
 
@@ -106,7 +111,22 @@ class Dependencies:
         self._drop_cql()
 
 
-async def check(dependencies: Dependencies, version: str) -> tuple[int, dict[str, Any]]:
+STAFF = frozenset({Role.ADMIN, Role.OPS})
+
+
+def shows_details(verifier: TokenVerifier, headers: Mapping[str, str]) -> bool:
+    """Whether the caller may see the probes' details: an admin or ops token. No token is an
+    anonymous caller; a token that is refused is a 401 (Problem), as on every other route."""
+    if "authorization" not in headers:
+        return False
+    return authenticate(verifier, headers).role in STAFF
+
+
+async def check(
+    dependencies: Dependencies, version: str, *, details: bool = False
+) -> tuple[int, dict[str, Any]]:
+    """The seed's body (status, version, services); `details` adds what each probe found and
+    the names of the services down."""
     postgres, scylla, kafka = await asyncio.gather(
         dependencies.postgres(), dependencies.scylla(), dependencies.kafka()
     )
@@ -116,8 +136,9 @@ async def check(dependencies: Dependencies, version: str) -> tuple[int, dict[str
         "status": "healthy" if not down else "degraded",
         "version": version,
         "services": {name: "up" if probe.up else "down" for name, probe in probes.items()},
-        "details": {name: probe.details for name, probe in probes.items() if probe.details},
     }
-    if down:
-        body["down"] = down
+    if details:
+        body["details"] = {name: probe.details for name, probe in probes.items() if probe.details}
+        if down:
+            body["down"] = down
     return (200 if not down else 503), body

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-import orjson
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -24,6 +23,7 @@ from infrastructure.eventstore.port import EventStore
 from infrastructure.eventstore.postgres import PostgresEventStore
 from infrastructure.http.fast_routes import FastRoutesApp
 from infrastructure.http.metrics import HttpMetrics
+from infrastructure.http.probes import add_probes, json_response
 from infrastructure.http.problems import Problem, problem_response
 from infrastructure.postgres.pool import Pool, open_pool
 from infrastructure.settings import Settings
@@ -90,12 +90,16 @@ def create_app(
             "version": VERSION,
             "services": {"postgres": postgres},
         }
-        return Response(orjson.dumps(body), 200 if healthy else 503, media_type="application/json")
+        return json_response(body, 200 if healthy else 503)
+
+    async def readiness(request: Request) -> dict[str, bool]:
+        return {"postgres": await request.app.state.ping()}  # every write needs the event store
 
     async def metrics_page(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_route("/health", health, methods=["GET"], include_in_schema=False)
+    add_probes(app, VERSION, readiness)
     app.add_route("/metrics", metrics_page, methods=["GET"], include_in_schema=False)
     return app
 

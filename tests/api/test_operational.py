@@ -1,11 +1,15 @@
-"""/health, /metrics and /openapi.json of the command service."""
+"""/health, the probes, /metrics and /openapi.json of the command service."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
+import pytest
+
 from tests.api.endpoints import ENDPOINTS
-from tests.api.support import API, Api, Tokens, issue_card
+from tests.api.support import API, Api, Tokens, issue_card, running_api
+from tests.integration.postgres_harness import PostgresHarness
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -16,6 +20,36 @@ async def test_health_reports_postgres_up(api: Api) -> None:
     body = response.json()
     assert body["status"] == "healthy"
     assert body["services"]["postgres"] == "up"
+
+
+async def test_liveness_and_readiness_answer(api: Api) -> None:
+    live = await api.client.get("/health/live")
+    ready = await api.client.get("/health/ready")
+    assert (live.status_code, live.json()) == (200, {"status": "alive", "version": "2.0.0"})
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "version": "2.0.0", "services": {"postgres": "up"}}
+
+
+@pytest.mark.integration
+async def test_a_postgres_outage_makes_it_unready_but_still_alive(
+    postgres_harness: PostgresHarness, postgres_url: str
+) -> None:
+    async with running_api("postgres", postgres_url) as api:
+        with postgres_harness.unreachable(postgres_url):
+            ready = await api.client.get("/health/ready")
+            live = await api.client.get("/health/live")
+            health = await api.client.get("/health")
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "not_ready"
+        assert ready.json()["services"] == {"postgres": "down"}
+        assert live.status_code == 200  # a restart would not bring PostgreSQL back
+        assert health.status_code == 503
+        for _ in range(50):  # the pool reconnects on its own
+            back = await api.client.get("/health/ready")
+            if back.status_code == 200:
+                break
+            await asyncio.sleep(0.2)
+        assert back.status_code == 200, back.text
 
 
 async def test_metrics_are_labelled_by_route_template(api: Api, tokens: Tokens) -> None:

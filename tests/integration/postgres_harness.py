@@ -17,6 +17,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -77,6 +79,22 @@ class PostgresHarness:
         self._execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name)))
         )
+
+    @contextmanager
+    def unreachable(self, url: str) -> Iterator[None]:
+        """The database of `url` refuses every connection (its open ones are cut) until the
+        block ends: a PostgreSQL outage for that database alone."""
+        name = sql.Identifier(str(conninfo_to_dict(url)["dbname"]))
+        self._execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(name))
+        try:
+            with psycopg.connect(self._url_for("postgres"), autocommit=True) as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (str(conninfo_to_dict(url)["dbname"]),),
+                )
+            yield
+        finally:
+            self._execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(name))
 
     def stop(self) -> None:
         if self._stopped:

@@ -40,6 +40,7 @@ from api_gateway.app import create_app as create_gateway
 from command_service.app import create_app as create_command_service
 from command_service.relay.relay import RelayMetrics
 from infrastructure.cassandra.session import CqlConfig
+from infrastructure.http.probes import LIVE, READY
 from infrastructure.settings import Settings
 from projection_service.balances.consumer import BalanceMetrics
 from projection_service.worker import WorkerMetrics
@@ -728,6 +729,30 @@ def test_probes_ask_the_port_the_process_serves() -> None:
                     assert probe_port in named, (name, probe_port)
                     number = named[str(probe_port)]
                 assert number == port, (name, probe_port, port)
+
+
+async def test_http_services_probe_liveness_and_readiness_routes_they_serve() -> None:
+    """Liveness asks the process alone, readiness its stores (infrastructure/http/probes.py);
+    the command service answers both over the in-memory store, so both routes are its own."""
+    probed = {}
+    for name, deployment in _of_kind("Deployment").items():
+        for container in _containers(deployment, init=False):
+            args = parse_healthpay([*container["command"], *container.get("args", [])])
+            if args.command in {"serve-commands", "serve-gateway"}:
+                paths = {
+                    p: container[p]["httpGet"]["path"] for p in ("livenessProbe", "readinessProbe")
+                }
+                probed[name] = paths
+    assert probed == {
+        name: {"livenessProbe": LIVE, "readinessProbe": READY}
+        for name in ("command-service", "api-gateway")
+    }
+    app = create_command_service(isolated_settings(), memory_store)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://probe.test") as client:
+            for path in (LIVE, READY):
+                assert (await client.get(path)).status_code == 200, path
 
 
 # The relay and the projections serve /metrics on --metrics-host (127.0.0.1 by default, for a
