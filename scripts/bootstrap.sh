@@ -4,7 +4,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
-  "$PYTHON" -m venv .venv
+  [[ $PYTHON == python3 ]] && scripts/need.sh python3 >/dev/null
+  # Debian's python3 makes a venv only with python3-venv (ensurepip) installed
+  if ! "$PYTHON" -m venv .venv >/dev/null 2>&1; then
+    rm -rf .venv
+    scripts/need.sh --packages python3-venv
+    "$PYTHON" -m venv .venv
+  fi
 fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [[ ! -f "$stamp" ]]; then

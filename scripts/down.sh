@@ -1,26 +1,12 @@
 #!/usr/bin/env bash
-# Stops what `make up` started, by the PIDs it recorded, and the project-local PostgreSQL.
+# Stops what `make up` started: first every supervisor (scripts/supervise.sh; each stops its
+# program), so nothing is started again, then the edge and the servers, by their own scripts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-RUN=.local/run
+scripts/supervise.sh stop-all
 if [[ -f .local/edge/nginx.pid ]]; then
   scripts/edge.sh stop "$(pwd)/.local/edge" && echo "stopped the edge (nginx)"
 fi
-for pidfile in "$RUN"/*.pid; do
-  [[ -e $pidfile ]] || continue
-  pid=$(cat "$pidfile")
-  name=$(basename "$pidfile" .pid)
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid"
-    for _ in $(seq 1 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.2
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-    echo "stopped $name (pid $pid)"
-  fi
-  rm -f "$pidfile"
-done
 if [[ -f .local/cassandra/node/cassandra.pid ]]; then
   scripts/cassandra.sh stop "$(pwd)/.local/cassandra/node" && echo "stopped cassandra"
 fi

@@ -38,6 +38,33 @@ running_pid() {
   echo "$pid"
 }
 
+# nginx processes of DIR while no master of DIR runs (a master killed by SIGKILL leaves its
+# workers running, and they keep the port): known by the files of DIR they hold open.
+orphans() {
+  local dir=$1 proc
+  for proc in /proc/[0-9]*; do
+    [[ $(cat "$proc/comm" 2>/dev/null) == nginx ]] || continue
+    if find "$proc/fd" -maxdepth 1 -lname "$dir/*" 2>/dev/null | grep -q .; then
+      echo "${proc#/proc/}"
+    fi
+  done
+}
+
+stop_orphans() {
+  local dir=$1 pids
+  pids=$(orphans "$dir")
+  [[ -n $pids ]] || return 0
+  echo "edge: stopping nginx processes left by a dead master: $(echo $pids)" >&2
+  # shellcheck disable=SC2086
+  kill -QUIT $pids 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    [[ -z $(orphans "$dir") ]] && return 0
+    sleep 0.1
+  done
+  # shellcheck disable=SC2086
+  kill -KILL $pids 2>/dev/null || true
+}
+
 # http://host:port[/] -> "        server host:port;"
 server_line() {
   local url=$1 hostport
@@ -63,6 +90,7 @@ cmd_start() {
     echo "edge already running (pid $pid) in $dir"
     return 0
   fi
+  stop_orphans "$dir"
   IFS=',' read -r -a urls <<<"$commands"
   [[ ${#urls[@]} -gt 0 ]] || usage
   for url in "${urls[@]}"; do
@@ -106,6 +134,7 @@ cmd_stop() {
   local dir pid
   dir=$(cd "$1" 2>/dev/null && pwd) || { echo "edge not running"; return 0; }
   if ! pid=$(running_pid "$dir"); then
+    stop_orphans "$dir"
     rm -f "$dir/nginx.pid"
     echo "edge not running"
     return 0

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Starts the local stack: PostgreSQL (project-local data dir), migrations, the command service.
-# Everything it starts is recorded in .local/run/*.pid so `make down` stops exactly that.
+# Installs what it runs when missing (scripts/need.sh). Everything it starts is supervised
+# (scripts/supervise.sh: a process that exits is started again, with back-off, and logged in
+# .local/log/supervisor.log) and recorded in .local/run/*.pid, so `make down` stops exactly that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -18,12 +20,21 @@ if [[ ! -s $ROOT/.local/jwt-secret ]]; then
 fi
 chmod 600 "$ROOT/.local/jwt-secret"
 export JWT_SECRET=${JWT_SECRET:-$(cat "$ROOT/.local/jwt-secret")} HEALTHPAY_ENV=${HEALTHPAY_ENV:-development}
+scripts/need.sh curl >/dev/null
+# A server that daemonises itself is watched: `make down` stops the watch, then the server.
+watch() {  # name, then the script and its arguments (status DIR / start DIR ...)
+  local name=$1 script=$2 dir=$3
+  shift 3
+  scripts/supervise.sh watch "$name" "$(printf '%q ' "$ROOT/$script" status "$dir")" \
+    "$(printf '%q ' "$ROOT/$script" start "$dir" "$@")"
+}
 # Cassandra (the local CQL stand-in for ScyllaDB) takes the longest: start it first, in parallel.
 CASSANDRA_PORT=${CASSANDRA_PORT:-29042}
 scripts/cassandra.sh start "$ROOT/.local/cassandra/node" "$CASSANDRA_PORT" >"$LOG/cassandra-start.log" 2>&1 &
 CASSANDRA_START=$!
 export SCYLLA_HOSTS=${SCYLLA_HOSTS:-127.0.0.1:$CASSANDRA_PORT}
 scripts/pg.sh start "$ROOT/.local/pg" "$PG_PORT"
+watch postgresql scripts/pg.sh "$ROOT/.local/pg" "$PG_PORT"
 export POSTGRES_URL=${POSTGRES_URL:-postgresql://healthpay@127.0.0.1:$PG_PORT/healthpay_ledger}
 .venv/bin/healthpay db migrate --only sql
 
@@ -31,21 +42,17 @@ KAFKA_PORT=${KAFKA_PORT:-29092}
 export KAFKA_TOPIC=${KAFKA_TOPIC:-healthpay.events.wallet}
 scripts/kafka.sh start "$ROOT/.local/kafka-broker" "$KAFKA_PORT" "${KAFKA_CONTROLLER_PORT:-29093}"
 scripts/kafka.sh topic "$ROOT/.local/kafka-broker" "$KAFKA_TOPIC" 6
+watch kafka scripts/kafka.sh "$ROOT/.local/kafka-broker" "$KAFKA_PORT" "${KAFKA_CONTROLLER_PORT:-29093}"
 export KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}
 
 start() {  # name, then the command
   local name=$1
   shift
-  local pidfile=$RUN/$name.pid
-  if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    echo "$name already running (pid $(cat "$pidfile"))"
-    return
-  fi
-  nohup "$@" >"$LOG/$name.log" 2>&1 &
-  echo $! >"$pidfile"
+  scripts/supervise.sh run "$name" -- "$@"
 }
 
 wait "$CASSANDRA_START" || { cat "$LOG/cassandra-start.log" >&2; exit 1; }
+watch cassandra scripts/cassandra.sh "$ROOT/.local/cassandra/node" "$CASSANDRA_PORT"
 .venv/bin/healthpay db migrate --only cql
 
 # One command-service process per core, each owning the cards nginx hashes to it.
@@ -70,15 +77,16 @@ start balance-projection .venv/bin/healthpay project-balances --metrics-port "${
 
 for port in "${cports[@]}" "${gports[@]}"; do
   for _ in $(seq 1 150); do
-    curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+    curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break
     sleep 0.2
   done
-  curl -fsS "http://127.0.0.1:$port/health" >/dev/null || {
-    echo "the service on port $port did not become healthy; see $LOG/" >&2
+  curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null || {
+    echo "the service on port $port did not become ready; see $LOG/" >&2
     exit 1
   }
 done
 scripts/edge.sh start "$ROOT/.local/edge" "$PORT" "$gurls" "$curls"
+watch edge scripts/edge.sh "$ROOT/.local/edge" "$PORT" "$gurls" "$curls"
 
 cat <<MSG
 
@@ -94,7 +102,7 @@ HealthPay Ledger is up, on one public URL: http://127.0.0.1:$PORT (nginx)
   Cassandra (CQL)   $SCYLLA_HOSTS (keyspace ${SCYLLA_KEYSPACE:-healthpay_balances})
   Relay metrics     http://127.0.0.1:${RELAY_METRICS_PORT:-3002}/metrics
   Projection metrics http://127.0.0.1:${PROJECTION_METRICS_PORT:-3001}/metrics
-  Logs              $LOG/
+  Logs              $LOG/  (restarts: $LOG/supervisor.log; scripts/supervise.sh status)
 
 Get a token:  export TOKEN=\$(.venv/bin/healthpay token --role admin)
 Stop:         make down
