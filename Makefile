@@ -2,11 +2,12 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help install up down test lint unit format bench bench-quick bench-stream bench-reads locust fuzz
+.PHONY: help install up down smoke test lint unit format bench bench-quick bench-stream bench-reads locust fuzz
 
 help:
 	@echo "make up     start PostgreSQL, Kafka, Cassandra and every service locally, print the URLs"
 	@echo "make down   stop what make up started"
+	@echo "make smoke  the seed's end-to-end flow against the running stack (after make up)"
 	@echo "make test   lint, types, import rules and every test against real servers"
 	@echo "make bench  claim-path benchmark against bare endpoints on this machine"
 	@echo "make bench-stream  relay, projector and rebuild events/s on a 100k-event backlog"
@@ -22,6 +23,9 @@ up: install
 
 down:
 	@scripts/down.sh
+
+smoke: install
+	@scripts/smoke.sh
 
 lint: install
 	@scripts/check.sh
