@@ -35,6 +35,12 @@ def scrub_environment(env: MutableMapping[str, str] = os.environ) -> None:
     env.update(ENDPOINTS)
 
 
+def isolated_environ(**overrides: str) -> dict[str, str]:
+    """The environment of a process a test starts: this one's, every endpoint pointing NOWHERE
+    unless named (also when the caller runs outside pytest, as `make fuzz` does)."""
+    return {**os.environ, **ENDPOINTS, **overrides}
+
+
 def isolated_settings(**fields: Any) -> Settings:
     """Settings(**fields) with every endpoint the caller does not name pointing NOWHERE
     (whatever the environment says: pydantic's Settings() reads it too)."""

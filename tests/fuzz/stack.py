@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import httpx
 
 from infrastructure.auth.tokens import Role, TokenCodec
-from infrastructure.settings import Settings
 from tests.integration.kafka_harness import KafkaHarness
 from tests.integration.postgres_harness import PostgresHarness
 from tests.integration.stream_processes import Fleet, fleet_of
+from tests.isolation import isolated_settings
 
 SECRET = "fuzz-secret-0123456789abcdef-0123456789abcdef"
 MEMBER = "fuzz-member-1"
@@ -43,7 +43,7 @@ class Stack:
 
 
 def tokens() -> dict[str, str]:
-    d = Settings()
+    d = isolated_settings()
     codec = TokenCodec(SECRET, d.jwt_issuer, d.jwt_audience)
     return {
         "admin": codec.issue(Role.ADMIN, "fuzz-admin", ttl_seconds=TOKEN_TTL),

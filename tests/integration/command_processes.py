@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.integration.server_scripts import free_port
+from tests.isolation import isolated_environ
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ class CommandProcess:
     def __init__(self, postgres_url: str, jwt_secret: str, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._env = {**os.environ, "POSTGRES_URL": postgres_url, "JWT_SECRET": jwt_secret}
+        self._env = isolated_environ(POSTGRES_URL=postgres_url, JWT_SECRET=jwt_secret)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = REPO / ".local" / "log" / f"test-command-{self.port}.log"
 

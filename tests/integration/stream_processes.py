@@ -10,7 +10,6 @@ own, which says when they are up and what they did (published, applied, parked, 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import subprocess
@@ -38,6 +37,7 @@ from confluent_kafka.admin import AdminClient
 
 from tests.integration.server_scripts import free_port
 from tests.integration.stream_load import Ack, Callers, Load, seed
+from tests.isolation import isolated_environ
 
 REPO = Path(__file__).resolve().parents[2]
 LOG_DIR = REPO / ".local" / "log"
@@ -62,7 +62,7 @@ class HealthpayProcess:
         self.log = LOG_DIR / f"test-{name}-{port}.log"
         self.killed = False  # by the test, with SIGKILL
         self._command = command
-        self._env = {**os.environ, **env}
+        self._env = isolated_environ(**env)
         self._ready_path = ready_path
         self._proc: subprocess.Popen[bytes] | None = None
 

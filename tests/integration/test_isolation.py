@@ -22,7 +22,13 @@ from psycopg.conninfo import conninfo_to_dict
 
 from infrastructure.settings import Settings
 from tests.integration.server_scripts import system_program
-from tests.isolation import ENDPOINTS, NOWHERE, isolated_settings, local_stack_ports
+from tests.isolation import (
+    ENDPOINTS,
+    NOWHERE,
+    isolated_environ,
+    isolated_settings,
+    local_stack_ports,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +100,19 @@ def test_the_session_environment_names_nowhere() -> None:
         assert hosts == [NOWHERE, NOWHERE]
         assert NOWHERE in settings.postgres_url
         assert NOWHERE in settings.command_service_url
+
+
+def test_processes_the_tests_start_get_nowhere_even_from_a_shell_that_names_the_stack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `make fuzz` runs outside pytest: a shell that exported make up's endpoints must not leak
+    for name in ENDPOINTS:
+        monkeypatch.setenv(name, "127.0.0.1:29042")
+    env = isolated_environ(POSTGRES_URL="postgresql://x@127.0.0.1:5/mine")
+    assert env["POSTGRES_URL"] == "postgresql://x@127.0.0.1:5/mine"
+    assert {name: env[name] for name in ENDPOINTS if name != "POSTGRES_URL"} == {
+        name: value for name, value in ENDPOINTS.items() if name != "POSTGRES_URL"
+    }
 
 
 def _settings_calls(path: Path) -> list[int]:
