@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from infrastructure.auth.tokens import Role, TokenCodec
+from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
 from tests.integration.kafka_harness import KafkaHarness
 from tests.integration.postgres_harness import PostgresHarness
 from tests.integration.stream_processes import Fleet, fleet_of
@@ -44,7 +44,7 @@ class Stack:
 
 def tokens() -> dict[str, str]:
     d = isolated_settings()
-    codec = TokenCodec(SECRET, d.jwt_issuer, d.jwt_audience)
+    codec = TokenCodec(SigningKey.of(SECRET), d.jwt_issuer, d.jwt_audience)
     return {
         "admin": codec.issue(Role.ADMIN, "fuzz-admin", ttl_seconds=TOKEN_TTL),
         "ops": codec.issue(Role.OPS, "fuzz-ops", ttl_seconds=TOKEN_TTL),

@@ -19,6 +19,7 @@ import infrastructure.settings as settings_module
 from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
 from infrastructure.settings import Settings
 from tests.api.support import OLD_DEFAULT_SECRET
+from tests.isolation import isolated_settings
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD_SECRET = "start-up-tests-secret-0123456789abcdef-0123"
@@ -111,7 +112,7 @@ def test_healthpay_token_reads_the_checkout_secret_like_the_readme_says(
     assert cli_main.main(["token", "--role", "admin"]) == 0
     token = capsys.readouterr().out.strip()
     # what `make up` exports to the services: JWT_SECRET=$(cat .local/jwt-secret)
-    services = TokenCodec.from_settings(Settings(jwt_secret=GOOD_SECRET))  # type: ignore[arg-type]
+    services = TokenCodec.from_settings(isolated_settings(jwt_secret=GOOD_SECRET))
     assert services.verify(token).role is Role.ADMIN
 
 

@@ -295,7 +295,7 @@ class _Recorder(dict[str, str]):
 def env_read_by_code() -> set[str]:
     """Every env var the processes read: Settings' and CqlConfig's (SCYLLA_DC/_RF)."""
     env = _Recorder()
-    CqlConfig.from_settings(Settings(), env)
+    CqlConfig.from_settings(isolated_settings(), env)
     return Settings.env_names() | env.asked
 
 
@@ -747,7 +747,7 @@ async def test_http_services_probe_liveness_and_readiness_routes_they_serve() ->
         name: {"livenessProbe": LIVE, "readinessProbe": READY}
         for name in ("command-service", "api-gateway")
     }
-    app = create_command_service(isolated_settings(), memory_store)
+    app = create_command_service(api_settings(), memory_store)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://probe.test") as client:

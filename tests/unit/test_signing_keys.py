@@ -13,6 +13,7 @@ import infrastructure.settings as settings_module
 from infrastructure.auth.tokens import InvalidToken, Role, SigningKey, TokenCodec, TokenVerifier
 from infrastructure.settings import PUBLISHED_SECRETS, Settings, SettingsError
 from tests.api.support import OLD_DEFAULT_SECRET
+from tests.isolation import isolated_settings
 
 CURRENT = "current-secret-0123456789abcdef-0123456789"
 PREVIOUS = "previous-secret-0123456789abcdef-012345678"
@@ -161,7 +162,7 @@ def test_the_secret_is_not_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch)
 
 
 def _rotated(current: str, current_id: str, previous: str | None, previous_id: str) -> Settings:
-    return Settings(
+    return isolated_settings(
         jwt_secret=SecretStr(current),
         jwt_secret_id=current_id,
         jwt_previous_secret=None if previous is None else SecretStr(previous),
