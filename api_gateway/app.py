@@ -17,11 +17,13 @@ from starlette.responses import Response
 
 from api_gateway.commands_client import CommandService
 from api_gateway.forwarded_writes import ROUTES as FORWARDED_WRITES
+from api_gateway.freshness import ReadSide
 from api_gateway.graphql import graphql_route
 from api_gateway.graphql.router import PATH as GRAPHQL
 from api_gateway.health import Dependencies, check, shows_details
 from api_gateway.openapi import describe
-from api_gateway.rest import API, ROUTES, ReadSide
+from api_gateway.rest import API, ROUTES
+from api_gateway.watermarks import Watermarks
 from infrastructure.auth.tokens import TokenCodec, TokenVerifier
 from infrastructure.http.fast_routes import FastRoutesApp
 from infrastructure.http.metrics import HttpMetrics
@@ -54,13 +56,15 @@ def create_app(
         dependencies = Dependencies(settings, pool)
         app.state.dependencies = dependencies
         wait = settings.read_wait_seconds if read_wait_seconds is None else read_wait_seconds
-        app.state.read_side = ReadSide(pool, tokens, wait_seconds=wait)
+        watermarks = Watermarks(pool)
+        app.state.read_side = ReadSide(pool, tokens, watermarks, wait_seconds=wait)
         commands = CommandService(settings.command_service_url, transport=command_transport)
         app.state.commands = commands
         try:
             yield
         finally:
             await commands.aclose()
+            await watermarks.aclose()
             dependencies.close()
             await pool.close()
 

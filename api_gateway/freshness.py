@@ -1,35 +1,32 @@
 """Read-your-writes over the read models, and opaque pagination cursors.
 
-The watermark is per stream: a card's reads (the card, its beneficiaries, its claims, one of
-its claims) answer with `medcards.last_position`, a wallet's with `wallets.last_position`.
-The projector applies each stream strictly in version order and every event of a stream
-advances its row's last_position, while positions grow with versions inside a stream; so
-"last_position >= p" means the event at p of that stream, and all before it, is reflected.
-`minPosition` is therefore the `position` the write API answered for a command on the same
-card or wallet. (A position from another stream only proves itself once this stream moves
-past it.) A stream's position says nothing about other streams, which is why there is no
-global watermark: the projection runs per Kafka partition.
+The position an answer reports is per stream: a card's reads (the card, its beneficiaries, its
+claims, one of its claims) answer with `medcards.last_position`, a wallet's with
+`wallets.last_position`. `minPosition` is the `position` a write answered; a read given it
+must reflect that write. Waiting is one mechanism for REST and GraphQL: the process's one
+watcher (api_gateway/watermarks.py) says when the stream read has caught up with the position.
 
-Waiting is one mechanism for REST and GraphQL (`await_positions`): poll the named streams'
-watermarks, outside any snapshot, until they reach the position or the bound ends; then read
-once, in a snapshot that therefore sees what was waited for.
+REST reads first: an answer already at the position (the common case: the projection is
+faster than the client's next request) costs nothing more. Only one behind, or absent, waits
+for the watcher and is read again, in a snapshot that therefore sees what was waited for.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import orjson
 from starlette.requests import Request
 
 from api_gateway.read_models import Conn
-from infrastructure.auth.tokens import Principal, Role
+from api_gateway.watermarks import Wanted, Watermarks
+from infrastructure.auth.tokens import Principal, Role, TokenVerifier
 from infrastructure.http.problems import Problem
 from infrastructure.postgres.pool import Pool
 
@@ -45,6 +42,18 @@ class Read:
 Load = Callable[[Conn], Awaitable[Read | None]]
 
 
+@dataclass(frozen=True, slots=True)
+class ReadSide:
+    """What every read of this process shares: the pool, the token verifier, the one
+    watermark watcher and the bound on waiting for a position."""
+
+    pool: Pool
+    tokens: TokenVerifier
+    watermarks: Watermarks
+    wait_seconds: float = 2.0
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
 def min_position(request: Request) -> int | None:
     """`?minPosition=` or `X-Min-Position`; the larger if both are sent."""
     wanted: list[int] = []
@@ -57,110 +66,56 @@ def min_position(request: Request) -> int | None:
     return max(wanted) if wanted else None
 
 
-# The last projected position of the stream an id names, with the reads' visibility (NULL
-# when absent or not the caller's: both wait alike, so waiting cannot probe ids).
-_WATERMARKS = {
-    "card": "SELECT last_position FROM medcards WHERE id = %(key)s::uuid"
-    " AND (%(member)s::text IS NULL OR user_id = %(member)s)",
-    "card_number": "SELECT last_position FROM medcards WHERE card_number = %(key)s"
-    " AND (%(member)s::text IS NULL OR user_id = %(member)s)",
-    "wallet": "SELECT last_position FROM wallets WHERE id = %(key)s::uuid"
-    " AND (%(member)s::text IS NULL OR owner_user_id = %(member)s)",
-    "claim": "SELECT m.last_position FROM prescription_claims c"
-    " JOIN medcards m ON m.id = c.medcard_id WHERE c.id = %(key)s::uuid"
-    " AND (%(member)s::text IS NULL OR m.user_id = %(member)s)"
-    " AND (%(pharmacy)s::text IS NULL OR c.pharmacy_id = %(pharmacy)s)",
-}
-_CLOSED_TO_PHARMACIES = frozenset({"card", "card_number", "wallet"})
-Stream = Literal["card", "card_number", "wallet", "claim"]
-
-
-@dataclass(frozen=True, slots=True)
-class Wanted:
-    """The stream `key` names (of kind `stream`) must have reached `position`."""
-
-    stream: Stream
-    key: str
-    position: int
-
-
-async def await_positions(
-    pool: Pool,
-    principal: Principal,
-    wanted: Sequence[Wanted],
-    *,
-    wait_seconds: float,
-    poll_seconds: float,
-) -> None:
-    """Returns when every stream has reached its position, or when `wait_seconds` are up
-    (the caller then finds its answer behind). Polls outside any snapshot, so the snapshot
-    the caller opens afterwards sees what was waited for."""
-    pending = [(_WATERMARKS[w.stream], _params(principal, w.key), w.position)
-               for w in wanted if _can_arrive(principal, w)]  # fmt: skip
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_seconds
-    while pending:
-        async with pool.connection() as conn:
-            still = []
-            for query, params, position in pending:
-                cursor = await conn.execute(query, params)
-                row = await cursor.fetchone()
-                if row is None or row[0] < position:
-                    still.append((query, params, position))
-        pending = still
-        if not pending or loop.time() >= deadline:
-            return
-        await asyncio.sleep(min(poll_seconds, max(deadline - loop.time(), 0.0)))
-
-
-def _can_arrive(principal: Principal, wanted: Wanted) -> bool:
+def needs_wait(principal: Principal, wanted: Wanted) -> bool:
+    """False when the answer cannot depend on the position: position 0 (always reached), a
+    pharmacy asking for a card or wallet (refused whatever the position), an id that is not
+    a UUID (not found whatever the position)."""
+    if wanted.position == 0:
+        return False
     if principal.role is Role.PHARMACY and wanted.stream in _CLOSED_TO_PHARMACIES:
-        return False  # refused whatever the position
+        return False
     if wanted.stream == "card_number":
         return True
     try:
         UUID(wanted.key)
     except ValueError:
-        return False  # not found whatever the position
+        return False
     return True
 
 
-def _params(principal: Principal, key: str) -> dict[str, Any]:
-    member = principal.subject if principal.role is Role.MEMBER else None
-    pharmacy = (principal.pharmacy_id or "") if principal.role is Role.PHARMACY else None
-    return {"key": key, "member": member, "pharmacy": pharmacy}
+_CLOSED_TO_PHARMACIES = frozenset({"card", "card_number", "wallet"})
 
 
 async def fresh_read(
-    pool: Pool,
-    principal: Principal,
-    wanted: Wanted | None,
-    load: Load,
-    *,
-    wait_seconds: float,
-    poll_seconds: float,
+    side: ReadSide, principal: Principal, wanted: Wanted | None, load: Load
 ) -> Read | None:
-    """`load` in one consistent snapshot; with `wanted`, once its stream has reached the
-    position, or a 504 problem after `wait_seconds` if it is there but behind. None: absent
-    or not the caller's (with `wanted`: still, after the wait)."""
-    if wanted is not None:
-        await await_positions(
-            pool, principal, [wanted], wait_seconds=wait_seconds, poll_seconds=poll_seconds
-        )
-    # the gateway's pool begins REPEATABLE READ, READ ONLY transactions (snapshot_reads)
-    async with pool.connection() as conn, conn.transaction():
-        read = await load(conn)
+    """`load` in one consistent snapshot; with `wanted`, one that reflects its position, or,
+    after `side.wait_seconds`, a 504 problem if the object is there but behind. None: absent or
+    not the caller's (with `wanted`: still, after the wait)."""
+    read = await _snapshot(side.pool, load)
+    if wanted is None or not needs_wait(principal, wanted):
+        return read
+    if read is not None and read.position >= wanted.position:
+        return read
+    settled = wanted in await side.watermarks.settle([wanted], side.wait_seconds)
+    read = await _snapshot(side.pool, load)
     # Absent (or not the caller's: both alike, after the same wait) is not found; only an
     # object that is there, behind the position, is the projection's delay.
-    if read is None or wanted is None or read.position >= wanted.position:
+    if settled or read is None or read.position >= wanted.position:
         return read
     raise Problem(
         504,
         "projection_behind",
-        f"the read model did not reach position {wanted.position} within {wait_seconds:g}s"
-        f" (at {read.position}); retry later",
+        f"the read model did not reach position {wanted.position} within"
+        f" {side.wait_seconds:g}s (at {read.position}); retry later",
         headers={"Retry-After": "1"},
     )
+
+
+async def _snapshot(pool: Pool, load: Load) -> Read | None:
+    # the gateway's pool begins REPEATABLE READ, READ ONLY transactions (snapshot_reads)
+    async with pool.connection() as conn, conn.transaction():
+        return await load(conn)
 
 
 def encode_cursor(value: list[Any]) -> str:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -25,31 +24,21 @@ from api_gateway import read_models as q
 from api_gateway.freshness import (
     Load,
     Read,
-    Stream,
-    Wanted,
+    ReadSide,
     decode_cursor,
     encode_cursor,
     fresh_read,
     min_position,
     page_limit,
 )
-from infrastructure.auth.tokens import Principal, Role, TokenVerifier
+from api_gateway.watermarks import Stream, Wanted
+from infrastructure.auth.tokens import Principal, Role
 from infrastructure.http.bearer import authenticate
 from infrastructure.http.problems import Problem, problem_response
-from infrastructure.postgres.pool import Pool
 
 log = logging.getLogger("healthpay.gateway.rest")
 API = "/api/v1"
 POSITION_HEADER = "X-Projection-Position"
-
-
-@dataclass(frozen=True, slots=True)
-class ReadSide:
-    pool: Pool
-    tokens: TokenVerifier
-    wait_seconds: float = 2.0
-    poll_seconds: float = 0.05
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -81,7 +70,7 @@ def _json(read: Read) -> Response:
     return Response(
         orjson.dumps(read.body),
         media_type="application/json",
-        headers={POSITION_HEADER: str(read.position), "Cache-Control": "no-store"},
+        headers={POSITION_HEADER: str(read.position)},
     )
 
 
@@ -119,14 +108,8 @@ async def _answer(
 ) -> Response:
     """`load`'s answer; with minPosition, once the stream of `what` `key` names reached it."""
     position = min_position(request)
-    read = await fresh_read(
-        side.pool,
-        principal,
-        None if position is None else Wanted(what, str(key), position),
-        load,
-        wait_seconds=side.wait_seconds,
-        poll_seconds=side.poll_seconds,
-    )
+    wanted = None if position is None else Wanted(what, str(key), position)
+    read = await fresh_read(side, principal, wanted, load)
     if read is None:
         raise Problem(404, code, f"no such {what}")
     return _json(read)

@@ -23,7 +23,9 @@ from strawberry.fastapi import BaseContext
 
 from api_gateway import read_models as q
 from api_gateway.commands_client import CommandService
-from api_gateway.rest import ReadSide, visible_to
+from api_gateway.freshness import ReadSide
+from api_gateway.rest import visible_to
+from api_gateway.watermarks import Wanted
 from infrastructure.auth.tokens import Principal, Role
 
 ClaimsKey = q.ClaimsKey
@@ -55,6 +57,8 @@ class Context(BaseContext):
         self._stack = AsyncExitStack()
         self._conn: q.Conn | None = None
         self._opening = asyncio.Lock()
+        # the minPosition reads the watcher found settled before execution (read_your_writes)
+        self.settled: frozenset[Wanted] = frozenset()
 
     # Built on first use: most requests touch two or three of these.
     @functools.cached_property

@@ -34,7 +34,9 @@ def _multiplier(field: FieldNode, max_page: int) -> int:
     for argument in field.arguments or ():
         if argument.name.value == "first":
             if isinstance(argument.value, IntValueNode):
-                return max(int(argument.value.value), 0)
+                # a larger page is refused on its own (and an Int past 32 bits by
+                # validation); counted as the largest, the estimate stays a small number
+                return min(max(int(argument.value.value), 0), max_page)
             return max_page
     if field.name.value in ("claims", "transactions"):
         return DEFAULT_FIRST

@@ -1,19 +1,18 @@
 """Read-your-writes over GraphQL: `minPosition` on the root fields that name one stream.
 
 The write API answers every command with its event's `position`. A root field given
-`minPosition` (medcard, medcardByNumber, claim, wallet) must be answered from a snapshot in
-which that object's stream has reached the position (api_gateway/freshness.py says why the
-watermark is per stream). All resolvers of a request share one snapshot, opened by the first
-resolver that reads; so the waiting cannot happen inside a resolver (another root field may
-already have opened an older snapshot). It happens here, before execution starts, for every
-such field at once, polling outside any snapshot until each has reached its position or the
-read-side bound (`ReadSide.wait_seconds`) ends. The resolvers then check the position they
-read (`require_position`): a field still behind is null with PROJECTION_BEHIND, the rest of
-the query is answered.
+`minPosition` (medcard, medcardByNumber, claim, wallet) must be answered from a snapshot that
+reflects that position for the object's stream. All resolvers of a request share one
+snapshot, opened by the first resolver that reads; so the waiting cannot happen inside a
+resolver (another root field may already have opened an older snapshot). It happens here,
+before execution starts, for every such field at once: the process's one watcher
+(api_gateway/watermarks.py, the REST reads' own) says which have settled, within the
+read-side bound (`ReadSide.wait_seconds`). The resolvers then check what they read
+(`require_position`): a field neither at its position nor settled is null with
+PROJECTION_BEHIND, the rest of the query is answered.
 
-The waiting is the REST reads' own (api_gateway/freshness.py `await_positions`), so both
-apply the reads' visibility alike: another member's card waits exactly as long as a card
-that does not exist, and the wait cannot be used to probe ids.
+Settling asks nothing of whom a stream belongs to: another member's card settles exactly when
+a missing one does, and both are NOT_FOUND alike.
 """
 
 from __future__ import annotations
@@ -33,8 +32,9 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 
-from api_gateway.freshness import Stream, Wanted, await_positions
+from api_gateway.freshness import needs_wait
 from api_gateway.graphql.context import Context
+from api_gateway.watermarks import Stream, Wanted
 
 ARGUMENT = "minPosition"
 
@@ -47,30 +47,27 @@ _STREAMS: dict[str, tuple[str, Stream]] = {
 }
 
 
-def require_position(field: str, seen: int, wanted: int | None) -> None:
+def require_position(ctx: Context, field: str, key: str, seen: int, wanted: int | None) -> None:
     """Refuses an answer older than the caller's own write (only after the wait ran out)."""
-    if wanted is not None and seen < wanted:
-        raise GraphQLError(
-            f"{field}: the read model did not reach position {wanted} in time (at {seen});"
-            " retry later",
-            extensions={"code": "PROJECTION_BEHIND", "position": seen, "minPosition": wanted},
-        )
+    if wanted is None or seen >= wanted:
+        return
+    asked = Wanted(_STREAMS[field][1], key, wanted)
+    if asked in ctx.settled or not needs_wait(ctx.principal, asked):
+        return
+    raise GraphQLError(
+        f"{field}: the read model did not reach position {wanted} in time (at {seen}); retry later",
+        extensions={"code": "PROJECTION_BEHIND", "position": seen, "minPosition": wanted},
+    )
 
 
 class ReadYourWrites(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         ctx = self.execution_context.context
         if isinstance(ctx, Context) and ctx.has_principal:
-            wanted = list(self._wanted())
+            wanted = [w for w in self._wanted() if needs_wait(ctx.principal, w)]
             if wanted:
                 side = ctx.side
-                await await_positions(
-                    side.pool,
-                    ctx.principal,
-                    wanted,
-                    wait_seconds=side.wait_seconds,
-                    poll_seconds=side.poll_seconds,
-                )
+                ctx.settled = await side.watermarks.settle(wanted, side.wait_seconds)
         yield
 
     def _wanted(self) -> Iterator[Wanted]:

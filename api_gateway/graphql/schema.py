@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -34,6 +34,7 @@ from api_gateway.freshness import decode_cursor, encode_cursor
 from api_gateway.graphql.consent import CopayConsent
 from api_gateway.graphql.context import Context, error
 from api_gateway.graphql.cost import MAX_COST, cost_limit
+from api_gateway.graphql.inputs import NoControlCharacters
 from api_gateway.graphql.mutations import Mutation
 from api_gateway.graphql.people import Beneficiary, Holder
 from api_gateway.graphql.read_your_writes import ReadYourWrites, require_position
@@ -351,7 +352,7 @@ class Query:
         ctx.no_pharmacy("cards")
         card_id = _uuid(id)
         found = ctx.visible(None if card_id is None else await ctx.cards.load(card_id), "card")
-        require_position("medcard", found.position, min_position)
+        require_position(ctx, "medcard", id, found.position, min_position)
         return _medcard(found)
 
     @strawberry.field  # a card by its 16-digit number
@@ -361,7 +362,7 @@ class Query:
         ctx = info.context
         ctx.no_pharmacy("cards")
         found = ctx.visible(await ctx.cards_by_number.load(card_number), "card")
-        require_position("medcardByNumber", found.position, min_position)
+        require_position(ctx, "medcardByNumber", card_number, found.position, min_position)
         return _medcard(found)
 
     @strawberry.field
@@ -372,7 +373,7 @@ class Query:
         claim_id = _uuid(id)
         loaded = None if claim_id is None else await ctx.claim_details.load(claim_id)
         found = ctx.visible(loaded, "claim")
-        require_position("claim", found.position, min_position)
+        require_position(ctx, "claim", id, found.position, min_position)
         return _claim(found.body, found.position)
 
     @strawberry.field
@@ -385,7 +386,7 @@ class Query:
         found = ctx.visible(
             None if wallet_id is None else await ctx.wallets.load(wallet_id), "wallet"
         )
-        require_position("wallet", found.position, min_position)
+        require_position(ctx, "wallet", id, found.position, min_position)
         consent = CopayConsent.from_body(found.body["copayConsent"])
         return _from(Wallet, found.body, copay_consent=consent, projection_position=found.position)
 
@@ -414,20 +415,35 @@ LIMITS = (
     depth_limit(MAX_DEPTH, None, None),
     alias_limit(MAX_ALIASES),
     cost_limit(MAX_COST, MAX_PAGE),
+    NoControlCharacters,
 )
 CACHED_DOCUMENTS = 256  # distinct query texts kept parsed and validated (LRU)
 MAX_TOKENS = 2_000  # bounds parsing work before any cache is consulted
 
-schema = _Schema(
-    query=Query,
-    mutation=Mutation,
-    extensions=[
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
-        lambda: AddValidationRules(list(LIMITS)),
-        lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
-        lambda: MaskErrors(should_mask_error=_mask),
-        ReadYourWrites,
-    ],
-    scalar_overrides=SCALARS,
-)
+
+def build_schema(*, introspection: bool) -> strawberry.Schema:
+    """The schema; `introspection` only where developers explore it (HEALTHPAY_ENV
+    development, with GraphiQL): elsewhere the schema is the apps' contract, not a map
+    handed to whoever asks."""
+    rules = [*LIMITS] if introspection else [*LIMITS, NoSchemaIntrospectionCustomRule]
+    return _Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
+            lambda: AddValidationRules(rules),
+            lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
+            lambda: MaskErrors(should_mask_error=_mask),
+            ReadYourWrites,
+        ],
+        scalar_overrides=SCALARS,
+    )
+
+
+schema = build_schema(introspection=False)
+
+
+@functools.cache
+def development_schema() -> strawberry.Schema:
+    return build_schema(introspection=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
+import psycopg
 import pytest
 
-from tests.api.support import API, Tokens, assert_problem, claim, created, issue_card
+from tests.api.support import API, Tokens, assert_problem, claim, created, issue_card, top_up
 from tests.gateway.conftest import WAIT_SECONDS, Gateway
 
 pytestmark = pytest.mark.integration
@@ -87,27 +89,134 @@ async def test_a_position_that_never_arrives_is_a_504_problem_within_the_bound(
     assert WAIT_SECONDS <= waited < WAIT_SECONDS + 1.0
 
 
-async def test_waiting_on_anothers_card_looks_the_same_as_waiting_on_a_missing_one(
+MISSING = "00000000-0000-4000-8000-000000000000"
+
+
+async def _timed_get(gateway: Gateway, url: str, headers: dict[str, str]) -> tuple[Any, float]:
+    started = time.monotonic()
+    response = await gateway.client.get(url, headers=headers)
+    return response, time.monotonic() - started
+
+
+@pytest.mark.parametrize("route", ["/medcards/{id}", "/medcards/{id}/claims", "/wallets/{id}"])
+async def test_position_zero_never_waits_even_for_a_missing_card_or_wallet(
+    gateway: Gateway, tokens: Tokens, route: str
+) -> None:
+    response, waited = await _timed_get(
+        gateway, f"{API}{route.format(id=MISSING)}?minPosition=0", tokens.admin()
+    )
+    assert response.status_code == 404, response.text
+    assert waited < WAIT_SECONDS / 2
+
+
+@pytest.mark.parametrize("route", ["/medcards/{id}", "/wallets/{id}/transactions"])
+async def test_a_missing_card_or_wallet_at_a_written_position_is_404_at_once(
+    gateway: Gateway, tokens: Tokens, route: str
+) -> None:
+    """Every position up to the newest is written and projected: an id with no event up to
+    it names nothing, now and at that position."""
+    position = await gateway.project_new()
+    response, waited = await _timed_get(
+        gateway, f"{API}{route.format(id=MISSING)}?minPosition={position}", tokens.ops()
+    )
+    assert response.status_code == 404, response.text
+    assert waited < WAIT_SECONDS / 2
+
+
+async def test_anothers_card_and_a_missing_one_answer_alike_and_at_once(
     gateway: Gateway, tokens: Tokens
 ) -> None:
-    """With minPosition, 'not yours' and 'not there' both wait out the bound and are then not
-    found (a 504 would call a missing card late): the answer must not tell a member which ids
-    exist."""
-    theirs = await gateway.client.get(
-        f"{API}/medcards/{gateway.world.capped_card}?minPosition=1",
-        headers=tokens.member("member-a"),
+    """'Not yours' and 'not there' settle alike (the watcher asks nothing of the owner), so
+    neither the answer nor its timing tells a member which ids exist."""
+    position = await gateway.project_new()
+    member = tokens.member("member-a")
+    theirs, waited_theirs = await _timed_get(
+        gateway, f"{API}/medcards/{gateway.world.capped_card}?minPosition={position}", member
     )
-    missing = await gateway.client.get(
-        f"{API}/medcards/00000000-0000-4000-8000-000000000000?minPosition=1",
-        headers=tokens.member("member-a"),
+    missing, waited_missing = await _timed_get(
+        gateway, f"{API}/medcards/{MISSING}?minPosition={position}", member
     )
     assert_problem(theirs, 404, "card_not_found")
     assert_problem(missing, 404, "card_not_found")
     assert theirs.json()["detail"] == missing.json()["detail"]
+    assert max(waited_theirs, waited_missing) < WAIT_SECONDS / 2
+
+
+async def test_a_position_written_on_another_stream_is_reflected_once_projected(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    """A wallet's top-up position, asked of a card: the card has no event after its own last
+    one, so the read reflects that position as soon as it is projected, however far the card's
+    own position is behind it."""
+    world = gateway.world
+    written = created(await top_up(gateway.api, tokens.ops(), world.wallet_b, "1.00", "fr-x"))
+    await gateway.project_new()
+    response, waited = await _timed_get(
+        gateway,
+        f"{API}/medcards/{world.lifecycle_card}?minPosition={written['position']}",
+        tokens.admin(),
+    )
+    assert response.status_code == 200, response.text
+    assert int(response.headers["x-projection-position"]) < written["position"]
+    assert waited < WAIT_SECONDS / 2
+
+
+async def test_a_card_written_but_not_projected_is_waited_for_never_refused_at_once(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    """Its issue event is written, so the card is on its way: no early 404. Still absent
+    after the bound, it is not found (an absent object is never a 504)."""
+    card = await issue_card(gateway.api, tokens.admin(), "member-unprojected")
+    response, waited = await _timed_get(
+        gateway, f"{API}/medcards/{card['id']}?minPosition={card['position']}", tokens.admin()
+    )
+    assert_problem(response, 404, "card_not_found")
+    assert waited >= WAIT_SECONDS
+    await gateway.project_new()
+
+
+async def test_waiting_reads_share_one_watcher(
+    gateway: Gateway, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty reads wait for one write: one poller asks for all of them together, instead of
+    each read polling on a connection of its own."""
+    statements: list[str] = []
+    original = psycopg.AsyncCursor.execute
+
+    async def counting(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return await original(self, query, *args, **kwargs)
+
+    card = gateway.world.family_card
+    written = created(await claim(gateway.api, tokens.pharmacy(), card, "rx-shared", "5.00"))
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counting)
+
+    async def project_later() -> None:
+        await asyncio.sleep(0.4)
+        await gateway.project_new()
+
+    later = asyncio.create_task(project_later())
+    url = f"{API}/medcards/{card}?minPosition={written['position']}"
+    started = time.monotonic()
+    answers = await asyncio.gather(
+        *(gateway.client.get(url, headers=tokens.admin()) for _ in range(20))
+    )
+    elapsed = time.monotonic() - started
+    await later
+    assert [a.status_code for a in answers] == [200] * 20
+    assert all(int(a.headers["x-projection-position"]) >= written["position"] for a in answers)
+    # what asks whether a stream reached a position (the old per-read poll, or the watcher)
+    polls = [q for q in statements if "projection_streams" in q or "SELECT last_position" in q]
+    assert 1 <= len(polls) <= elapsed / 0.05 + 3, len(polls)
 
 
 async def test_a_bad_min_position_is_a_400_problem(gateway: Gateway, tokens: Tokens) -> None:
-    for headers, query in (({}, "?minPosition=abc"), ({"X-Min-Position": "1e3"}, "")):
+    cases: list[tuple[dict[str, str], str]] = [
+        ({}, f"?minPosition={bad}")
+        for bad in ("abc", "-1", "1.5", str(2**63), "%00", "", "%E0%A5%AF")
+    ]
+    cases += [({"X-Min-Position": bad}, "") for bad in ("1e3", "-0", "7\x01")]
+    for headers, query in cases:
         response = await gateway.client.get(
             f"{API}/wallets/{gateway.world.wallet_a}{query}", headers=tokens.admin() | headers
         )

@@ -46,8 +46,16 @@ async def gql(gw: Gateway, headers: Headers, query: str, **variables: Any) -> di
     response = await gw.client.post(
         "/graphql", json={"query": query, "variables": variables}, headers=headers
     )
-    assert response.status_code == 200, response.text
+    return graphql_body(response)
+
+
+def graphql_body(response: httpx.Response) -> dict[str, Any]:
+    """The answer's body: HTTP 200 when fields ran, 400 when the request was refused before
+    any did (then it has no data and none of its errors has a path)."""
     body: dict[str, Any] = response.json()
+    errors: list[dict[str, Any]] = body.get("errors") or []
+    refused = body.get("data") is None and bool(errors) and all("path" not in e for e in errors)
+    assert response.status_code == (400 if refused else 200), response.text
     return body
 
 

@@ -5,6 +5,7 @@ wallet and claim read by id says how fresh it is (`projectionPosition`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from tests.api.support import API, Headers, Tokens, claim, created, issue_card, top_up
 from tests.gateway.conftest import WAIT_SECONDS, Gateway
+from tests.gateway.test_freshness import MISSING
 from tests.gateway.test_graphql import codes, gql
 
 pytestmark = pytest.mark.integration
@@ -141,31 +143,68 @@ async def test_a_position_that_never_arrives_nulls_only_its_field_within_the_bou
     assert WAIT_SECONDS <= waited < WAIT_SECONDS + 1.0
 
 
-async def test_waiting_on_anothers_card_looks_like_waiting_on_a_missing_one(
+async def test_anothers_card_and_a_missing_one_are_not_found_alike_and_at_once(
     gateway: Gateway, tokens: Tokens
 ) -> None:
-    query = "query($c: ID!) { medcard(id: $c, minPosition: 1) { id } }"
+    position = await gateway.project_new()
+    query = "query($c: ID!, $p: Long) { medcard(id: $c, minPosition: $p) { id } }"
     member = tokens.member("member-a")
-    theirs, waited_theirs = await _timed(gateway, member, query, c=gateway.world.capped_card)
-    missing, waited_missing = await _timed(
-        gateway, member, query, c="00000000-0000-4000-8000-000000000000"
+    theirs, waited_theirs = await _timed(
+        gateway, member, query, c=gateway.world.capped_card, p=position
     )
+    missing, waited_missing = await _timed(gateway, member, query, c=MISSING, p=position)
     assert (theirs["data"], codes(theirs)) == ({"medcard": None}, ["NOT_FOUND"])
     assert (missing["data"], codes(missing)) == ({"medcard": None}, ["NOT_FOUND"])
     assert theirs["errors"][0]["message"] == missing["errors"][0]["message"]
-    # both wait out the bound: the wait cannot tell which ids exist
-    assert waited_theirs >= WAIT_SECONDS
-    assert waited_missing >= WAIT_SECONDS
+    # the watcher asks nothing of the owner: neither waits, so timing tells nothing either
+    assert max(waited_theirs, waited_missing) < WAIT_SECONDS / 2
+
+
+async def test_position_zero_and_a_written_position_never_wait_for_a_missing_object(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    position = await gateway.project_new()
+    query = """query($m: ID!, $z: Long, $p: Long) {
+      zero: medcard(id: $m, minPosition: $z) { id }
+      card: medcard(id: $m, minPosition: $p) { id }
+      wallet(id: $m, minPosition: $p) { id }
+    }"""
+    body, waited = await _timed(gateway, tokens.ops(), query, m=MISSING, z=0, p=position)
+    assert body["data"] == {"zero": None, "card": None, "wallet": None}
+    assert codes(body) == ["NOT_FOUND"] * 3
+    assert waited < WAIT_SECONDS / 2
+
+
+async def test_a_position_written_on_another_stream_answers_the_field(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    world = gateway.world
+    written = created(await top_up(gateway.api, tokens.ops(), world.wallet_a, "1.00", "fr-gq"))
+    await gateway.project_new()
+    query = "query($c: ID!, $p: Long) { medcard(id: $c, minPosition: $p) { projectionPosition } }"
+    body, waited = await _timed(
+        gateway, tokens.admin(), query, c=world.lifecycle_card, p=written["position"]
+    )
+    assert "errors" not in body, body
+    assert body["data"]["medcard"]["projectionPosition"] < written["position"]
+    assert waited < WAIT_SECONDS / 2
 
 
 @pytest.mark.parametrize("bad", ["-1", '"12"', "1.5", "true", "9223372036854775808"])
 async def test_a_bad_min_position_is_refused_before_anything_runs(
     gateway: Gateway, tokens: Tokens, bad: str
 ) -> None:
-    query = f'{{ medcard(id: "{gateway.world.family_card}", minPosition: {bad}) {{ id }} }}'
-    body = await gql(gateway, tokens.admin(), query)
-    assert body.get("data") is None
-    assert body["errors"]
+    literal = f'{{ medcard(id: "{gateway.world.family_card}", minPosition: {bad}) {{ id }} }}'
+    variable = "query($c: ID!, $p: Long) { medcard(id: $c, minPosition: $p) { id } }"
+    for body in (
+        await gql(gateway, tokens.admin(), literal),  # 400: gql checks it
+        await gql(
+            gateway, tokens.admin(), variable, c=gateway.world.family_card, p=json.loads(bad)
+        ),
+    ):
+        assert body.get("data") is None
+        assert body["errors"]
+        assert all(e["message"] != "Unexpected error." for e in body["errors"]), body
 
 
 async def test_the_rest_read_and_graphql_report_the_same_position(

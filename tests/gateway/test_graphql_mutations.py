@@ -35,6 +35,7 @@ from tests.api.support import (
 )
 from tests.gateway.conftest import Gateway
 from tests.gateway.test_authorization import BAD_TOKENS
+from tests.gateway.test_graphql import graphql_body
 from tests.projections.support import World
 
 pytestmark = pytest.mark.integration
@@ -93,9 +94,7 @@ async def gql(
     response = await client.post(
         "/graphql", json={"query": query, "variables": variables}, headers=headers
     )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return graphql_body(response)
 
 
 def only_error(body: dict[str, Any], field: str) -> dict[str, Any]:
@@ -407,9 +406,9 @@ async def test_no_token_is_a_401_problem_and_get_cannot_mutate(
     over_get = await writer.get(
         "/graphql", params={"query": mutation}, headers=tokens.member("mut-http")
     )
-    # Strawberry's own refusal (plain text), before anything runs
+    # Strawberry's own refusal, before anything runs (a GraphQL error, as JSON)
     assert over_get.status_code == 400, over_get.text
-    assert over_get.text == "mutations are not allowed when using GET"
+    assert over_get.json()["errors"][0]["message"] == "mutations are not allowed when using GET"
     assert await gateway.api.event_count() == before
 
 

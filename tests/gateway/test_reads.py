@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api_gateway.rest import ReadSide
+from api_gateway.freshness import ReadSide
 from tests.api.support import API, OTHER_PHARMACY, Tokens, assert_problem, claim, created
 from tests.gateway.conftest import Gateway
 
