@@ -11,11 +11,11 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api_gateway.commands_client import CommandService
+from api_gateway.edge_errors import ROUTE as EDGE_ERRORS
 from api_gateway.forwarded_writes import ROUTES as FORWARDED_WRITES
 from api_gateway.freshness import ReadSide
 from api_gateway.graphql import graphql_route
@@ -28,7 +28,6 @@ from infrastructure.auth.tokens import TokenCodec, TokenVerifier
 from infrastructure.http.fast_routes import FastRoutesApp
 from infrastructure.http.metrics import HttpMetrics
 from infrastructure.http.probes import add_probes, json_response
-from infrastructure.http.problems import Problem, problem_response
 from infrastructure.postgres.pool import open_pool, snapshot_reads
 from infrastructure.settings import Settings
 
@@ -83,24 +82,16 @@ def create_app(
     async def metrics_page(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_problem(request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem_response(Problem(exc.status_code, code, str(exc.detail)), request.url.path)
-
-    @app.exception_handler(Problem)
-    async def problem(request: Request, exc: Problem) -> Response:
-        # raised by /graphql's authentication (the REST endpoints answer their own)
-        return problem_response(exc, request.url.path)
-
-    # The reads, the forwarded write and GraphQL skip FastAPI's per-request layers; CORS (the
-    # command service grants the same: one public URL) and the metrics wrap every route.
+    # The reads, the forwarded write and GraphQL skip FastAPI's per-request layers; the
+    # security headers, CORS (the command service grants the same: one public URL) and the
+    # metrics wrap every route (infrastructure/http/fast_routes.py).
     hot = [*ROUTES, *FORWARDED_WRITES, graphql_route(settings)]
     app.router.routes.extend(hot)  # for url_path_for; requests take the fast path
     describe(app)
     app.add_route("/health", health, methods=["GET"], include_in_schema=False)
     add_probes(app, VERSION, readiness)
     app.add_route("/metrics", metrics_page, methods=["GET"], include_in_schema=False)
+    app.router.routes.append(EDGE_ERRORS)  # the Ingress's own 413/429, as problem+json
     metrics = HttpMetrics(registry, "api_gateway")
     app.configure_fast_routes((API + "/", GRAPHQL), hot, metrics, settings.cors_origins)
     return app

@@ -8,7 +8,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -24,7 +23,6 @@ from infrastructure.eventstore.postgres import PostgresEventStore
 from infrastructure.http.fast_routes import FastRoutesApp
 from infrastructure.http.metrics import HttpMetrics
 from infrastructure.http.probes import add_probes, json_response
-from infrastructure.http.problems import Problem, problem_response
 from infrastructure.postgres.pool import Pool, open_pool
 from infrastructure.settings import Settings
 
@@ -76,11 +74,6 @@ def create_app(
     app.router.routes.extend(ROUTES)  # for OpenAPI and url_path_for; requests take the fast path
     app.configure_fast_routes((PREFIX + "/",), ROUTES, metrics, settings.cors_origins)
     describe(app)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_problem(request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem_response(Problem(exc.status_code, code, str(exc.detail)), request.url.path)
 
     async def health(request: Request) -> Response:
         postgres = "up" if await request.app.state.ping() else "down"

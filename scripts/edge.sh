@@ -7,6 +7,9 @@
 #   scripts/edge.sh status DIR
 #
 # URLs are http://HOST:PORT. EDGE_WORKERS (default 1) sets nginx's worker_processes.
+# Rate limits (requests/s, burst): EDGE_CLIENT_RATE (200) and EDGE_CLIENT_BURST (400) per
+# client (bearer token, else address), EDGE_ADDRESS_RATE (1000) and EDGE_ADDRESS_BURST (2000)
+# per address; docs/edge.md, "Abuse limits".
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # nginx and curl (the readiness check) are installed when missing: a fresh machine has neither.
@@ -79,7 +82,7 @@ server_line() {
 
 cmd_start() {
   [[ $# -eq 4 ]] || usage
-  local dir port gateway commands servers="" gateways="" url conf pid
+  local dir port gateway commands servers="" gateways="" url conf pid limit name value
   mkdir -p "$1"
   dir=$(cd "$1" && pwd)
   port=$2
@@ -112,6 +115,12 @@ cmd_start() {
   conf=${conf//@DIR@/$dir}
   conf=${conf//@PORT@/$port}
   conf=${conf//@WORKERS@/${EDGE_WORKERS:-1}}
+  for limit in CLIENT_RATE:200 CLIENT_BURST:400 ADDRESS_RATE:1000 ADDRESS_BURST:2000; do
+    name=EDGE_${limit%%:*}
+    value=${!name:-${limit#*:}}
+    [[ $value =~ ^[1-9][0-9]*$ ]] || { echo "edge: $name must be a positive integer" >&2; exit 2; }
+    conf=${conf//@${limit%%:*}@/$value}
+  done
   conf=${conf//@COMMAND_SERVERS@/${servers%$'\n'}}
   conf=${conf//@GATEWAY_SERVERS@/${gateways%$'\n'}}
   printf '%s\n' "$conf" >"$dir/nginx.conf"

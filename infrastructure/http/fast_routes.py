@@ -5,21 +5,37 @@ AsyncExitStack, body limits, telemetry); on the claim path they cost more than d
 claim, and on a REST read about a seventh of it. The hot endpoints already turn every error
 into problem+json themselves, so they need none of it; a `Problem` that escapes one (the
 GraphQL route's authentication) is answered here too. Everything else (docs, OpenAPI,
-health, metrics) still goes through FastAPI as usual. CORS and the HTTP metrics wrap both.
+health, metrics) still goes through FastAPI as usual. The security headers, CORS and the
+HTTP metrics wrap both, and both answer a missing route (404) or an undeclared method (405,
+with `Allow`) as problem+json alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from infrastructure.http.cors import with_cors
+from infrastructure.http.headers import SecurityHeaders
 from infrastructure.http.metrics import HttpMetrics, MetricsMiddleware
 from infrastructure.http.problems import Problem, problem_response
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def http_problem(exc: HTTPException) -> Problem:
+    """Starlette's own refusal (no route; a route without this method) as a Problem, with its
+    headers (a 405's `Allow`)."""
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    headers = dict(exc.headers) if exc.headers else None
+    return Problem(exc.status_code, code, str(exc.detail), headers=headers)
 
 
 class FastRoutesApp(FastAPI):
@@ -27,6 +43,17 @@ class FastRoutesApp(FastAPI):
 
     _fast: ASGIApp | None = None
     _prefixes: tuple[str, ...] = ()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+
+        async def refused(request: Request, exc: Exception) -> Response:
+            problem = http_problem(exc) if isinstance(exc, HTTPException) else exc
+            assert isinstance(problem, Problem)
+            return problem_response(problem, request.url.path)
+
+        self.add_exception_handler(HTTPException, refused)
+        self.add_exception_handler(Problem, refused)  # e.g. /graphql's authentication
 
     def configure_fast_routes(
         self,
@@ -55,7 +82,7 @@ class FastRoutesApp(FastAPI):
 
     def _wrap(self, app: ASGIApp) -> ASGIApp:
         app = with_cors(app, self._cors_origins)
-        return MetricsMiddleware(app, self._http_metrics)
+        return SecurityHeaders(MetricsMiddleware(app, self._http_metrics))
 
 
 class _FastRoutes:
@@ -66,9 +93,6 @@ class _FastRoutes:
         try:
             await self.router(scope, receive, send)
         except HTTPException as exc:  # no route, or the route exists for other methods
-            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-            headers = dict(exc.headers) if exc.headers else None
-            problem = Problem(exc.status_code, code, str(exc.detail), headers=headers)
-            await problem_response(problem, scope["path"])(scope, receive, send)
+            await problem_response(http_problem(exc), scope["path"])(scope, receive, send)
         except Problem as problem:
             await problem_response(problem, scope["path"])(scope, receive, send)

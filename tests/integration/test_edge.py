@@ -1,31 +1,41 @@
-"""The edge (scripts/edge.sh): one URL, commands hashed by card id, reads to the gateway.
+"""The edge (scripts/edge.sh): one URL, commands hashed by card id, reads to the gateway;
+its own answers (errors, rate limits, /metrics) as problem+json.
 
-Two stub command processes and a stub gateway, each answering with its own name, stand
+Two stub command processes and two stub gateways, each answering with its own name, stand
 behind a real nginx started by scripts/edge.sh on a free port.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
+from api_gateway.edge_errors import EDGE_PROBLEMS, RETRY_AFTER
+from infrastructure.http.headers import NO_STORE, SECURITY_HEADERS
 from tests.integration.server_scripts import free_port, system_program
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 EDGE = ROOT / "scripts" / "edge.sh"
+TEMPLATE = ROOT / "scripts" / "edge" / "nginx.conf.template"
+COMPOSE = ROOT / "scripts" / "edge" / "nginx.compose.conf"
+INGRESS = ROOT / "k8s" / "ingress.yaml"
 
 # Any method, any path: answer who we are and what arrived (HTTP/1.1, keep-alive).
 STUB = r"""
@@ -88,9 +98,9 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _edge(*args: str) -> subprocess.CompletedProcess[str]:
+def _edge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(EDGE), *args], capture_output=True, text=True, timeout=30, check=False
+        [str(EDGE), *args], capture_output=True, text=True, timeout=30, check=False, env=env
     )
 
 
@@ -102,32 +112,52 @@ class Edge:
     gateways: tuple[str, ...] = ("gateway-1", "gateway-2")
 
 
+@dataclass(frozen=True)
+class Stubs:
+    gateways: str  # the gateway URLs, comma-separated (scripts/edge.sh's argument)
+    commands: str
+
+
 @pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+def stubs() -> Iterator[Stubs]:
     system_program("nginx")  # installed when missing (scripts/edge.sh would do it too)
-    tmp = tmp_path_factory.mktemp("edge")
-    stubs: list[subprocess.Popen[bytes]] = []
+    procs: list[subprocess.Popen[bytes]] = []
     ports: dict[str, int] = {}
     try:
         for name in ("command-1", "command-2", "gateway-1", "gateway-2"):
             port = free_port()
             proc = subprocess.Popen([sys.executable, "-c", STUB, name, str(port)])
-            stubs.append(proc)
+            procs.append(proc)
             ports[name] = port
-        for proc, port in zip(stubs, ports.values(), strict=True):
+        for proc, port in zip(procs, ports.values(), strict=True):
             _wait_port(port, proc)
-        edge_port = free_port()
         commands = ",".join(f"http://127.0.0.1:{ports[n]}" for n in ("command-1", "command-2"))
         gateways = ",".join(f"http://127.0.0.1:{ports[n]}" for n in ("gateway-1", "gateway-2"))
-        started = _edge("start", str(tmp / "edge"), str(edge_port), gateways, commands)
-        assert started.returncode == 0, started.stdout + started.stderr
-        yield Edge(f"http://127.0.0.1:{edge_port}", tmp / "edge", ("command-1", "command-2"))
+        yield Stubs(gateways, commands)
     finally:
-        _edge("stop", str(tmp / "edge"))
-        for proc in stubs:
+        for proc in procs:
             proc.terminate()
-        for proc in stubs:
+        for proc in procs:
             proc.wait(timeout=10)
+
+
+@contextmanager
+def _running_edge(directory: Path, stubs: Stubs, **limits: int) -> Iterator[Edge]:
+    """An edge over the stubs; `limits` set EDGE_* (e.g. CLIENT_RATE=1)."""
+    env = {**os.environ, **{f"EDGE_{k}": str(v) for k, v in limits.items()}}
+    port = free_port()
+    started = _edge("start", str(directory), str(port), stubs.gateways, stubs.commands, env=env)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield Edge(f"http://127.0.0.1:{port}", directory, ("command-1", "command-2"))
+    finally:
+        _edge("stop", str(directory))
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory, stubs: Stubs) -> Iterator[Edge]:
+    with _running_edge(tmp_path_factory.mktemp("edge") / "edge", stubs) as running:
+        yield running
 
 
 def _ask(client: httpx.Client, method: str, path: str, **kw: Any) -> dict[str, Any]:
@@ -175,7 +205,6 @@ def test_reads_and_the_rest_go_to_the_gateway(edge: Edge) -> None:
             ("GET", f"/api/v1/medcards/{card}/claims?limit=5"),
             ("GET", "/api/v1/wallets/w-1/transactions"),
             ("GET", "/health"),
-            ("GET", "/metrics"),
             ("GET", "/docs"),
             ("POST", "/graphql"),
         ]:
@@ -227,8 +256,10 @@ def test_status_and_clean_stop(tmp_path: Path) -> None:
         assert "/var/" not in conf
         pid = int((directory / "nginx.pid").read_text())
         assert _edge("status", str(directory)).returncode == 0
-        # the edge answers even when its upstreams are down: 502, not a hang
-        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 502
+        # the edge answers even when its upstreams are down: a 502 problem, not a hang
+        down = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
+        assert _edge_problem(down, 502, "upstream_unavailable")["title"] == "Bad Gateway"
+        assert down.headers["retry-after"] == "1"
     except BaseException:  # a failed check must not leave nginx running
         _edge("stop", str(directory))
         raise
@@ -239,3 +270,198 @@ def test_status_and_clean_stop(tmp_path: Path) -> None:
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
     assert _edge("stop", str(directory)).returncode == 0  # idempotent
+
+
+# ------------------------------------------------------------ the edge's own answers
+
+
+def _edge_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """An answer the edge made itself: problem+json with the apps' headers, no HSTS."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert (body["status"], body["code"], body["type"]) == (
+        status,
+        code,
+        f"https://healthpay.tech/problems/{code}",
+    )
+    for name, value in (*SECURITY_HEADERS, NO_STORE):
+        assert response.headers.get_list(name) == [value], (name, response.headers)
+    assert "strict-transport-security" not in response.headers  # plain http: docs/edge.md
+    assert response.headers["x-request-id"]
+    return body
+
+
+def _raw(url: str, request: bytes) -> httpx.Response:
+    """What the edge answers to bytes no HTTP client would send."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < _expected_length(data):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode().split("\r\n")
+    headers = [(name, value) for name, _, value in (h.partition(": ") for h in header_lines)]
+    return httpx.Response(int(status_line.split()[1]), headers=headers, content=body)
+
+
+def _expected_length(data: bytes) -> int:
+    head, _, _ = data.partition(b"\r\n\r\n")
+    found = re.search(rb"(?im)^content-length: (\d+)", head)
+    return len(head) + 4 + (int(found.group(1)) if found else 0)
+
+
+def test_the_edges_own_errors_are_problem_json(edge: Edge) -> None:
+    with httpx.Client(base_url=edge.url) as client:
+        _edge_problem(client.get("/__edge/problem"), 404, "not_found")
+        long_uri = client.get("/api/v1/medcards/" + "a" * 20_000)
+        _edge_problem(long_uri, 414, "uri_too_long")
+        big_header = client.get("/health", headers={"X-Big": "a" * 20_000})
+        _edge_problem(big_header, 400, "bad_request")
+    trace = _raw(edge.url, b"TRACE /api/v1/medcards HTTP/1.1\r\nHost: edge\r\n\r\n")
+    _edge_problem(trace, 405, "method_not_allowed")
+    assert "GET" in trace.headers["allow"]
+    for garbage in (b"GARBAGE\r\n\r\n", b"GET /%00 HTTP/1.1\r\nHost: edge\r\n\r\n"):
+        _edge_problem(_raw(edge.url, garbage), 400, "bad_request")
+    coding = b"POST /api/v1/medcards HTTP/1.1\r\nHost: e\r\nTransfer-Encoding: zip\r\n\r\n"
+    _edge_problem(_raw(edge.url, coding), 501, "not_implemented")
+
+
+def test_proxied_answers_keep_the_apps_headers_and_get_none_of_the_edges(edge: Edge) -> None:
+    """The apps set the security headers (infrastructure/http/headers.py); the edge adds them
+    to its own answers only, so an app's answer never carries them twice."""
+    with httpx.Client(base_url=edge.url) as client:
+        proxied = client.get("/api/v1/medcards/x")
+        health = client.get("/edge/health")
+    assert proxied.status_code == 200
+    for name, _ in (*SECURITY_HEADERS, NO_STORE):
+        assert name not in proxied.headers, name  # the stub sets none: nor does the edge
+        assert health.headers.get_list(name), name
+
+
+def test_metrics_are_not_reachable_through_the_edge(edge: Edge) -> None:
+    with httpx.Client(base_url=edge.url) as client:
+        for method in ("GET", "POST", "HEAD"):
+            answer = client.request(method, "/metrics")
+            assert answer.status_code == 404, method
+        body = _edge_problem(client.get("/metrics?name[]=x"), 404, "not_found")
+    assert "instance" not in body  # the stub answers 200 with its name: it was never asked
+
+
+def test_a_body_over_the_limit_is_413_before_it_is_read(edge: Edge) -> None:
+    # only the headers are sent: the answer comes from the Content-Length alone
+    declared = b"POST /api/v1/medcards HTTP/1.1\r\nHost: edge\r\nContent-Length: 2000000\r\n"
+    answer = _raw(edge.url, declared + b"Content-Type: application/json\r\n\r\n")
+    assert _edge_problem(answer, 413, "payload_too_large")["detail"] == "the body exceeds 1 MB"
+    with httpx.Client(base_url=edge.url) as client:
+        sent = client.post("/graphql", content=b"x" * (1024 * 1024 + 1))
+        _edge_problem(sent, 413, "payload_too_large")
+        assert client.post("/graphql", content=b"x" * (1024 * 1024 - 4096)).status_code == 200
+
+
+def test_rate_limits_per_token_with_a_ceiling_per_address(tmp_path: Path, stubs: Stubs) -> None:
+    """Per client (its token; its address without one) and per address: forged tokens are
+    free, so each makes a new client but all of them share their address's ceiling."""
+    limits = {"CLIENT_RATE": 1, "CLIENT_BURST": 3, "ADDRESS_RATE": 1, "ADDRESS_BURST": 14}
+    with (
+        _running_edge(tmp_path / "limited", stubs, **limits) as limited,
+        httpx.Client(base_url=limited.url) as client,
+    ):
+        started = time.monotonic()
+        first = [client.get("/api/v1/medcards/x", headers=_bearer("a")) for _ in range(10)]
+        other = client.get("/api/v1/medcards/x", headers=_bearer("b"))
+        forged = [client.get("/graphql", headers=_bearer(f"f{n}")) for n in range(20)]
+        elapsed = time.monotonic() - started
+        edge_health = client.get("/edge/health")
+    leaked = int(elapsed) + 1  # what the 1 r/s rates let through meanwhile
+    statuses = [a.status_code for a in first]
+    assert statuses[:4] == [200] * 4  # the first request and its burst of 3
+    assert 429 in statuses
+    assert statuses.count(200) <= 4 + leaked
+    refused = next(a for a in first if a.status_code == 429)
+    _edge_problem(refused, 429, "rate_limited")
+    assert refused.headers["retry-after"] == "1"
+    assert other.status_code == 200  # another token: a budget of its own
+    # 15 per address (1 + burst 14): the forged tokens run out of it, each fresh as it is
+    forged_statuses = [a.status_code for a in forged]
+    assert 429 in forged_statuses
+    assert statuses.count(200) + 1 + forged_statuses.count(200) <= 15 + leaked
+    assert edge_health.status_code == 200  # the edge's own liveness is never limited
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# ------------------------------------------------------- one table, one set of limits
+
+
+def _nginx_map(text: str, variable: str) -> dict[str, str]:
+    body = re.search(r"map \$status \$" + variable + r" \{(.*?)\n\s*\}", text, re.S)
+    assert body is not None, variable
+    pairs = re.findall(r'^\s*(\S+)\s+("[^"]*"|[^\s;]+);', body.group(1), re.M)
+    return {key: value.strip('"') for key, value in pairs}
+
+
+def test_the_edge_and_the_gateway_render_the_same_problems() -> None:
+    """The local edge's problems (nginx maps) and the Ingress's (the gateway's table)."""
+    template = TEMPLATE.read_text()
+    codes, details = (
+        _nginx_map(template, "edge_problem_code"),
+        _nginx_map(template, "edge_problem_detail"),
+    )
+    titles = _nginx_map(template, "edge_problem_title")
+    retry = {int(k) for k, v in _nginx_map(template, "edge_retry_after").items() if v}
+    assert {int(k) for k in codes if k != "default"} == set(EDGE_PROBLEMS)
+    for status, (code, detail) in EDGE_PROBLEMS.items():
+        assert (codes[str(status)], details[str(status)]) == (code, detail), status
+        assert titles[str(status)]
+    assert retry == set(RETRY_AFTER)
+    for status in EDGE_PROBLEMS:  # every code nginx may answer itself goes to the problem page
+        assert re.search(rf"error_page [\d ]*\b{status}\b[\d ]* /__edge/problem;", template)
+
+
+def test_the_compose_edge_has_the_templates_limits_and_problems() -> None:
+    template, compose = TEMPLATE.read_text(), COMPOSE.read_text()
+
+    def blocks(text: str) -> list[str]:
+        start = text.index("    map $http_authorization $edge_client")
+        end = text.index("}\n", text.index("map $status $edge_allow")) + 2
+        server = text[
+            text.index("        limit_req zone=per_client") : text.index("location /api/v1/ {")
+        ]
+        unrated = re.sub(r"(rate=|burst=)(@\w+@|\d+)", r"\1N", text[start:end] + server)
+        return unrated.split("\n")
+
+    assert blocks(compose) == blocks(template)
+
+
+def test_every_ingress_limits_alike_and_hides_metrics() -> None:
+    documents = list(yaml.safe_load_all(INGRESS.read_text()))
+    ingresses = [d for d in documents if d["kind"] == "Ingress"]
+    shared = (
+        "proxy-body-size",
+        "limit-rps",
+        "limit-burst-multiplier",
+        "limit-connections",
+        "custom-http-errors",
+        "default-backend",
+    )
+    seen = {
+        tuple(d["metadata"]["annotations"][f"nginx.ingress.kubernetes.io/{k}"] for k in shared)
+        for d in ingresses
+    }
+    assert seen == {("1m", "1000", "2", "200", "413,429", "api-gateway")}
+    hidden = [
+        d
+        for d in ingresses
+        for rule in d["spec"]["rules"]
+        for p in rule["http"]["paths"]
+        if p["path"] == "/metrics"
+    ]
+    [metrics] = hidden
+    assert metrics["metadata"]["annotations"]["nginx.ingress.kubernetes.io/rewrite-target"] == "/"
