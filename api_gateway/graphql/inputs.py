@@ -29,25 +29,30 @@ class RefusedBody(ValueError):
 
 def check_body(value: Any) -> None:
     """Raises RefusedBody for a batch (a JSON array of operations), a body nested deeper than
-    MAX_NESTING or one holding a control character in any string (walked without recursion:
-    the body is not trusted yet)."""
+    MAX_NESTING or one holding a control character in any string but the document (walked
+    without recursion: the body is not trusted yet). The document itself is the lexer's and
+    NoControlCharacters' to judge: outside its string literals no control character is even a
+    token, and scanning its text would be the largest cost of a small request."""
     if isinstance(value, list):
         raise RefusedBody("a request is one operation, a JSON object: batches are not accepted")
     stack: list[tuple[Any, int]] = [(value, 0)]
+    if isinstance(value, dict) and isinstance(value.get("query"), str):
+        stack = [(v, 1) for k, v in value.items() if k != "query"] + [(k, 1) for k in value]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, str):
-            if CONTROL_CHARACTERS.search(item):
+        if isinstance(item, dict):
+            children: list[Any] = [*item.values(), *item]
+        elif isinstance(item, list):
+            children = item
+        else:
+            if isinstance(item, str) and CONTROL_CHARACTERS.search(item):
                 raise RefusedBody(
                     "strings in the request must not hold control characters", "BAD_USER_INPUT"
                 )
-        elif isinstance(item, dict | list):
-            if depth >= MAX_NESTING:
-                raise RefusedBody(f"the request nests deeper than {MAX_NESTING} levels")
-            values = item.values() if isinstance(item, dict) else item
-            stack.extend((v, depth + 1) for v in values)
-            if isinstance(item, dict):
-                stack.extend((k, depth + 1) for k in item)
+            continue
+        if depth >= MAX_NESTING:
+            raise RefusedBody(f"the request nests deeper than {MAX_NESTING} levels")
+        stack.extend([(child, depth + 1) for child in children])
 
 
 class NoControlCharacters(ValidationRule):
