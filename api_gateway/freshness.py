@@ -66,21 +66,22 @@ def min_position(request: Request) -> int | None:
     return max(wanted) if wanted else None
 
 
-def needs_wait(principal: Principal, wanted: Wanted) -> bool:
-    """False when the answer cannot depend on the position: position 0 (always reached), a
-    pharmacy asking for a card or wallet (refused whatever the position), an id that is not
-    a UUID (not found whatever the position)."""
+def waitable(principal: Principal, wanted: Wanted) -> Wanted | None:
+    """`wanted` with its key in the one form the watcher asks for (a UUID's canonical text),
+    or None when the answer cannot depend on the position: position 0 (always reached), a
+    pharmacy asking for a card or wallet (refused whatever the position), a key that names
+    nothing whatever the position (not a UUID; a card number that is not digits)."""
     if wanted.position == 0:
-        return False
+        return None
     if principal.role is Role.PHARMACY and wanted.stream in _CLOSED_TO_PHARMACIES:
-        return False
+        return None
     if wanted.stream == "card_number":
-        return True
+        return wanted if wanted.key.isascii() and wanted.key.isdigit() else None
     try:
-        UUID(wanted.key)
+        key = str(UUID(wanted.key))
     except ValueError:
-        return False
-    return True
+        return None
+    return Wanted(wanted.stream, key, wanted.position)
 
 
 _CLOSED_TO_PHARMACIES = frozenset({"card", "card_number", "wallet"})
@@ -93,20 +94,19 @@ async def fresh_read(
     after `side.wait_seconds`, a 504 problem if the object is there but behind. None: absent or
     not the caller's (with `wanted`: still, after the wait)."""
     read = await _snapshot(side.pool, load)
-    if wanted is None or not needs_wait(principal, wanted):
+    asked = None if wanted is None else waitable(principal, wanted)
+    if asked is None or (read is not None and read.position >= asked.position):
         return read
-    if read is not None and read.position >= wanted.position:
-        return read
-    settled = wanted in await side.watermarks.settle([wanted], side.wait_seconds)
+    settled = asked in await side.watermarks.settle([asked], side.wait_seconds)
     read = await _snapshot(side.pool, load)
     # Absent (or not the caller's: both alike, after the same wait) is not found; only an
     # object that is there, behind the position, is the projection's delay.
-    if settled or read is None or read.position >= wanted.position:
+    if settled or read is None or read.position >= asked.position:
         return read
     raise Problem(
         504,
         "projection_behind",
-        f"the read model did not reach position {wanted.position} within"
+        f"the read model did not reach position {asked.position} within"
         f" {side.wait_seconds:g}s (at {read.position}); retry later",
         headers={"Retry-After": "1"},
     )

@@ -82,7 +82,8 @@ class Watermarks:
 
     async def settle(self, wanted: Sequence[Wanted], wait_seconds: float) -> frozenset[Wanted]:
         """Those of `wanted` the read model reflects: all of them as soon as they are, else
-        the ones settled when `wait_seconds` ran out. Keys of the uuid kinds must be UUIDs."""
+        the ones settled when `wait_seconds` ran out. Keys must be as freshness.waitable
+        makes them (a malformed one would fail the poll of every read waiting with it)."""
         waiter = _Waiter(set(wanted))
         if not waiter.pending:
             return frozenset()

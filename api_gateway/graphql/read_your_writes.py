@@ -32,7 +32,7 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 
-from api_gateway.freshness import needs_wait
+from api_gateway.freshness import waitable
 from api_gateway.graphql.context import Context
 from api_gateway.watermarks import Stream, Wanted
 
@@ -51,8 +51,8 @@ def require_position(ctx: Context, field: str, key: str, seen: int, wanted: int 
     """Refuses an answer older than the caller's own write (only after the wait ran out)."""
     if wanted is None or seen >= wanted:
         return
-    asked = Wanted(_STREAMS[field][1], key, wanted)
-    if asked in ctx.settled or not needs_wait(ctx.principal, asked):
+    asked = waitable(ctx.principal, Wanted(_STREAMS[field][1], key, wanted))
+    if asked is None or asked in ctx.settled:
         return
     raise GraphQLError(
         f"{field}: the read model did not reach position {wanted} in time (at {seen}); retry later",
@@ -64,7 +64,8 @@ class ReadYourWrites(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         ctx = self.execution_context.context
         if isinstance(ctx, Context) and ctx.has_principal:
-            wanted = [w for w in self._wanted() if needs_wait(ctx.principal, w)]
+            asked = (waitable(ctx.principal, w) for w in self._wanted())
+            wanted = [w for w in asked if w is not None]
             if wanted:
                 side = ctx.side
                 ctx.settled = await side.watermarks.settle(wanted, side.wait_seconds)

@@ -218,3 +218,21 @@ async def test_the_rest_read_and_graphql_report_the_same_position(
     assert body["data"]["medcard"]["projectionPosition"] == int(
         rest.headers["x-projection-position"]
     )
+
+
+async def test_any_spelling_of_an_id_waits_like_the_canonical_one(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    """The watcher asks for every waiting read in one statement: an id spelled another way
+    (a URN, braces) must not fail that statement for the reads waiting with it."""
+    position = await gateway.project_new()
+    card = gateway.world.family_card
+    query = "query($c: ID!, $p: Long) { medcard(id: $c, minPosition: $p) { id } }"
+    answers = await asyncio.gather(
+        gql(gateway, tokens.admin(), query, c=f"urn:uuid:{card}", p=position),
+        gql(gateway, tokens.admin(), query, c="{" + card.upper() + "}", p=position),
+        gql(gateway, tokens.admin(), query, c=card, p=position),
+        gql(gateway, tokens.admin(), query, c="12345678123456781234567812345678", p=position),
+    )
+    assert [a["data"]["medcard"]["id"] for a in answers[:3]] == [card] * 3, answers
+    assert codes(answers[3]) == ["NOT_FOUND"]
