@@ -12,7 +12,16 @@ from typing import Any
 
 import pytest
 
-from tests.api.support import API, Headers, Tokens, claim, created, issue_card, top_up
+from tests.api.support import (
+    API,
+    Headers,
+    Tokens,
+    assert_problem,
+    claim,
+    created,
+    issue_card,
+    top_up,
+)
 from tests.gateway.conftest import WAIT_SECONDS, Gateway
 from tests.gateway.test_freshness import MISSING
 from tests.gateway.test_graphql import codes, gql
@@ -236,3 +245,30 @@ async def test_any_spelling_of_an_id_waits_like_the_canonical_one(
     )
     assert [a["data"]["medcard"]["id"] for a in answers[:3]] == [card] * 3, answers
     assert codes(answers[3]) == ["NOT_FOUND"]
+
+
+async def test_a_failed_poll_fails_only_its_waiters_and_the_watcher_recovers(
+    gateway: Gateway, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watermarks = gateway.app.state.read_side.watermarks
+
+    async def broken(*_: Any) -> None:
+        raise OSError("the poll's connection broke")
+
+    monkeypatch.setattr(watermarks, "_poll", broken)
+    card = gateway.world.capped_card
+    rest = await gateway.client.get(
+        f"{API}/medcards/{card}?minPosition=999999999", headers=tokens.ops()
+    )
+    assert_problem(rest, 500, "internal_error")
+    query = "query($c: ID!) { medcard(id: $c, minPosition: 999999999) { id } me { role } }"
+    body = await gql(gateway, tokens.ops(), query, c=card)  # 200: the fields ran
+    assert body["data"] == {"medcard": None, "me": {"role": "ops"}}
+    assert codes(body) == ["PROJECTION_BEHIND"]
+
+    monkeypatch.undo()
+    position = await gateway.project_new()
+    again = await gateway.client.get(
+        f"{API}/medcards/{MISSING}?minPosition={position}", headers=tokens.ops()
+    )
+    assert_problem(again, 404, "card_not_found")
