@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api_gateway.commands_client import CommandService
-from api_gateway.edge_errors import ROUTE as EDGE_ERRORS
 from api_gateway.forwarded_writes import ROUTES as FORWARDED_WRITES
 from api_gateway.freshness import ReadSide
 from api_gateway.graphql import graphql_route
@@ -25,6 +24,7 @@ from api_gateway.openapi import describe
 from api_gateway.rest import API, ROUTES
 from api_gateway.watermarks import Watermarks
 from infrastructure.auth.tokens import TokenCodec, TokenVerifier
+from infrastructure.http.edge_problems import EDGE_ERROR_ROUTE
 from infrastructure.http.fast_routes import FastRoutesApp
 from infrastructure.http.metrics import HttpMetrics
 from infrastructure.http.probes import add_probes, json_response
@@ -91,7 +91,7 @@ def create_app(
     app.add_route("/health", health, methods=["GET"], include_in_schema=False)
     add_probes(app, VERSION, readiness)
     app.add_route("/metrics", metrics_page, methods=["GET"], include_in_schema=False)
-    app.router.routes.append(EDGE_ERRORS)  # the Ingress's own 413/429, as problem+json
+    app.router.routes.append(EDGE_ERROR_ROUTE)  # the Ingress's own 413/429, as problem+json
     metrics = HttpMetrics(registry, "api_gateway")
     app.configure_fast_routes((API + "/", GRAPHQL), hot, metrics, settings.cors_origins)
     return app

@@ -12,10 +12,11 @@ with `Allow`) as problem+json alike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,6 +24,7 @@ from starlette.routing import BaseRoute, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from infrastructure.http.cors import with_cors
+from infrastructure.http.edge_problems import edge_problem_for
 from infrastructure.http.headers import SecurityHeaders
 from infrastructure.http.metrics import HttpMetrics, MetricsMiddleware
 from infrastructure.http.problems import Problem, problem_response
@@ -30,12 +32,16 @@ from infrastructure.http.problems import Problem, problem_response
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
-def http_problem(exc: HTTPException) -> Problem:
+def http_problem(exc: HTTPException, headers: Mapping[str, str]) -> Problem:
     """Starlette's own refusal (no route; a route without this method) as a Problem, with its
-    headers (a 405's `Allow`)."""
+    headers (a 405's `Allow`); or the Ingress's, when it sent the request on to say it
+    refused it (edge_problems: a service with no ready pod)."""
+    edge = edge_problem_for(headers)
+    if edge is not None:
+        return edge
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    headers = dict(exc.headers) if exc.headers else None
-    return Problem(exc.status_code, code, str(exc.detail), headers=headers)
+    answer_headers = dict(exc.headers) if exc.headers else None
+    return Problem(exc.status_code, code, str(exc.detail), headers=answer_headers)
 
 
 class FastRoutesApp(FastAPI):
@@ -47,13 +53,16 @@ class FastRoutesApp(FastAPI):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
 
-        async def refused(request: Request, exc: Exception) -> Response:
-            problem = http_problem(exc) if isinstance(exc, HTTPException) else exc
-            assert isinstance(problem, Problem)
-            return problem_response(problem, request.url.path)
+        async def starlettes(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, HTTPException)
+            return problem_response(http_problem(exc, request.headers), request.url.path)
 
-        self.add_exception_handler(HTTPException, refused)
-        self.add_exception_handler(Problem, refused)  # e.g. /graphql's authentication
+        async def raised(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, Problem)  # e.g. /graphql's authentication
+            return problem_response(exc, request.url.path)
+
+        self.add_exception_handler(HTTPException, starlettes)
+        self.add_exception_handler(Problem, raised)
 
     def configure_fast_routes(
         self,
@@ -93,6 +102,7 @@ class _FastRoutes:
         try:
             await self.router(scope, receive, send)
         except HTTPException as exc:  # no route, or the route exists for other methods
-            await problem_response(http_problem(exc), scope["path"])(scope, receive, send)
+            problem = http_problem(exc, Headers(scope=scope))
+            await problem_response(problem, scope["path"])(scope, receive, send)
         except Problem as problem:
             await problem_response(problem, scope["path"])(scope, receive, send)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from api_gateway.edge_errors import EDGE_PROBLEMS
+from infrastructure.http.edge_problems import EDGE_PROBLEMS
 from infrastructure.http.headers import NO_STORE, SECURITY_HEADERS
 from tests.api.support import API, Tokens, assert_problem, issue_card
 from tests.gateway.conftest import Gateway
@@ -121,3 +121,27 @@ async def test_the_ingress_own_errors_are_rendered_as_problems(
 async def test_the_root_without_a_known_code_is_an_ordinary_404(gateway: Gateway) -> None:
     for headers in ({}, {"X-Code": "200"}, {"X-Code": "abc"}, {"X-Code": "4290"}):
         assert_problem(await gateway.client.get("/", headers=headers), 404, "not_found")
+
+
+async def test_a_command_the_ingress_could_not_place_is_its_503_not_the_gateways_405(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    """With no ready command-service pod, the Ingress sends a command on to its default
+    backend, the gateway, as it came but with X-Code: 503; the gateway, which has no such
+    route for that method, answers the Ingress's problem rather than its own refusal."""
+    card = gateway.world.family_card
+    for method, path in (
+        ("POST", f"{API}/medcards/{card}/claims/prescriptions"),
+        ("POST", f"{API}/medcards/{card}/suspend"),
+        ("PUT", f"{API}/medcards/{card}"),
+    ):
+        response = await gateway.client.request(
+            method, path, headers=tokens.admin() | {"X-Code": "503"}, json={}
+        )
+        assert_problem(response, 503, "unavailable")
+        assert response.headers["retry-after"] == "1"
+    # the reads themselves are unaffected by the header
+    read = await gateway.client.get(
+        f"{API}/medcards/{card}", headers=tokens.admin() | {"X-Code": "503"}
+    )
+    assert read.status_code == 200

@@ -25,7 +25,7 @@ import httpx
 import pytest
 import yaml
 
-from api_gateway.edge_errors import EDGE_PROBLEMS, RETRY_AFTER
+from infrastructure.http.edge_problems import EDGE_PROBLEMS, RETRY_AFTER
 from infrastructure.http.headers import NO_STORE, SECURITY_HEADERS
 from tests.integration.server_scripts import free_port, system_program
 

@@ -3,12 +3,16 @@
 ingress-nginx answers some errors itself: a body over `proxy-body-size` (413), a client over
 `limit-rps` (429). With `custom-http-errors` and `default-backend` on the Ingress
 (k8s/ingress.yaml) it sends such a request on to the gateway instead, rewritten to `/`, with
-the status in `X-Code`; the gateway answers the problem below, the same table the local nginx
-edge renders (scripts/edge/nginx.conf.template, `map $status $edge_problem_*`; a test holds
-the two together). Without a known `X-Code`, `/` is an ordinary 404.
+the status in `X-Code`; so it does, unrewritten and with `X-Code: 503`, when the Ingress's own
+service has no ready pod. The gateway answers the problem below (its `/` route, and any route
+it would otherwise refuse with 404 or 405), the same table the local nginx edge renders
+(scripts/edge/nginx.conf.template, `map $status $edge_problem_*`; a test holds the two
+together).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -41,15 +45,21 @@ def edge_problem(status: int) -> Problem:
     return Problem(status, code, detail, headers=headers)
 
 
+def edge_problem_for(headers: Mapping[str, str]) -> Problem | None:
+    """The problem an Ingress's `X-Code` names, if it names one of the table."""
+    raw = headers.get("x-code", "")
+    if raw.isascii() and raw.isdigit() and int(raw) in EDGE_PROBLEMS:
+        return edge_problem(int(raw))
+    return None
+
+
 async def edge_error(request: Request) -> Response:
-    raw = request.headers.get("x-code", "")
-    status = int(raw) if raw.isascii() and raw.isdigit() and len(raw) == 3 else 404
-    problem = edge_problem(status if status in EDGE_PROBLEMS else 404)
-    return problem_response(problem, request.headers.get("x-original-uri"))
+    problem = edge_problem_for(request.headers) or edge_problem(404)
+    return problem_response(problem, request.headers.get("x-original-uri") or request.url.path)
 
 
 # Every method: the Ingress sends the failed request on as it came (a 413 is often a POST).
-ROUTE = Route(
+EDGE_ERROR_ROUTE = Route(
     "/",
     edge_error,
     methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
