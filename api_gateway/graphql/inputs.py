@@ -29,15 +29,11 @@ class RefusedBody(ValueError):
 
 def check_body(value: Any) -> None:
     """Raises RefusedBody for a batch (a JSON array of operations), a body nested deeper than
-    MAX_NESTING or one holding a control character in any string but the document (walked
-    without recursion: the body is not trusted yet). The document itself is the lexer's and
-    NoControlCharacters' to judge: outside its string literals no control character is even a
-    token, and scanning its text would be the largest cost of a small request."""
+    MAX_NESTING or one holding a control character in any string (walked without recursion:
+    the body is not trusted yet). Also what a GET's `variables` decode to."""
     if isinstance(value, list):
         raise RefusedBody("a request is one operation, a JSON object: batches are not accepted")
     stack: list[tuple[Any, int]] = [(value, 0)]
-    if isinstance(value, dict) and isinstance(value.get("query"), str):
-        stack = [(v, 1) for k, v in value.items() if k != "query"] + [(k, 1) for k in value]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict):

@@ -136,3 +136,12 @@ async def test_an_undeclared_method_is_a_405_problem_with_allow(
     assert response.status_code == 405
     assert response.headers["content-type"] == "application/problem+json"
     assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+async def test_control_characters_in_get_variables_are_refused_too(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    query = "query($query: String!) { medcardByNumber(cardNumber: $query) { id } }"
+    params = {"query": query, "variables": '{"query": "12\\u0000"}'}
+    [error] = _refused(await gateway.client.get("/graphql", params=params, headers=tokens.admin()))
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
