@@ -3,7 +3,6 @@ JSON body and a 4xx status, never a 500, plain text or "Unexpected error."."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -99,7 +98,7 @@ async def test_introspection_only_in_development(gateway: Gateway, tokens: Token
     typename = await _post(gateway, tokens.admin(), json={"query": "{ __typename }"})
     assert typename.json() == {"data": {"__typename": "Query"}}
 
-    dev = create_app(replace(api_settings(), environment="development"))
+    dev = create_app(api_settings(environment="development"))
     dev.state.read_side = gateway.app.state.read_side  # no lifespan: introspection reads nothing
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=dev), base_url="http://gw.test"
