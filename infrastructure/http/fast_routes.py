@@ -20,7 +20,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Router
+from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from infrastructure.http.cors import with_cors
@@ -103,6 +103,21 @@ class _FastRoutes:
             await self.router(scope, receive, send)
         except HTTPException as exc:  # no route, or the route exists for other methods
             problem = http_problem(exc, Headers(scope=scope))
+            if problem.status == 405:
+                problem.headers = {"Allow": self._allowed(scope)}
             await problem_response(problem, scope["path"])(scope, receive, send)
         except Problem as problem:
             await problem_response(problem, scope["path"])(scope, receive, send)
+
+    def _allowed(self, scope: Scope) -> str:
+        """Every method some route of this path takes: Starlette's 405 names only the first
+        route's, and one path may have two (a read and the forwarded write)."""
+        methods: set[str] = set()
+        for route in self.router.routes:
+            if (
+                isinstance(route, Route)
+                and route.methods
+                and route.matches(scope)[0] is Match.PARTIAL
+            ):
+                methods |= route.methods
+        return ", ".join(sorted(methods))

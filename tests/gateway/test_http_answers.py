@@ -57,6 +57,13 @@ async def test_undeclared_methods_are_405_problems_with_allow(
         (gateway.client, "PUT", f"{API}/claims/{world.last_claim}", {"GET", "HEAD"}),
         (gateway.client, "DELETE", f"{API}/medcards/{world.family_card}", {"GET", "HEAD"}),
         (gateway.client, "POST", "/health", {"GET", "HEAD"}),  # a FastAPI route
+        # two routes on one path: the read and the forwarded write
+        (
+            gateway.client,
+            "PUT",
+            f"{API}/medcards/{card['id']}/beneficiaries",
+            {"GET", "HEAD", "POST"},
+        ),
         (gateway.api.client, "PUT", f"{API}/medcards/{card['id']}/claims/prescriptions", {"POST"}),
         (gateway.api.client, "PATCH", f"{API}/medcards/{card['id']}/activate", {"POST"}),
     ]
