@@ -3,6 +3,9 @@
 A decision is a `Plan`: the events to append per stream plus the event that answers the
 command. Every plan is appended as one atomic request through the group-commit appender;
 a version clash forgets the cached aggregates and decides again on fresh state (bounded).
+A refusal is never answered from the cache alone: it writes nothing, so no version clash
+would ever reveal that another process (a failover, the process that issued the card) had
+moved the stream on; it is decided once more on fresh state before it is answered.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import orjson
 
 from command_service.aggregates import AggregateKind, Aggregates, Loaded, decode
 from command_service.ids import new_id
+from domain.errors import CommandRejected
 from domain.events import DomainEvent
 from infrastructure.eventstore.group_commit import GroupCommitAppender
 from infrastructure.eventstore.port import (
@@ -103,7 +107,11 @@ class Executor:
     ) -> Outcome:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             async with self.aggregates.locked(lock_ids):
-                plan = await decide()
+                try:
+                    plan = await decide()
+                except CommandRejected:
+                    self.aggregates.forget(lock_ids)
+                    plan = await decide()  # a refusal again is the store's, not the cache's
                 outcome = await self._write(plan, context)
                 if outcome is not None:
                     return outcome

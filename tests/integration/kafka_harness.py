@@ -133,6 +133,7 @@ class KafkaHarness:
         `kill`: SIGKILL, no controlled shutdown (the next start recovers its logs)."""
         if self._data_dir is None:
             raise RuntimeError(f"cannot stop brokers this harness did not start ({ENV_BROKERS})")
+        self._admin = None  # it would log every failed reconnect while the broker is away
         if kill:
             kill_pidfile(self._data_dir / "kafka.pid")
         _kafka_sh("stop", str(self._data_dir))

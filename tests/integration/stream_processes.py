@@ -67,6 +67,8 @@ class HealthpayProcess:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> HealthpayProcess:
+        """Starts the process (again, after a kill: same command, same port)."""
+        self.killed = False
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self._proc = subprocess.Popen(

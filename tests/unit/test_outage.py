@@ -72,9 +72,12 @@ def test_jitter_only_shortens_the_delay() -> None:
 
 def test_exit_after_outage_exits_with_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("test.worker")
-    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exited:
-        with exit_after_outage(logger):
-            raise OutageTooLong("cql unavailable for 61s")
+    with (
+        caplog.at_level(logging.ERROR),
+        pytest.raises(SystemExit) as exited,
+        exit_after_outage(logger),
+    ):
+        raise OutageTooLong("cql unavailable for 61s")
     assert exited.value.code == EXIT_OUTAGE != 0
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == [
