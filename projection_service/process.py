@@ -36,7 +36,10 @@ async def _main(settings: Settings, metrics_port: int | None, metrics_host: str)
         start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
     # Connections are checked before each batch: after a database restart every idle one is
     # dead, and one round trip per batch costs less than a failed try per dead connection.
-    pool = await open_pool(settings.postgres_url, 1, 4, wait_timeout=POOL_WAIT_S, check=True)
+    # Not waited for: a database that is down at start is an outage like any other.
+    pool = await open_pool(
+        settings.postgres_url, 1, 4, wait_timeout=POOL_WAIT_S, check=True, wait=False
+    )
     try:
         worker = ProjectionWorker(
             pool,

@@ -31,7 +31,11 @@ class Chaos:
     rng: random.Random
     down_s: float = 2.0  # how long a crashed server stays down
     injected: Counter[str] = field(default_factory=Counter)
+    # each piece's recovery under way: a fault does not wait for the previous one's, except
+    # that a piece is crashed again only once it is back
+    recovering: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     unexpected_exits: list[str] = field(default_factory=list)
+    restarting: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # by the supervisor
     timeline: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -53,8 +57,9 @@ class Chaos:
         return plan[:count]
 
     async def play(self, count: int, duration_s: float, load: asyncio.Task[None]) -> None:
-        """Injects `count` faults spread over `duration_s` (each one's slot at least as long
-        as its recovery), while the load runs and a supervisor restarts whatever exits."""
+        """Injects `count` faults, one every `duration_s / count` seconds (recoveries overlap
+        later faults), while the load runs and a supervisor restarts whatever exits; returns
+        once every piece is back."""
         slot = duration_s / max(count, 1)
         supervisor = asyncio.create_task(self.supervise())
         try:
@@ -63,10 +68,16 @@ class Chaos:
                     load.result()  # the load's own failure surfaces here
                     raise RuntimeError("the load ended before the faults did")
                 begun = time.monotonic()
-                await self.inject(kind)
+                previous = self.recovering.get(kind)
+                if previous is not None:
+                    await previous
+                self.recovering[kind] = asyncio.create_task(self.inject(kind))
                 await asyncio.sleep(max(0.0, begun + slot - time.monotonic()))
+            await asyncio.gather(*self.recovering.values())
         finally:
             supervisor.cancel()
+            for task in self.recovering.values():
+                task.cancel()
 
     async def inject(self, kind: str) -> None:
         name, _, index = kind.partition(":")
@@ -95,6 +106,9 @@ class Chaos:
         return chosen
 
     async def kill_and_restart(self, process: HealthpayProcess) -> None:
+        pending = self.restarting.get(process.name)
+        if pending is not None:
+            await pending  # the supervisor is already bringing it back: kill it once it is
         await asyncio.to_thread(process.kill)
         self.note(f"SIGKILLed {process.name}")
         await asyncio.to_thread(process.start)
@@ -114,10 +128,13 @@ class Chaos:
         """Restarts any process that exited although nobody killed it, and says so."""
         while True:
             for process in self.stack.fleet.crashed():
+                pending = self.restarting.get(process.name)
+                if pending is not None and not pending.done():
+                    continue
                 self.unexpected_exits.append(f"{process.name}: exit {process.exit_code}")
                 self.note(f"{process.name} exited on its own ({process.exit_code}); restarting")
-                self.note(process.log_tail(5))
-                await _retry(process)
+                self.note(process.log_tail(3))
+                self.restarting[process.name] = asyncio.create_task(_retry(process))
             await asyncio.sleep(0.5)
 
 
