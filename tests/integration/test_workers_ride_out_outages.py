@@ -43,9 +43,15 @@ def _progress(process: HealthpayProcess) -> float:
     return process.metric(next(v for k, v in PROGRESS.items() if process.name.startswith(k)))
 
 
-async def _all_progress(stack: Stack, what: str) -> None:
-    """Each worker moves on by some events, in the same process it had from the start."""
-    base = {p.name: await asyncio.to_thread(_progress, p) for p in stack.workers}
+async def _counts(stack: Stack) -> dict[str, float]:
+    return {p.name: await asyncio.to_thread(_progress, p) for p in stack.workers}
+
+
+async def _all_progress(stack: Stack, what: str, base: dict[str, float] | None = None) -> None:
+    """Each worker moves on by some events from `base` (now, by default), in the same process
+    it had from the start."""
+    if base is None:
+        base = await _counts(stack)
     deadline = time.monotonic() + STEP_S
     while True:
         exited = [f"{p.name}: {p.exit_code}\n{p.log_tail(10)}" for p in stack.fleet.crashed()]
@@ -103,9 +109,10 @@ async def test_workers_ride_out_postgres_kafka_and_cassandra_outages() -> None:
 async def test_an_outage_past_the_budget_ends_each_worker_with_one_line() -> None:
     async with private_stack(SECRET, outage_budget_s=3.0) as stack:
         await stack.start_processes(command_services=1)
+        before = await _counts(stack)
         async with stack.client() as client:
             await seed(client, Callers.make(SECRET), [])
-        await _all_progress(stack, "the start")
+        await _all_progress(stack, "the seeding", before)
         await asyncio.to_thread(stack.kafka.take_down, True)
         await asyncio.to_thread(stack.postgres.crash)
         deadline = time.monotonic() + 60.0
