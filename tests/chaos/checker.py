@@ -54,6 +54,15 @@ def _some_of_everything(load: Load) -> None:
     assert any(c.body.get("payCopaymentFromWallet") for c in load.claims), "no copay from a wallet"
 
 
+def _cql_syncs_before_acknowledging(session: Any) -> None:
+    """The node in force runs the commit log mode of scripts/cassandra/cassandra.yaml."""
+    row = session.execute(
+        "SELECT value FROM system_views.settings WHERE name = 'commitlog_sync'"
+    ).one()
+    value = None if row is None else row.value
+    assert value == "batch", f"commitlog_sync is {value}"
+
+
 async def verify(stack: Stack, load: Load, exits: list[str], ends: dict[int, int]) -> Verdict:
     """Every rule of the run, each one counted (stores read once everything caught up)."""
     verdict = Verdict()
@@ -78,6 +87,8 @@ async def verify(stack: Stack, load: Load, exits: list[str], ends: dict[int, int
          lambda: check_topic_is_the_store(stored, messages, expect_republished=False)),
         ("read models are the fold of the event store (postings sum to zero overall)",
          lambda: check_read_models(url, stack.topic, stored, topic_ends)),
+        ("the CQL node acknowledges only fsynced writes (commitlog_sync: batch)",
+         lambda: _cql_syncs_before_acknowledging(session)),
         ("CQL tables are the fold of the event store",
          lambda: check_cql_tables(session, KEYSPACE, stored)),
     ]  # fmt: skip

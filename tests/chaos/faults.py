@@ -22,6 +22,7 @@ from tests.chaos.stack import Stack
 from tests.integration.stream_processes import HealthpayProcess
 
 POSTGRES, KAFKA, CASSANDRA = "postgresql", "kafka", "cassandra"
+START_S = 120.0  # for a restarted process to serve (a busy 2-core machine took 30 s)
 PROCESS_KINDS = ("command-service", "relay", "projection-worker", "balance-projection")
 
 
@@ -111,7 +112,7 @@ class Chaos:
             await pending  # the supervisor is already bringing it back: kill it once it is
         await asyncio.to_thread(process.kill)
         self.note(f"SIGKILLed {process.name}")
-        await asyncio.to_thread(process.start)
+        await asyncio.to_thread(process.start, START_S)
         self.note(f"restarted {process.name} (pid {process.pid})")
 
     async def server_down(
@@ -141,7 +142,7 @@ class Chaos:
 async def _retry(process: HealthpayProcess, tries: int = 5) -> None:
     for attempt in range(tries):
         try:
-            await asyncio.to_thread(process.start)
+            await asyncio.to_thread(process.start, START_S)
             return
         except RuntimeError:
             if attempt == tries - 1:

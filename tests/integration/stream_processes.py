@@ -68,12 +68,12 @@ class HealthpayProcess:
 
     def start(self, timeout: float = 30.0) -> HealthpayProcess:
         """Starts the process (again, after a kill: same command, same port)."""
-        self.killed = False
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self._proc = subprocess.Popen(
                 self._command, cwd=REPO, env=self._env, stdout=log, stderr=subprocess.STDOUT
             )
+        self.killed = False  # only now: until here the killed process was still `_proc`
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
