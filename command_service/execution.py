@@ -110,8 +110,8 @@ class Executor:
                 try:
                     plan = await decide()
                 except CommandRejected:
-                    self.aggregates.forget(lock_ids)
-                    plan = await decide()  # a refusal again is the store's, not the cache's
+                    with self.aggregates.from_store():  # every aggregate the command reads
+                        plan = await decide()  # a refusal again is the store's, not the cache's
                 outcome = await self._write(plan, context)
                 if outcome is not None:
                     return outcome

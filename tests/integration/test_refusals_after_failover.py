@@ -66,3 +66,49 @@ def test_a_claim_written_elsewhere_is_reversed_not_refused(
         )
         assert again.status_code == 409, again.text
         assert again.json()["code"] == "claim_already_reversed"
+
+
+def test_a_copay_debited_elsewhere_is_refunded_not_refused(
+    two_processes: list[CommandProcess],
+) -> None:
+    """Both the card and the wallet are behind in the process that reverses: the card lacks
+    the claim, the wallet the debit the claim made from it."""
+    callers = Callers.make(SECRET)
+    issuer, owner = (httpx.Client(base_url=p.url, timeout=30) for p in two_processes)
+    with issuer, owner:
+        card = issuer.post(
+            API + "/medcards",
+            json={"userId": "u-copay", "cardType": "silver", "monthlyLimit": "5000.00"},
+            headers=callers.admin,
+        )
+        assert card.status_code == 201, card.text
+        card_id = card.json()["id"]
+        wallet = issuer.post(API + "/wallets", json={"userId": "u-copay"}, headers=callers.ops)
+        assert wallet.status_code == 201, wallet.text
+        wallet_id = wallet.json()["id"]
+        topped = issuer.post(
+            f"{API}/wallets/{wallet_id}/topups",
+            json={"gateway": "fawry", "gatewayReference": "gw-copay", "amount": "100.00"},
+            headers=callers.ops,
+        )
+        assert topped.status_code == 201, topped.text
+        claimed = owner.post(
+            f"{API}/medcards/{card_id}/claims/prescriptions",
+            json={
+                "prescriptionId": "rx-copay",
+                "totalAmount": "100.00",
+                "payCopaymentFromWallet": True,
+            },
+            headers=callers.pharmacies[0],
+        )
+        assert claimed.status_code == 201, claimed.text
+        paid = claimed.json()["copaymentPaidFromWallet"]
+        assert paid != "0.00", claimed.text
+
+        reversed_ = issuer.post(
+            f"{API}/medcards/{card_id}/claims/{claimed.json()['claimId']}/reversal",
+            json={"reason": "failover"},
+            headers=callers.admin,
+        )
+        assert reversed_.status_code == 200, reversed_.text
+        assert reversed_.json()["walletRefund"] == paid
