@@ -39,6 +39,8 @@ from infrastructure.http.problems import Problem
 
 MAX_ATTEMPTS = 12
 BACKOFF_SECONDS = 0.002
+# What an identical earlier command is answered with (and its Idempotency-Key, replayed later).
+REPLAY_STATUS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,9 +195,8 @@ class Executor:
         """An identical earlier command: answer with its event, and remember the key for it."""
         recorded = await self.find(plan.result_aggregate, plan.result)
         if context.idempotency is not None:
-            request = AppendRequest(
-                streams=(), idempotency=_record(context, plan.result_aggregate, recorded.event_id)
-            )
+            record = _record(context, plan.result_aggregate, recorded.event_id, REPLAY_STATUS)
+            request = AppendRequest(streams=(), idempotency=record)
             outcome = await self.appender.append(request)
             if isinstance(outcome, IdempotencyConflict):
                 raise IdempotentReplay(outcome.principal, outcome.key)
@@ -232,8 +233,9 @@ def _event_id_at(streams: Sequence[StreamAppend], index: int) -> UUID:
 
 
 def _record(
-    context: CommandContext, aggregate_id: UUID, event_id: UUID
+    context: CommandContext, aggregate_id: UUID, event_id: UUID, status_code: int | None = None
 ) -> IdempotencyRecord | None:
+    """What the key replays: the answer's event and status (`context`'s unless given)."""
     claim = context.idempotency
     if claim is None:
         return None
@@ -242,6 +244,6 @@ def _record(
         principal=claim.principal,
         key=claim.key,
         request_hash=claim.request_hash,
-        status_code=context.status_code,
+        status_code=context.status_code if status_code is None else status_code,
         response_body=orjson.dumps(reference),
     )

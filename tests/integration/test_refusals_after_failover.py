@@ -92,6 +92,12 @@ def test_a_copay_debited_elsewhere_is_refunded_not_refused(
             headers=callers.ops,
         )
         assert topped.status_code == 201, topped.text
+        consent = issuer.put(
+            f"{API}/wallets/{wallet_id}/copay-consent",
+            json={"perClaimLimit": "60.00", "monthlyLimit": "400.00"},
+            headers=callers.admin,
+        )
+        assert consent.status_code == 200, consent.text
         claimed = owner.post(
             f"{API}/medcards/{card_id}/claims/prescriptions",
             json={
