@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help install up down smoke test lint unit format bench bench-quick bench-stream bench-reads locust fuzz
+.PHONY: help install up down smoke test lint unit format bench bench-quick bench-stream bench-reads locust fuzz chaos
 
 help:
 	@echo "make up     start PostgreSQL, Kafka, Cassandra and every service locally, print the URLs"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench-reads   GraphQL and REST card reads (p95 at 16 connections) against bare endpoints"
 	@echo "make locust  Locust against the running stack (after make up): claims and card reads"
 	@echo "make fuzz   Schemathesis (public OpenAPI) and GraphQL fuzz against the real services on private ports"
+	@echo "make chaos  crash every piece under load on private servers, then check every store"
 
 install:
 	@scripts/bootstrap.sh
@@ -57,3 +58,7 @@ locust: install
 
 fuzz: install
 	.venv/bin/python -m tests.fuzz.run
+
+# FAULTS=16 DURATION=150 by default; longer nightly runs: make chaos FAULTS=60 DURATION=900
+chaos: install
+	.venv/bin/python -m tests.chaos.run --faults $(or $(FAULTS),16) --duration $(or $(DURATION),150)

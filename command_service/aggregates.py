@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -48,6 +49,9 @@ WALLET: AggregateKind[WalletState] = AggregateKind(
 )
 # A load that had to fold this many events past the last snapshot takes a new one.
 SNAPSHOT_AFTER = 100
+# Set while a command is decided again on the store's state (`Aggregates.from_store`); a
+# context variable, so only that command's own loads bypass the cache.
+_FROM_STORE: ContextVar[bool] = ContextVar("from_store", default=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +103,18 @@ class Aggregates:
                     del self._waiters[aggregate_id]
                     del self._locks[aggregate_id]
 
+    @contextmanager
+    def from_store(self) -> Iterator[None]:
+        """Every load in this block (of this task only) reads the store, then caches what it
+        read: for deciding again when the cached state may be behind other processes."""
+        token = _FROM_STORE.set(True)
+        try:
+            yield
+        finally:
+            _FROM_STORE.reset(token)
+
     async def load(self, kind: AggregateKind[S], aggregate_id: UUID) -> Loaded[S]:
-        cached = self._cache.get(aggregate_id)
+        cached = None if _FROM_STORE.get() else self._cache.get(aggregate_id)
         if cached is not None:
             self._cache.move_to_end(aggregate_id)
             self.cache_hits += 1

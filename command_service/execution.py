@@ -3,6 +3,9 @@
 A decision is a `Plan`: the events to append per stream plus the event that answers the
 command. Every plan is appended as one atomic request through the group-commit appender;
 a version clash forgets the cached aggregates and decides again on fresh state (bounded).
+A refusal is never answered from the cache alone: it writes nothing, so no version clash
+would ever reveal that another process (a failover, the process that issued the card) had
+moved the stream on; it is decided once more on fresh state before it is answered.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import orjson
 
 from command_service.aggregates import AggregateKind, Aggregates, Loaded, decode
 from command_service.ids import new_id
+from domain.errors import CommandRejected
 from domain.events import DomainEvent
 from infrastructure.eventstore.group_commit import GroupCommitAppender
 from infrastructure.eventstore.port import (
@@ -35,6 +39,8 @@ from infrastructure.http.problems import Problem
 
 MAX_ATTEMPTS = 12
 BACKOFF_SECONDS = 0.002
+# What an identical earlier command is answered with (and its Idempotency-Key, replayed later).
+REPLAY_STATUS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +109,11 @@ class Executor:
     ) -> Outcome:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             async with self.aggregates.locked(lock_ids):
-                plan = await decide()
+                try:
+                    plan = await decide()
+                except CommandRejected:
+                    with self.aggregates.from_store():  # every aggregate the command reads
+                        plan = await decide()  # a refusal again is the store's, not the cache's
                 outcome = await self._write(plan, context)
                 if outcome is not None:
                     return outcome
@@ -185,9 +195,8 @@ class Executor:
         """An identical earlier command: answer with its event, and remember the key for it."""
         recorded = await self.find(plan.result_aggregate, plan.result)
         if context.idempotency is not None:
-            request = AppendRequest(
-                streams=(), idempotency=_record(context, plan.result_aggregate, recorded.event_id)
-            )
+            record = _record(context, plan.result_aggregate, recorded.event_id, REPLAY_STATUS)
+            request = AppendRequest(streams=(), idempotency=record)
             outcome = await self.appender.append(request)
             if isinstance(outcome, IdempotencyConflict):
                 raise IdempotentReplay(outcome.principal, outcome.key)
@@ -224,8 +233,9 @@ def _event_id_at(streams: Sequence[StreamAppend], index: int) -> UUID:
 
 
 def _record(
-    context: CommandContext, aggregate_id: UUID, event_id: UUID
+    context: CommandContext, aggregate_id: UUID, event_id: UUID, status_code: int | None = None
 ) -> IdempotencyRecord | None:
+    """What the key replays: the answer's event and status (`context`'s unless given)."""
     claim = context.idempotency
     if claim is None:
         return None
@@ -234,6 +244,6 @@ def _record(
         principal=claim.principal,
         key=claim.key,
         request_hash=claim.request_hash,
-        status_code=context.status_code,
+        status_code=context.status_code if status_code is None else status_code,
         response_body=orjson.dumps(reference),
     )

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from command_service.execution import (
+    REPLAY_STATUS,
     CommandContext,
     Executor,
     IdempotencyClaim,
@@ -156,7 +157,7 @@ async def _domain(run: Run, ctx: CommandContext) -> Outcome:
 
 
 def _answer(outcome: Outcome, ctx: CommandContext) -> Response:
-    status = ctx.status_code if outcome.created else 200
+    status = ctx.status_code if outcome.created else REPLAY_STATUS
     headers = None if outcome.created else {"Idempotent-Replayed": "true"}
     return Response(
         orjson.dumps(render(outcome)),

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     )
     # How long a gateway read with minPosition waits for the projection.
     read_wait_seconds: float = Field(default=2.0, validation_alias="READ_WAIT_SECONDS", gt=0)
+    # How long the relay and the projections retry a lost PostgreSQL, Kafka or CQL store before
+    # they exit for a restart (infrastructure/outage.py).
+    outage_budget_s: float = Field(default=60.0, validation_alias="OUTAGE_BUDGET_S", gt=0)
 
     _split_lists = field_validator("cors_origins", "kafka_brokers", "scylla_hosts", mode="before")(
         _split

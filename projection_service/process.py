@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
 from prometheus_client import start_http_server
 
+from infrastructure.outage import exit_after_outage
 from infrastructure.postgres.pool import open_pool
 from infrastructure.settings import Settings
 from projection_service.worker import ProjectionWorker, WorkerMetrics
+
+log = logging.getLogger("healthpay.projections")
+# How long one try waits for a pooled connection while PostgreSQL is away (the worker's
+# outage budget bounds the tries).
+POOL_WAIT_S = 5.0
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -27,7 +34,12 @@ async def _main(settings: Settings, metrics_port: int | None, metrics_host: str)
     metrics = WorkerMetrics()
     if metrics_port:
         start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
-    pool = await open_pool(settings.postgres_url, 1, 4)
+    # Connections are checked before each batch: after a database restart every idle one is
+    # dead, and one round trip per batch costs less than a failed try per dead connection.
+    # Not waited for: a database that is down at start is an outage like any other.
+    pool = await open_pool(
+        settings.postgres_url, 1, 4, wait_timeout=POOL_WAIT_S, check=True, wait=False
+    )
     try:
         worker = ProjectionWorker(
             pool,
@@ -35,8 +47,10 @@ async def _main(settings: Settings, metrics_port: int | None, metrics_host: str)
             ",".join(settings.kafka_brokers),
             settings.kafka_topic,
             metrics=metrics,
+            outage_budget_s=settings.outage_budget_s,
         )
-        await worker.run(stop)
+        with exit_after_outage(log):
+            await worker.run(stop)
     finally:
         await pool.close()
 

@@ -4,12 +4,19 @@ Each batch from Kafka is applied in ONE PostgreSQL transaction together with the
 covers; on (re)assignment a worker seeks to the offsets stored there, not to Kafka's
 committed ones. A crash anywhere therefore re-reads at most the uncommitted batch, and the
 read models' version guards make that a no-op. Poison events are parked, not looped on.
+
+A lost PostgreSQL (a restart, a crash) is ridden out: the batch in hand is applied again
+with back-off until it commits (it either committed whole, offsets included, or not at
+all, so a retry after a commit whose answer was lost changes nothing). Kafka's brokers
+going away is watched the same way (infrastructure/kafka/consumers.BrokerWatch). Either
+outage, past the budget, ends `run` with OutageTooLong.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,11 +25,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter
 
 from infrastructure.kafka.consumers import (
+    BrokerWatch,
     forget_lag,
     group_consumer_config,
     lag_gauge,
     report_lag,
 )
+from infrastructure.outage import POSTGRES_UNAVAILABLE, Outage
 from infrastructure.postgres.pool import Pool
 from projection_service.batches import batch_histograms, read_batch
 from projection_service.offsets import save_offsets, stored_offsets
@@ -62,9 +71,14 @@ class ProjectionWorker:
     batch_size: int = 500
     poll_seconds: float = 0.2
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    outage_budget_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        self.postgres = Outage("postgresql", self.outage_budget_s)
+        self.kafka = BrokerWatch(Outage("kafka", self.outage_budget_s))
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = Consumer(group_consumer_config(self.brokers, self.group))
+        consumer = Consumer(group_consumer_config(self.brokers, self.group, self.kafka))
         consumer.subscribe(
             [self.topic],
             on_assign=self._seek_to_stored,
@@ -76,8 +90,8 @@ class ProjectionWorker:
                 messages = await asyncio.to_thread(
                     consumer.consume, self.batch_size, self.poll_seconds
                 )
-                if messages:
-                    await self.apply(messages)
+                await asyncio.to_thread(self.kafka.check, consumer, self.topic)
+                if messages and await self._apply_through_outages(messages, stop):
                     await asyncio.to_thread(
                         report_lag, self.metrics.lag, consumer, self.topic, messages
                     )
@@ -87,13 +101,42 @@ class ProjectionWorker:
     def _forget(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         forget_lag(self.metrics.lag, self.topic, partitions)
 
+    async def _apply_through_outages(
+        self, messages: Sequence[Message], stop: asyncio.Event
+    ) -> bool:
+        """`apply`, retried while PostgreSQL is away; False if stopped before it committed
+        (the batch is then re-read by whoever owns its partitions next)."""
+        while True:
+            try:
+                await self.apply(messages)
+            except POSTGRES_UNAVAILABLE as exc:
+                delay = self.postgres.failed(exc)
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                    return False
+                except TimeoutError:
+                    continue
+            self.postgres.recovered()
+            return True
+
     def _seek_to_stored(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            stored = stored_offsets(conn, self.projection, self.topic)
+        stored = self._stored_offsets()
         for tp in partitions:
             tp.offset = stored.get(tp.partition, OFFSET_BEGINNING)
         consumer.incremental_assign(partitions)
         log.info("assigned %s", {tp.partition: tp.offset for tp in partitions})
+
+    def _stored_offsets(self) -> dict[int, int]:
+        """Blocking (it runs inside the consumer's poll, as the rebalance callback)."""
+        while True:
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10) as conn:
+                    stored = stored_offsets(conn, self.projection, self.topic)
+            except POSTGRES_UNAVAILABLE as exc:
+                time.sleep(self.postgres.failed(exc))
+                continue
+            self.postgres.recovered()
+            return stored
 
     async def apply(self, messages: Sequence[Message]) -> None:
         batch = read_batch(messages, self.topic, log)

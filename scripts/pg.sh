@@ -3,7 +3,8 @@
 #
 #   scripts/pg.sh start DIR PORT   initdb into DIR if needed, start on 127.0.0.1:PORT,
 #                                  ensure role `healthpay` and database `healthpay_ledger`
-#   scripts/pg.sh stop DIR         fast shutdown
+#   scripts/pg.sh stop DIR         fast shutdown (PG_STOP_MODE=immediate: a crash-stop, the
+#                                  next start recovers from the WAL)
 #   scripts/pg.sh status DIR       exit 0 if running
 #
 # DIR is the data directory; the Unix socket and server.log live inside it too, so nothing
@@ -113,7 +114,7 @@ case "$cmd" in
     ;;
   stop)
     if is_running "$DATA"; then
-      as_owner "$BINDIR/pg_ctl" stop -D "$DATA" -m fast -w >/dev/null
+      as_owner "$BINDIR/pg_ctl" stop -D "$DATA" -m "${PG_STOP_MODE:-fast}" -w >/dev/null
     fi
     ;;
   status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from types import FrameType
@@ -10,7 +11,10 @@ from prometheus_client import start_http_server
 
 from command_service.relay.publisher import KafkaPublisher
 from command_service.relay.relay import Relay, RelayMetrics
+from infrastructure.outage import exit_after_outage
 from infrastructure.settings import Settings
+
+log = logging.getLogger("healthpay.relay")
 
 
 def run_relay(
@@ -27,7 +31,11 @@ def run_relay(
     if metrics_port:
         start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
     publisher = KafkaPublisher(",".join(settings.kafka_brokers), settings.kafka_topic)
+    relay = Relay(
+        settings.postgres_url, publisher, metrics=metrics, outage_budget_s=settings.outage_budget_s
+    )
     try:
-        Relay(settings.postgres_url, publisher, metrics=metrics).run(stop)
+        with exit_after_outage(log):
+            relay.run(stop)
     finally:
         publisher.close()

@@ -5,6 +5,11 @@ own for as long as it runs. Others wait on that lock and take over when the hold
 connection goes away (the process died or lost the database). The checkpoint moves only
 after Kafka confirmed the whole batch, so a crash re-publishes at most one batch: consumers
 deduplicate by aggregate version.
+
+A lost database (a restart, a crash) is reconnected with back-off, the lock taken anew (a
+standby may hold it by then) and the checkpoint re-read; a Kafka that does not confirm is
+retried from the same checkpoint. Either outage, past the budget, ends `run` with
+OutageTooLong (infrastructure/outage.py).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from command_service.relay.publisher import Publisher, PublishFailed
 from command_service.relay.tail import Checkpoint, load_checkpoint, read_after, save_checkpoint
+from infrastructure.outage import POSTGRES_UNAVAILABLE, Outage
 
 log = logging.getLogger("healthpay.relay")
 RELAY_LOCK = 0x4850_5245  # advisory lock key: one active relay per database
@@ -56,14 +62,29 @@ class Relay:
     batch_size: int = 1000
     idle_wait: float = 0.02
     metrics: RelayMetrics = field(default_factory=RelayMetrics)
+    outage_budget_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        self.postgres = Outage("postgresql", self.outage_budget_s)
+        self.kafka = Outage("kafka", self.outage_budget_s)
 
     def run(self, stop: threading.Event) -> None:
-        with psycopg.connect(self.conninfo, autocommit=True) as lock_conn:
+        """Publishes until `stop` is set; raises OutageTooLong when the database or Kafka
+        stays away for longer than the outage budget."""
+        while not stop.is_set():
+            try:
+                self._run_connected(stop)
+                return
+            except POSTGRES_UNAVAILABLE as exc:
+                stop.wait(self.postgres.failed(exc))
+
+    def _run_connected(self, stop: threading.Event) -> None:
+        with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10) as lock_conn:
             if not self._wait_for_lock(lock_conn, stop):
                 return
             self.metrics.active.set(1)
             try:
-                with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10) as conn:
                     self._publish_until(stop, conn, lock_conn)
             finally:
                 self.metrics.active.set(0)
@@ -74,6 +95,7 @@ class Relay:
         announced = False
         while not stop.is_set():
             row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK,)).fetchone()
+            self.postgres.recovered()
             if row is not None and row[0]:
                 log.info("relay %s is active", self.name)
                 return True
@@ -98,6 +120,7 @@ class Relay:
                 lock_conn.execute("SELECT 1")
                 last_lock_check = time.monotonic()
             checkpoint, count = self.step(conn, checkpoint)
+            self.postgres.recovered()
             if count == 0:
                 stop.wait(self.idle_wait)
 
@@ -115,10 +138,12 @@ class Relay:
         self.metrics.lag.set(max(0.0, time.time() - events[0].timestamp.timestamp()))
         try:
             self.publisher.publish(events)
-        except PublishFailed:
-            log.warning("publish failed; will retry from the same checkpoint", exc_info=True)
-            time.sleep(0.5)
+        except PublishFailed as exc:
+            delay = self.kafka.failed(exc)
+            log.warning("publish failed (%s); retrying from the same checkpoint", exc)
+            time.sleep(delay)
             return after, 0
+        self.kafka.recovered()
         checkpoint = batch[-1][0]
         save_checkpoint(conn, self.name, checkpoint, len(events))
         self.metrics.published.inc(len(events))

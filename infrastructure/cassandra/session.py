@@ -2,14 +2,17 @@
 
 Protocol v4 (the newest both ScyllaDB and Cassandra 5 speak), token-aware routing over a
 DC-aware round robin pinned to the local data centre, LOCAL_QUORUM, and a retry policy that
-retries only statements marked idempotent. The local DC and replication factor are read
-from SCYLLA_DC (default `datacenter1`) and SCYLLA_RF (default 1 locally; production runs
-NetworkTopologyStrategy {'dc1': 3}: SCYLLA_DC=dc1 SCYLLA_RF=3).
+retries only statements marked idempotent. A node that went away is tried again every few
+seconds at most (the driver's default backs off to 10 minutes, long after a restart is over),
+and `connect` given an Outage waits out a store that is not up yet. The local DC and
+replication factor are read from SCYLLA_DC (default `datacenter1`) and SCYLLA_RF (default 1
+locally; production runs NetworkTopologyStrategy {'dc1': 3}: SCYLLA_DC=dc1 SCYLLA_RF=3).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,13 +22,16 @@ from cassandra.cluster import (  # type: ignore[import-untyped]
     EXEC_PROFILE_DEFAULT,
     Cluster,
     ExecutionProfile,
+    NoHostAvailable,
 )
 from cassandra.policies import (  # type: ignore[import-untyped]
     DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
     RetryPolicy,
     TokenAwarePolicy,
 )
 
+from infrastructure.outage import Outage
 from infrastructure.settings import Settings
 
 PROTOCOL_VERSION = 4
@@ -33,6 +39,9 @@ DEFAULT_PORT = 9042
 DEFAULT_DC = "datacenter1"
 DEFAULT_RF = 1
 MAX_RETRIES = 3
+# Delays between reconnection attempts to a node marked down: from 0.5 s up to 2 s.
+RECONNECT_BASE_S = 0.5
+RECONNECT_MAX_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +136,24 @@ class CqlConnection:
         self.close()
 
 
-def connect(config: CqlConfig) -> CqlConnection:
+def connect(config: CqlConfig, outage: Outage | None = None) -> CqlConnection:
+    """A connected session. With `outage`, a cluster that is not reachable yet is tried
+    again with its back-off (OutageTooLong past its budget); without, the first failure
+    raises."""
+    while True:
+        try:
+            connection = _connect_once(config)
+        except NoHostAvailable as exc:
+            if outage is None:
+                raise
+            time.sleep(outage.failed(exc))
+            continue
+        if outage is not None:
+            outage.recovered()
+        return connection
+
+
+def _connect_once(config: CqlConfig) -> CqlConnection:
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=config.local_dc)),
         retry_policy=IdempotentOnlyRetryPolicy(),
@@ -140,6 +166,7 @@ def connect(config: CqlConfig) -> CqlConnection:
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=10,
         control_connection_timeout=10,
+        reconnection_policy=ExponentialReconnectionPolicy(RECONNECT_BASE_S, RECONNECT_MAX_S),
     )
     try:
         session = cluster.connect()

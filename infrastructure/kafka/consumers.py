@@ -1,17 +1,54 @@
-"""What every projection consumer group shares: its settings and its lag gauge."""
+"""What every projection consumer group shares: its settings, its lag gauge, and how it
+notices that the brokers are gone (and for how long)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Gauge
 
+from infrastructure.outage import Outage
 
-def group_consumer_config(brokers: str, group: str) -> dict[str, Any]:
-    return {
+# librdkafka's word that a broker connection (or every one) is gone.
+BROKERS_GONE = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})
+PROBE_TIMEOUT_S = 1.0
+
+
+@dataclass
+class BrokerWatch:
+    """A consumer's view of a Kafka outage. librdkafka reconnects by itself but never says
+    that the brokers are back, so while an outage is on, `check` asks the cluster for the
+    topic's metadata after every poll: an answer ends the outage, no answer for longer than
+    the budget raises OutageTooLong."""
+
+    outage: Outage
+
+    def on_error(self, error: KafkaError) -> None:
+        """The consumer's `error_cb` (runs inside poll/consume)."""
+        if error.code() in BROKERS_GONE and not self.outage.ongoing:
+            self.outage.failed(error.str())  # the outage's first failure: never over budget
+
+    def check(self, consumer: Consumer, topic: str) -> None:
+        """Blocking (up to PROBE_TIMEOUT_S while Kafka is away): call it off the event loop."""
+        if not self.outage.ongoing:
+            return
+        try:
+            consumer.list_topics(topic, timeout=PROBE_TIMEOUT_S)
+        except KafkaException as exc:
+            self.outage.failed(exc)  # the probe's own timeout paces the next try
+            return
+        self.outage.recovered()
+
+
+def group_consumer_config(
+    brokers: str, group: str, watch: BrokerWatch | None = None
+) -> dict[str, Any]:
+    config: dict[str, Any] = {} if watch is None else {"error_cb": watch.on_error}
+    return config | {
         "bootstrap.servers": brokers,
         "group.id": group,
         # Offsets are stored by the projection itself (PostgreSQL) or committed explicitly

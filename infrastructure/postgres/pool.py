@@ -26,13 +26,19 @@ async def open_pool(
     *,
     wait_timeout: float = 30.0,
     configure: Configure | None = None,
+    check: bool = False,
+    wait: bool = True,
 ) -> Pool:
     """Open a pool and wait until `min_size` connections are up.
 
     `wait_timeout` bounds both the opening and every later wait for a free connection.
     Connections are autocommit: single reads then cost one round trip, and writers say where
     their transaction starts and ends with `conn.transaction()`. `configure` runs once on each
-    new connection (e.g. `snapshot_reads`).
+    new connection (e.g. `snapshot_reads`). `check` tests each connection as it is handed
+    out (one round trip), so that after a database restart the dead ones are replaced instead
+    of failing the caller's next statement: for workers whose unit of work is large.
+    `wait=False` returns at once, the connections made in the background: for a worker that
+    rides out a database that is not up yet (its first use waits, or fails, as any other).
     """
     pool: Pool = AsyncConnectionPool(
         conninfo,
@@ -43,6 +49,7 @@ async def open_pool(
         timeout=wait_timeout,
         name="healthpay",
         configure=configure,
+        check=AsyncConnectionPool.check_connection if check else None,
     )
-    await pool.open(wait=True, timeout=wait_timeout)
+    await pool.open(wait=wait, timeout=wait_timeout)
     return pool

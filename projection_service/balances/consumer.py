@@ -3,9 +3,13 @@
 At-least-once: a batch's CQL writes finish first, then its offsets are committed to Kafka
 (synchronously). A crash in between re-delivers the batch, and the projector's writes are
 idempotent (absolute values, version-derived timestamps), so re-delivery changes nothing.
-A batch whose writes fail is re-read from its first offsets after a back-off; malformed
-envelopes and unreadable balance events are parked in PostgreSQL (balances/parking.py),
-logged and counted, never looped on.
+A batch whose writes (or whose offset commit) fail is re-read from its first offsets after a
+back-off; malformed envelopes and unreadable balance events are parked in PostgreSQL
+(balances/parking.py), logged and counted, never looped on.
+
+The back-off is an outage's (infrastructure/outage.py): failures in a row, of the CQL
+store, of PostgreSQL (parking) or of Kafka (the commit, or every broker gone), for longer
+than the budget end `run` with OutageTooLong.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter
 
 from infrastructure.kafka.consumers import (
+    BrokerWatch,
     forget_lag,
     group_consumer_config,
     lag_gauge,
     report_lag,
 )
+from infrastructure.outage import POSTGRES_UNAVAILABLE, Outage
 from projection_service.balances.parking import BalanceParking, Parked
 from projection_service.balances.projector import BalanceProjector
 from projection_service.batches import batch_histograms, read_batch
@@ -68,32 +74,49 @@ class BalanceConsumer:
     group: str = DEFAULT_GROUP
     batch_size: int = 500
     poll_seconds: float = 0.2
-    retry_backoff_s: float = 1.0
     metrics: BalanceMetrics = field(default_factory=BalanceMetrics)
     # where what can never be projected is kept (None: only logged and counted)
     parking: BalanceParking | None = None
+    outage_budget_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        self.cql = Outage("cql", self.outage_budget_s)
+        self.postgres = Outage("postgresql", self.outage_budget_s)
+        self.kafka = BrokerWatch(Outage("kafka", self.outage_budget_s))
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = Consumer(group_consumer_config(self.brokers, self.group))
+        consumer = Consumer(group_consumer_config(self.brokers, self.group, self.kafka))
         consumer.subscribe([self.topic], on_revoke=self._forget, on_lost=self._forget)
         try:
             while not stop.is_set():
                 messages = await asyncio.to_thread(
                     consumer.consume, self.batch_size, self.poll_seconds
                 )
-                if not messages:
-                    continue
-                try:
-                    await self.apply(consumer, messages)
-                except KafkaException:
-                    raise
-                except Exception:
-                    self.metrics.failures.inc()
-                    log.exception("balance batch failed; re-reading it after a back-off")
-                    await asyncio.to_thread(self._rewind, consumer, messages)
-                    await asyncio.sleep(self.retry_backoff_s)
+                await asyncio.to_thread(self.kafka.check, consumer, self.topic)
+                if messages:
+                    await self._apply_or_rewind(consumer, messages)
         finally:
             await asyncio.to_thread(consumer.close)
+
+    async def _apply_or_rewind(self, consumer: Consumer, messages: Sequence[Message]) -> None:
+        try:
+            await self.apply(consumer, messages)
+        except KafkaException as exc:
+            if exc.args[0].fatal():
+                raise
+            # the writes landed but the commit did not: re-reading rewrites the same cells
+            failure, delay = str(exc), self.kafka.outage.failed(exc)
+        except Exception as exc:
+            outage = self.postgres if isinstance(exc, POSTGRES_UNAVAILABLE) else self.cql
+            failure, delay = f"{type(exc).__name__}: {exc}", outage.failed(exc)
+        else:
+            self.cql.recovered()
+            self.postgres.recovered()
+            return
+        self.metrics.failures.inc()
+        log.warning("balance batch failed (%s); re-reading it in %.1fs", failure, delay)
+        await asyncio.to_thread(self._rewind, consumer, messages)
+        await asyncio.sleep(delay)
 
     async def apply(self, consumer: Consumer, messages: Sequence[Message]) -> None:
         batch = read_batch(messages, self.topic, log)

@@ -206,3 +206,19 @@ async def test_an_admin_posting_for_a_pharmacy_has_its_own_scope(api: Api, token
         "branch-a",
         "branch-b",
     ]
+
+
+async def test_a_repeated_claim_replays_200_under_its_own_key_too(api: Api, tokens: Tokens) -> None:
+    """The same prescription again is answered 200 (the first claim's answer); sending that
+    second request again with its Idempotency-Key (its answer was lost) must say the same,
+    not the 201 of a claim made now (found by `make chaos`)."""
+    card = await issue_card(api, tokens.admin(), "idem-repeat")
+    pharmacy = tokens.pharmacy()
+    first = created(await claim(api, pharmacy, card["id"], "rx-idem-repeat", "120.00"))
+    headers = keyed(pharmacy, "repeat-key")
+    repeat = await claim(api, headers, card["id"], "rx-idem-repeat", "120.00")
+    assert repeat.status_code == 200, repeat.text
+    retried = await claim(api, headers, card["id"], "rx-idem-repeat", "120.00")
+    assert retried.status_code == 200, retried.text
+    assert retried.headers["idempotent-replayed"] == "true"
+    assert retried.json()["claimId"] == repeat.json()["claimId"] == first["claimId"]

@@ -23,9 +23,7 @@ import io
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import psycopg
 import pytest
@@ -34,9 +32,14 @@ from cli.balances import verify
 from infrastructure.cassandra.migrations import migrate
 from infrastructure.cassandra.session import CqlConfig, connect, parse_hosts
 from projection_service.balances.consumer import DEFAULT_GROUP
-from projection_service.balances.projector import SPEND_EVENTS, WALLET_BALANCE_EVENTS, WALLET_OPENED
 from tests.integration.cassandra_harness import CassandraHarness
-from tests.integration.stream_checks import Stored, read_store
+from tests.integration.stream_checks import (
+    actual_balances,
+    check_cql_tables,
+    differences,
+    expected_balances,
+    read_store,
+)
 from tests.integration.stream_processes import (
     FaultTimeline,
     Fleet,
@@ -164,63 +167,6 @@ class Scenario(FaultTimeline):
         return ends
 
 
-# ------------------------------------------------------------------------ the checks
-
-
-Key = tuple[Any, ...]
-
-
-def expected_balances(
-    stored: dict[UUID, Stored],
-) -> tuple[dict[Key, tuple[Decimal, int]], dict[Key, tuple[Decimal, int]]]:
-    """(value, version) per wallet and per card-month, from the newest event of each."""
-    wallets: dict[Key, tuple[Decimal, int]] = {}
-    months: dict[Key, tuple[Decimal, int]] = {}
-    for e in stored.values():
-        if e.event_type == WALLET_OPENED or e.event_type in WALLET_BALANCE_EVENTS:
-            value = Decimal(str(e.data.get("balance_after", "0")))
-            held = wallets.get((e.aggregate_id,))
-            if held is None or held[1] < e.version:
-                wallets[(e.aggregate_id,)] = (value, e.version)
-        elif e.event_type in SPEND_EVENTS:
-            key = (e.aggregate_id, str(e.data["month"]))
-            spent = Decimal(str(e.data["month_spent_after"]))
-            held = months.get(key)
-            if held is None or held[1] < e.version:
-                months[key] = (spent, e.version)
-    return wallets, months
-
-
-def actual_balances(
-    config: CqlConfig,
-) -> tuple[dict[Key, tuple[Decimal, int]], dict[Key, tuple[Decimal, int]]]:
-    ks = config.keyspace
-    with connect(config) as cql:
-        wallets = {
-            (r.wallet_id,): (r.balance, r.version)
-            for r in cql.session.execute(
-                f"SELECT wallet_id, balance, version FROM {ks}.wallet_balances"
-            )
-        }
-        months = {
-            (r.medcard_id, r.month): (r.total_spent, r.version)
-            for r in cql.session.execute(
-                f"SELECT medcard_id, month, total_spent, version FROM {ks}.medcard_monthly_spend"
-            )
-        }
-    return wallets, months
-
-
-def differences(
-    expected: dict[Key, tuple[Decimal, int]], actual: dict[Key, tuple[Decimal, int]]
-) -> list[str]:
-    return [
-        f"{key}: events {expected.get(key)}, CQL {actual.get(key)}"
-        for key in sorted(set(expected) | set(actual), key=repr)
-        if expected.get(key) != actual.get(key)  # Decimal compares numerically
-    ]
-
-
 # ------------------------------------------------------------------------ the test
 
 
@@ -275,8 +221,10 @@ async def test_balances_survive_projection_kills_and_a_cassandra_restart(
 
     stored = await asyncio.to_thread(read_store, postgres_url)
     exp_wallets, exp_months = expected_balances(stored)
-    act_wallets, act_months = await asyncio.to_thread(actual_balances, config)
     assert len(exp_wallets) == len(load.wallets)
-    assert differences(exp_wallets, act_wallets) == []
     assert len(exp_months) >= len(load.cards) // 2
-    assert differences(exp_months, act_months) == []
+    with connect(config) as cql:
+        act_wallets, act_months = await asyncio.to_thread(actual_balances, cql.session, KEYSPACE)
+        assert differences(exp_wallets, act_wallets) == []
+        assert differences(exp_months, act_months) == []
+        await asyncio.to_thread(check_cql_tables, cql.session, KEYSPACE, stored)

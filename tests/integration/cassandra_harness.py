@@ -42,7 +42,7 @@ from cassandra.cluster import (  # type: ignore[import-untyped]
 )
 from cassandra.policies import RoundRobinPolicy  # type: ignore[import-untyped]
 
-from tests.integration.server_scripts import free_port, run_script
+from tests.integration.server_scripts import free_port, kill_pidfile, run_script
 from tests.log_scan import scan_server_logs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,15 +136,26 @@ class CassandraHarness:
             raise RuntimeError(f"cannot restart a cluster this harness did not start ({ENV_HOSTS})")
         self._close_admin()
         self.take_down()
+        self.bring_up()
+
+    def bring_up(self) -> None:
+        """Start the stopped (or killed) node on its directory and port."""
+        if self._data_dir is None:
+            raise RuntimeError(f"cannot start a cluster this harness did not start ({ENV_HOSTS})")
+        self._close_admin()
         port = self.contact_points[0][1]
         _cassandra_sh("start", str(self._data_dir), str(port))
         self._open_admin()
 
-    def take_down(self) -> None:
-        """Stop the node, keeping its directory and port (`restart` brings it back); the
-        harness's own sessions are left to fail until then."""
+    def take_down(self, kill: bool = False) -> None:
+        """Stop the node, keeping its directory and port (`bring_up` brings it back); the
+        harness's own sessions are left to fail until then. `kill`: SIGKILL, no drain (what
+        the commit log has not synced is lost: scripts/cassandra/cassandra.yaml syncs it
+        before a write is acknowledged)."""
         if self._data_dir is None:
             raise RuntimeError(f"cannot stop a cluster this harness did not start ({ENV_HOSTS})")
+        if kill:
+            kill_pidfile(self._data_dir / "cassandra.pid")
         _cassandra_sh("stop", str(self._data_dir))
 
     def stop(self) -> None:

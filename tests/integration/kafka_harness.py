@@ -30,7 +30,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # what confluent_kafka.admin re-exports untyped
 
-from tests.integration.server_scripts import free_port, run_script
+from tests.integration.server_scripts import free_port, kill_pidfile, run_script
 from tests.log_scan import scan_server_logs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,12 +120,22 @@ class KafkaHarness:
         if self._data_dir is None or self._port is None:
             raise RuntimeError(f"cannot restart brokers this harness did not start ({ENV_BROKERS})")
         self.take_down()
+        self.bring_up()
+
+    def bring_up(self) -> None:
+        """Start the stopped (or killed) broker on its directory and ports."""
+        if self._data_dir is None or self._port is None:
+            raise RuntimeError(f"cannot start brokers this harness did not start ({ENV_BROKERS})")
         self.bootstrap = _kafka_sh("start", str(self._data_dir), str(self._port))
 
-    def take_down(self) -> None:
-        """Stop the broker, keeping its directory and ports (`restart` brings it back)."""
+    def take_down(self, kill: bool = False) -> None:
+        """Stop the broker, keeping its directory and ports (`bring_up` brings it back);
+        `kill`: SIGKILL, no controlled shutdown (the next start recovers its logs)."""
         if self._data_dir is None:
             raise RuntimeError(f"cannot stop brokers this harness did not start ({ENV_BROKERS})")
+        self._admin = None  # it would log every failed reconnect while the broker is away
+        if kill:
+            kill_pidfile(self._data_dir / "kafka.pid")
         _kafka_sh("stop", str(self._data_dir))
 
     def stop(self) -> None:

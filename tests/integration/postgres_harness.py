@@ -51,8 +51,15 @@ class PostgresHarness:
         url = os.environ.get(ENV_URL)
         if url:
             return cls(url, None)
+        return cls.launch(durable=False)
+
+    @classmethod
+    def launch(cls, durable: bool) -> PostgresHarness:
+        """Always a new local server in a temp dir. `durable` keeps fsync and synchronous
+        commit on: what a test that crash-stops the server (`crash`) needs, for without them
+        a commit already answered can be lost with the server's WAL buffers."""
         data_dir = Path(tempfile.mkdtemp(prefix="healthpay-pg-"))
-        env = {**os.environ, "PG_FSYNC": "off"}
+        env = {**os.environ, "PG_FSYNC": "on" if durable else "off"}
         try:
             admin_url = run_script(PG_SH, "start", str(data_dir), str(free_port()), env=env)
         except BaseException:
@@ -95,6 +102,26 @@ class PostgresHarness:
             yield
         finally:
             self._execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(name))
+
+    def crash(self) -> None:
+        """`pg_ctl -m immediate`: every backend is killed, nothing is flushed or checkpointed;
+        `start_again` recovers from the WAL."""
+        subprocess.run(
+            [str(PG_SH), "stop", str(self._own_dir())],
+            env={**os.environ, "PG_STOP_MODE": "immediate"},
+            check=True,
+            capture_output=True,
+        )
+
+    def start_again(self) -> None:
+        """Start the stopped (or crashed) server on its directory and port."""
+        port = str(conninfo_to_dict(self.admin_url)["port"])
+        run_script(PG_SH, "start", str(self._own_dir()), port)
+
+    def _own_dir(self) -> Path:
+        if self._data_dir is None:
+            raise RuntimeError(f"cannot stop a server this harness did not start ({ENV_URL})")
+        return self._data_dir
 
     def stop(self) -> None:
         if self._stopped:

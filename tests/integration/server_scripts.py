@@ -5,8 +5,11 @@ a tool never skips for want of it)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
+import time
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -47,3 +50,23 @@ def system_program(program: str, package: str | None = None) -> str:
     """The absolute path of `program`, installing its Debian package (default: the program's
     name) when it is missing; RuntimeError if it cannot be had."""
     return run_script(NEED_SH, f"{program}:{package or program}")
+
+
+def kill_pidfile(pidfile: Path, timeout: float = 30.0) -> None:
+    """SIGKILL the process named in `pidfile` (a server script's), if it runs, and wait until
+    it is gone: a crash, with no shutdown hook at all (scripts' `stop` sends SIGTERM first)."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"pid {pid} still alive {timeout}s after SIGKILL")

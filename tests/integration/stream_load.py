@@ -5,6 +5,10 @@ fixed pace: new claims (some with items, some paying the copayment from the wall
 same prescription sent again with the same body (the original answer, nothing new) and with
 another body (refused), reversals, wallet top-ups and top-ups repeated by gateway reference.
 Every 2xx answer is kept as an `Ack`: the event it names, for comparing with the store.
+
+With `retry_for_s` (the chaos run, tests/chaos) every request carries an Idempotency-Key of
+its own and is sent again with it while it gets no answer, a 5xx or a 409 "still running",
+as a client of a crashing service would: the first answer that comes is the one kept.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -95,15 +100,20 @@ class Load:
     reversal_asked: set[str] = field(default_factory=set)
     topups: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     issued: int = 0
+    rate: float = RATE
+    max_operations: int = MAX_OPERATIONS
+    retry_for_s: float = 0.0  # > 0: retried with an Idempotency-Key (see the docstring)
+    tries: int = 0  # requests sent, retries included
+    retries: int = 0
 
     async def run(self) -> None:
         start = time.monotonic()
 
         async def lane() -> None:
-            while not self.stop.is_set() and self.issued < MAX_OPERATIONS:
+            while not self.stop.is_set() and self.issued < self.max_operations:
                 number = self.issued
                 self.issued += 1
-                delay = start + number / RATE - time.monotonic()
+                delay = start + number / self.rate - time.monotonic()
                 if delay > 0:  # pacing: spread the load over the whole scenario
                     try:
                         await asyncio.wait_for(self.stop.wait(), delay)
@@ -113,6 +123,34 @@ class Load:
                 await self.one(number)
 
         await asyncio.gather(*(lane() for _ in range(LANES)))
+
+    async def send(
+        self, what: str, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> httpx.Response:
+        """One request; with `retry_for_s`, sent again under its Idempotency-Key until it gets
+        an answer that is not a failure of the service (raises the last TransportError if
+        none came in time)."""
+        if self.retry_for_s <= 0:
+            self.tries += 1
+            return await self.client.post(API + path, json=body, headers=headers)
+        headers = {**headers, "Idempotency-Key": f"{what}-{uuid.uuid4()}"}
+        deadline = time.monotonic() + self.retry_for_s
+        pause = 0.05
+        while True:
+            self.tries += 1
+            try:
+                answer = await self.client.post(API + path, json=body, headers=headers)
+                if not _worth_retrying(answer):
+                    return answer
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+            else:
+                if time.monotonic() > deadline:
+                    return answer
+            self.retries += 1
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     async def one(self, number: int) -> None:
         roll = self.rng.random()
@@ -150,7 +188,7 @@ class Load:
         aggregate_id: str,
     ) -> dict[str, Any] | None:
         try:
-            answer = await self.client.post(API + path, json=body, headers=headers)
+            answer = await self.send(what, path, body, headers)
         except httpx.TransportError as exc:  # not acknowledged: may or may not be stored
             self.unexpected.append(f"{what}: {type(exc).__name__}")
             return None
@@ -229,6 +267,13 @@ class Load:
             "topup", f"/wallets/{wallet}/topups", body, self.callers.ops, {201}, wallet
         ):
             self.topups.append((wallet, body))
+
+
+def _worth_retrying(answer: httpx.Response) -> bool:
+    """No answer of the command's own: the service failed, or the same key is still running."""
+    if answer.status_code >= 500:
+        return True
+    return answer.status_code == 409 and b"idempotency_key_in_use" in answer.content
 
 
 async def seed(

@@ -67,11 +67,13 @@ class HealthpayProcess:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> HealthpayProcess:
+        """Starts the process (again, after a kill: same command, same port)."""
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self._proc = subprocess.Popen(
                 self._command, cwd=REPO, env=self._env, stdout=log, stderr=subprocess.STDOUT
             )
+        self.killed = False  # only now: until here the killed process was still `_proc`
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
