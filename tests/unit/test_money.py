@@ -10,7 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.money import CENT, MoneyError, money, percent_of, round_half_up, split_proportionally
+from domain.money import (
+    CENT,
+    MoneyError,
+    money,
+    parse_decimal,
+    percent_of,
+    round_half_up,
+    split_proportionally,
+)
 
 cents = st.integers(min_value=0, max_value=10**11)
 amounts = cents.map(lambda c: Decimal(c).scaleb(-2))
@@ -122,3 +130,82 @@ def test_split_parts_sum_exactly_and_stay_within_a_cent(
         assert part >= 0
         exact = Fraction(total) * Fraction(weight) / weight_sum
         assert abs(Fraction(part) - exact) < Fraction(CENT)
+
+
+# ------------------------------------------------------------------ the input spelling
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("350.00", "350.00"),
+        ("350", "350.00"),
+        ("0.5", "0.50"),
+        ("0", "0.00"),
+        ("9999999999.99", "9999999999.99"),
+        (350, "350.00"),
+        (350.5, "350.50"),
+        (100.0, "100.00"),
+        (9999999999.99, "9999999999.99"),
+    ],
+)
+def test_parse_decimal_takes_the_plain_spelling(raw: object, expected: str) -> None:
+    result = parse_decimal(raw)
+    assert str(result) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("1_000.00", "plain decimal"),
+        ("\u0661\u0660\u0660", "plain decimal"),  # Arabic-Indic 100
+        ("\uff11\uff12", "plain decimal"),  # full-width 12
+        ("1E+2", "plain decimal"),
+        ("1e2", "plain decimal"),
+        (" 1.00", "plain decimal"),
+        ("1.00 ", "plain decimal"),
+        ("1.00\n", "plain decimal"),
+        ("NaN", "plain decimal"),
+        ("Infinity", "plain decimal"),
+        ("007", "plain decimal"),
+        (".5", "plain decimal"),
+        ("5.", "plain decimal"),
+        ("1,000.00", "plain decimal"),
+        ("", "plain decimal"),
+        ("-1", "sign"),
+        ("+1", "sign"),
+        ("-0.00", "sign"),
+        (-1, "sign"),
+        (-0.0, "sign"),
+        ("350.001", "two decimal places"),
+        ("10000000000.00", "below 10,000,000,000"),
+        pytest.param("1" * 100_000, "below 10,000,000,000", id="100k-digits"),
+        (10**10, "below 10,000,000,000"),
+        pytest.param(10**5000, "below 10,000,000,000", id="huge-int"),  # refused unprinted
+        (1e16, "below 10,000,000,000"),
+        (12345678901234567890.12, "below 10,000,000,000"),
+        (float("nan"), "finite"),
+        (float("inf"), "finite"),
+        (True, "boolean"),
+        (None, "number or a string"),
+        ([1], "number or a string"),
+    ],
+)
+def test_parse_decimal_refuses_every_other_spelling(raw: object, why: str) -> None:
+    with pytest.raises(MoneyError, match=why):
+        parse_decimal(raw)
+
+
+def test_parse_decimal_bounds_the_digits_before_the_point() -> None:
+    assert parse_decimal("100", integer_digits=3) == Decimal("100.00")
+    with pytest.raises(MoneyError, match="below 1,000"):
+        parse_decimal("1000", integer_digits=3)
+
+
+@settings(deadline=None)
+@given(cents)
+def test_parse_decimal_reads_back_every_amount_it_prints(value: int) -> None:
+    amount = Decimal(value).scaleb(-2)
+    if amount < 10**10:
+        assert parse_decimal(str(amount)) == amount
+        assert parse_decimal(float(amount)) == amount  # a JSON number of at most 12 digits
