@@ -9,19 +9,16 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 CURRENCY = "EGP"
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
-# DECIMAL(12,2) columns hold ten digits before the point: at most 9,999,999,999.99.
-MAX_INTEGER_DIGITS = 10
-# The one spelling of a decimal on the way in: ASCII digits without leading zeros, then an
-# optional fraction of one or two digits. No sign, exponent, underscore, other scripts'
-# digits, padding, NaN or Infinity: Decimal() accepts all of those, so it is only called
-# on text this has matched. Also a JSON Schema pattern, for the published documents.
-PLAIN_DECIMAL_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$"
-_PLAIN_DECIMAL = re.compile(PLAIN_DECIMAL_PATTERN, re.ASCII)
 _DIGITS = re.compile(r"([0-9]+)(?:\.([0-9]+))?", re.ASCII)
 
 
 class MoneyError(ValueError):
-    """A value is not a valid amount of money."""
+    """A value is not a valid amount of money. `kind`: "format" (the spelling), "places"
+    (more than two decimals), "too_small" or "too_large" (outside the field's range)."""
+
+    def __init__(self, message: str, kind: str = "format") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def money(value: Decimal | int | str) -> Decimal:
@@ -38,47 +35,71 @@ def money(value: Decimal | int | str) -> Decimal:
     return amount.quantize(CENT)
 
 
-def parse_decimal(value: object, integer_digits: int = MAX_INTEGER_DIGITS) -> Decimal:
-    """Money (or a percentage) as a client sent it: a JSON string, integer or number in the
-    plain spelling, to the cent. The one input rule for every such field.
+class DecimalRule:
+    """How a client writes money (or a percentage): the one input rule for every such field.
 
-    The range (greater than zero, at most 100, ...) is the caller's; this checks the spelling
-    and that at most `integer_digits` digits precede the point. A float is judged by its
-    shortest repr, which is exact for the at most 12 significant digits allowed here (a JSON
-    number whose text was longer never gets this far: see the command service's body reader).
+    A JSON string, integer or number in the plain spelling: ASCII digits without leading
+    zeros, then an optional point and one or two digits, within [minimum, maximum]. No sign,
+    exponent, separator, other scripts' digits, padding, NaN or Infinity, all of which
+    Decimal() would take: it only ever sees text this rule has matched. A float is judged by
+    its shortest repr, exact for the at most 12 significant digits allowed (the body reader
+    hands over the text of any JSON number that a float could have rounded).
     """
-    limit = 10**integer_digits
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, bool):
-        raise MoneyError("must be a number or a string, not a boolean")
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise MoneyError("must be a finite number")
-    elif isinstance(value, int | float):
-        if abs(value) >= limit:  # before repr(): a huge int would be slow to print
-            raise MoneyError(f"must be below {limit:,}")
-        text = repr(value)
-    else:
-        raise MoneyError("must be a number or a string")
-    # Length first: a megabyte of digits is refused without being scanned.
-    if len(text) > integer_digits + 3 or _PLAIN_DECIMAL.fullmatch(text) is None:
-        raise MoneyError(_misspelt(text, limit))
-    whole = text.find(".")
-    if (len(text) if whole < 0 else whole) > integer_digits:
-        raise MoneyError(f"must be below {limit:,}")
-    return Decimal(text).quantize(CENT)
+
+    def __init__(self, integer_digits: int, minimum: Decimal, maximum: Decimal) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.max_length = integer_digits + 3
+        # Also a JSON Schema pattern (ECMA-262), for the published documents.
+        self.pattern = rf"^(0|[1-9][0-9]{{0,{integer_digits - 1}}})(\.[0-9]{{1,2}})?$"
+        self._plain = re.compile(self.pattern, re.ASCII)
+        self._limit = 10**integer_digits
+        self._range = (
+            f"must be greater than zero and at most {maximum:,}"
+            if minimum == CENT
+            else f"must be from {minimum:,} to {maximum:,}"
+        )
+
+    def parse(self, value: object) -> Decimal:
+        """`value` to the cent, or MoneyError saying what is wrong with it."""
+        if type(value) is str:
+            text = value
+        elif isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise MoneyError("must be a number or a string")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise MoneyError("must be a finite number")
+        elif isinstance(value, str):
+            text = str(value)
+        elif -self._limit < value < self._limit:  # before repr(): a huge int prints slowly
+            text = repr(value)
+        else:
+            raise MoneyError(self._range, "too_large")
+        if self._plain.fullmatch(text) is None:
+            raise self._misspelt(text)
+        amount = Decimal(text).quantize(CENT)
+        if amount < self.minimum:
+            raise MoneyError(self._range, "too_small")
+        if amount > self.maximum:
+            raise MoneyError(self._range, "too_large")
+        return amount
+
+    def _misspelt(self, text: str) -> MoneyError:
+        """Why `text` is refused, for the client (the wording only; the rule is above)."""
+        if text[:1] in ("-", "+"):
+            return MoneyError("must be written without a sign")
+        digits = _DIGITS.fullmatch(text)
+        if digits is not None and len(digits[2] or "") > 2:
+            return MoneyError("must have at most two decimal places", "places")
+        if digits is not None and not digits[1].startswith("0"):
+            return MoneyError(self._range, "too_large")  # too many digits before the point
+        return MoneyError(
+            "must be a plain decimal: ASCII digits, optionally a point and one or two digits"
+        )
 
 
-def _misspelt(text: str, limit: int) -> str:
-    """Why `text` is refused, for the client (the wording only; the rule is above)."""
-    if text[:1] in ("-", "+"):
-        return "must be written without a sign"
-    digits = _DIGITS.fullmatch(text)
-    if digits is not None and len(digits[2] or "") > 2:
-        return "must have at most two decimal places"
-    if digits is not None and not digits[1].startswith("0"):
-        return f"must be below {limit:,}"
-    return "must be a plain decimal: ASCII digits, optionally a point and one or two digits"
+# DECIMAL(12,2) columns hold ten digits before the point.
+MONEY = DecimalRule(10, CENT, Decimal("9999999999.99"))
+PERCENT = DecimalRule(3, Decimal(0), Decimal(100))
 
 
 def round_half_up(amount: Decimal) -> Decimal:

@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from domain.money import (
     CENT,
+    MONEY,
+    PERCENT,
     MoneyError,
     money,
-    parse_decimal,
     percent_of,
     round_half_up,
     split_proportionally,
@@ -141,7 +142,6 @@ def test_split_parts_sum_exactly_and_stay_within_a_cent(
         ("350.00", "350.00"),
         ("350", "350.00"),
         ("0.5", "0.50"),
-        ("0", "0.00"),
         ("9999999999.99", "9999999999.99"),
         (350, "350.00"),
         (350.5, "350.50"),
@@ -149,8 +149,8 @@ def test_split_parts_sum_exactly_and_stay_within_a_cent(
         (9999999999.99, "9999999999.99"),
     ],
 )
-def test_parse_decimal_takes_the_plain_spelling(raw: object, expected: str) -> None:
-    result = parse_decimal(raw)
+def test_money_input_takes_the_plain_spelling(raw: object, expected: str) -> None:
+    result = MONEY.parse(raw)
     assert str(result) == expected
 
 
@@ -175,37 +175,43 @@ def test_parse_decimal_takes_the_plain_spelling(raw: object, expected: str) -> N
         ("-1", "sign"),
         ("+1", "sign"),
         ("-0.00", "sign"),
+        ("0", "greater than zero"),
+        ("0.00", "greater than zero"),
+        (0, "greater than zero"),
         (-1, "sign"),
         (-0.0, "sign"),
         ("350.001", "two decimal places"),
-        ("10000000000.00", "below 10,000,000,000"),
-        pytest.param("1" * 100_000, "below 10,000,000,000", id="100k-digits"),
-        (10**10, "below 10,000,000,000"),
-        pytest.param(10**5000, "below 10,000,000,000", id="huge-int"),  # refused unprinted
-        (1e16, "below 10,000,000,000"),
-        (12345678901234567890.12, "below 10,000,000,000"),
+        ("10000000000.00", "at most 9,999,999,999.99"),
+        pytest.param("1" * 100_000, "at most 9,999,999,999.99", id="100k-digits"),
+        (10**10, "at most 9,999,999,999.99"),
+        pytest.param(10**5000, "at most 9,999,999,999.99", id="huge-int"),  # refused unprinted
+        (1e16, "at most 9,999,999,999.99"),
+        (12345678901234567890.12, "at most 9,999,999,999.99"),
         (float("nan"), "finite"),
         (float("inf"), "finite"),
-        (True, "boolean"),
+        (True, "number or a string"),
         (None, "number or a string"),
         ([1], "number or a string"),
     ],
 )
-def test_parse_decimal_refuses_every_other_spelling(raw: object, why: str) -> None:
+def test_money_input_refuses_every_other_spelling(raw: object, why: str) -> None:
     with pytest.raises(MoneyError, match=why):
-        parse_decimal(raw)
+        MONEY.parse(raw)
 
 
-def test_parse_decimal_bounds_the_digits_before_the_point() -> None:
-    assert parse_decimal("100", integer_digits=3) == Decimal("100.00")
-    with pytest.raises(MoneyError, match="below 1,000"):
-        parse_decimal("1000", integer_digits=3)
+def test_percent_input_is_spelt_like_money_within_0_to_100() -> None:
+    assert PERCENT.parse("100") == Decimal("100.00")
+    assert PERCENT.parse(0) == Decimal("0.00")
+    assert PERCENT.parse("12.5") == Decimal("12.50")
+    for bad, why in (("100.01", "from 0 to 100"), ("1000", "from 0 to 100"), ("-0", "sign")):
+        with pytest.raises(MoneyError, match=why):
+            PERCENT.parse(bad)
 
 
 @settings(deadline=None)
 @given(cents)
-def test_parse_decimal_reads_back_every_amount_it_prints(value: int) -> None:
+def test_money_input_reads_back_every_amount_it_prints(value: int) -> None:
     amount = Decimal(value).scaleb(-2)
-    if amount < 10**10:
-        assert parse_decimal(str(amount)) == amount
-        assert parse_decimal(float(amount)) == amount  # a JSON number of at most 12 digits
+    if 0 < amount < 10**10:
+        assert MONEY.parse(str(amount)) == amount
+        assert MONEY.parse(float(amount)) == amount  # a JSON number of at most 12 digits
