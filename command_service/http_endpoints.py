@@ -15,10 +15,11 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
+from command_service.bodies import decode, read_body
 from command_service.execution import (
     REPLAY_STATUS,
     CommandContext,
@@ -33,12 +34,11 @@ from domain.errors import CommandRejected
 from infrastructure.auth.tokens import Principal, TokenVerifier
 from infrastructure.eventstore.port import EventStore, IdempotencyRecord
 from infrastructure.http.bearer import authenticate as bearer_principal
-from infrastructure.http.problems import Problem, problem_response, validation_errors
+from infrastructure.http.problems import Problem, problem_response
+from schemas.api.commands import CORRELATION_ID, IDEMPOTENCY_KEY, uuid_from_text
 
 log = logging.getLogger("healthpay.command_service")
 B = TypeVar("B", bound=BaseModel)
-MAX_KEY_LENGTH = 255
-MAX_BODY_BYTES = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -56,40 +56,23 @@ def authenticate(side: WriteSide, request: Request) -> Principal:
 
 
 def path_id(request: Request, name: str, missing_code: str) -> UUID:
-    try:
-        return UUID(request.path_params[name])
-    except ValueError as exc:
-        raise Problem(404, missing_code, f"no such {name.removesuffix('_id')}") from exc
+    found = uuid_from_text(request.path_params[name])
+    if found is None:
+        raise Problem(404, missing_code, f"no such {name.removesuffix('_id')}")
+    return found
 
 
 async def parse_body(
     request: Request, model: type[B], *, optional: bool = False
 ) -> tuple[B, bytes]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise Problem(
-            413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
-        )
+    raw = await read_body(request)
     if not raw.strip() and optional:
         return model.model_validate({}), raw
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         raise Problem(415, "unsupported_media_type", "send the body as application/json")
-    try:
-        return model.model_validate_json(raw), raw
-    except ValidationError as exc:
-        errors = exc.errors(include_input=False, include_url=False)
-        if any(err["type"] == "json_invalid" for err in errors):
-            raise Problem(400, "malformed_json", "the body is not valid JSON") from exc
-        if any(err["type"] == "model_type" and not err["loc"] for err in errors):
-            raise Problem(422, "invalid_body", "the body must be a JSON object") from exc
-        raise Problem(
-            422,
-            "validation_failed",
-            "the body has invalid fields",
-            errors=validation_errors(errors),
-        ) from exc
+    return decode(model, raw), raw
 
 
 Run = Callable[[CommandContext], Awaitable[Outcome]]
@@ -103,11 +86,12 @@ async def execute(
     ctx = CommandContext(at=datetime.now(UTC), metadata=_metadata(request, principal, key))
     if key is None:
         return _answer(await _domain(run, ctx), ctx)
-    if not 0 < len(key) <= MAX_KEY_LENGTH:
+    if not IDEMPOTENCY_KEY.accepts(key):
         raise Problem(
             400,
             "invalid_idempotency_key",
-            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
+            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY.max_length} characters of"
+            " visible ASCII or spaces",
         )
     request_hash = hashlib.sha256(
         request.method.encode() + b" " + request.url.path.encode() + b"\n" + raw_body
@@ -169,10 +153,17 @@ def _answer(outcome: Outcome, ctx: CommandContext) -> Response:
 
 def _metadata(request: Request, principal: Principal, key: str | None) -> dict[str, Any]:
     correlation = request.headers.get("x-correlation-id") or str(new_id())
+    if not CORRELATION_ID.accepts(correlation):
+        raise Problem(
+            400,
+            "invalid_correlation_id",
+            f"X-Correlation-Id must be 1 to {CORRELATION_ID.max_length} characters of"
+            " visible ASCII or spaces",
+        )
     actor: dict[str, Any] = {"role": principal.role.value, "sub": principal.subject}
     if principal.pharmacy_id:
         actor["pharmacy_id"] = principal.pharmacy_id
-    metadata: dict[str, Any] = {"correlation_id": correlation[:100], "actor": actor}
+    metadata: dict[str, Any] = {"correlation_id": correlation, "actor": actor}
     if key is not None:
         metadata["idempotency_key"] = key
         metadata["causation_id"] = key

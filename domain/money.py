@@ -99,6 +99,7 @@ class DecimalRule:
 
 # DECIMAL(12,2) columns hold ten digits before the point.
 MONEY = DecimalRule(10, CENT, Decimal("9999999999.99"))
+LIMIT = DecimalRule(10, ZERO, MONEY.maximum)  # a limit a member sets: 0 is none
 PERCENT = DecimalRule(3, Decimal(0), Decimal(100))
 
 

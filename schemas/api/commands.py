@@ -1,24 +1,180 @@
-"""Request bodies of the write API (camelCase on the wire, unknown fields refused)."""
+"""Request bodies of the write API (camelCase on the wire, unknown fields refused).
+
+Every constraint of the write side's input is declared here, so the published documents
+(schemas/api/openapi.py) are derived from what is enforced:
+
+- money and percentages: `MONEY` and `PERCENT` (domain/money.py), as a JSON number or string;
+- text: no control characters (U+0000-U+001F, U+007F-U+009F), surrounding whitespace
+  trimmed, bounded length; lone surrogates cannot get past the JSON parser;
+- dates: `YYYY-MM-DD` strings only; ids: canonical UUIDs (8-4-4-4-12 hexadecimal digits);
+- headers used as data: `Idempotency-Key` and `X-Correlation-Id` (IDEMPOTENCY_KEY,
+  CORRELATION_ID).
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+)
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
-# DECIMAL(12,2) in the read models: at most 9,999,999,999.99.
-Amount = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
+from domain.money import CENT, LIMIT, MONEY, PERCENT, DecimalRule, MoneyError
+
+# C0 and C1 control characters and DEL: PostgreSQL cannot store NUL in text or jsonb, and
+# the others only ever arrive to smuggle something into a log line or a receipt.
+CONTROL_CHARACTERS = r"\u0000-\u001f\u007f-\u009f"
+NO_CONTROL_PATTERN = f"^[^{CONTROL_CHARACTERS}]*$"
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_UUID = re.compile(UUID_PATTERN, re.ASCII)
+
+
+class HeaderRule:
+    """A request header whose value is stored: visible ASCII and spaces, bounded length."""
+
+    def __init__(self, name: str, max_length: int) -> None:
+        self.name = name
+        self.max_length = max_length
+        self.pattern = f"^[\\x20-\\x7e]{{1,{max_length}}}$"
+        self._regex = re.compile(self.pattern, re.ASCII)
+
+    def accepts(self, value: str) -> bool:
+        return self._regex.fullmatch(value) is not None
+
+
+IDEMPOTENCY_KEY = HeaderRule("Idempotency-Key", 255)
+CORRELATION_ID = HeaderRule("X-Correlation-Id", 100)
+
+
+def uuid_from_text(text: str) -> UUID | None:
+    """A canonical UUID, or None. UUID() alone also takes braces, "urn:uuid:", missing
+    hyphens and, through int(), underscores and padding."""
+    return UUID(text) if _UUID.fullmatch(text) is not None else None
+
+
+# MoneyError kinds -> the error types pydantic itself reports for the same fault.
+_ERROR_TYPES = {
+    "format": "decimal_format",
+    "places": "decimal_max_places",
+    "too_large": "less_than_equal",
+}
+
+
+def _parser(rule: DecimalRule) -> PlainValidator:
+    too_small = "greater_than" if rule.minimum == CENT else "greater_than_equal"
+
+    def parse(value: object) -> Decimal:
+        try:
+            return rule.parse(value)
+        except MoneyError as exc:
+            kind = too_small if exc.kind == "too_small" else _ERROR_TYPES[exc.kind]
+            raise PydanticCustomError(kind, str(exc)) from exc
+
+    return PlainValidator(parse)
+
+
+def _canonical_uuid(value: object) -> object:
+    if isinstance(value, str) and _UUID.fullmatch(value) is None:
+        raise PydanticCustomError("uuid_format", "must be a UUID as 8-4-4-4-12 hexadecimal digits")
+    return value
+
+
+def _documented(rule: DecimalRule, description: str) -> WithJsonSchema:
+    bounds = {"minimum": _json_number(rule.minimum), "maximum": _json_number(rule.maximum)}
+    if rule.minimum == CENT:  # "greater than zero" is what it means
+        bounds = {"exclusiveMinimum": 0, "maximum": _json_number(rule.maximum)}
+    number = {"type": "number", **bounds}
+    text = {"type": "string", "pattern": rule.pattern, "maxLength": rule.max_length}
+    return WithJsonSchema(
+        {"description": description, "anyOf": [number, text], "examples": ["350.00"]}
+    )
+
+
+def _json_number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+# Money and percentages: the rule parses and checks the range in one call (a pydantic
+# Decimal with constraints on top would cost four times as much per field).
+Amount = Annotated[
+    Decimal,
+    _parser(MONEY),
+    _documented(
+        MONEY,
+        "EGP, greater than zero and at most 9,999,999,999.99: ASCII digits without leading"
+        ' zeros and at most two decimal places, as a JSON number or string ("350.00"); no'
+        " sign, exponent, separators or padding",
+    ),
+]
 # A limit the member sets: 0 (none) up to the same bound as an amount.
-Limit = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
-Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Limit = Annotated[
+    Decimal,
+    _parser(LIMIT),
+    _documented(LIMIT, "EGP, 0 (none) to 9,999,999,999.99, spelt like an amount"),
+]
+Percent = Annotated[
+    Decimal,
+    _parser(PERCENT),
+    _documented(PERCENT, "0 to 100, spelt like money (a JSON number or string)"),
+]
+
+
+# Every string field: no control characters (checked by pydantic's own regex engine, no
+# Python call per field), surrounding whitespace trimmed where it says so; the length is
+# the field's own.
+Text = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN
+    ),
+]
+Reason = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=500, pattern=NO_CONTROL_PATTERN
+    ),
+]
+Reference = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN
+    ),
+]
+Code = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=50, pattern=NO_CONTROL_PATTERN
+    ),
+]
+Name = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROL_PATTERN
+    ),
+]
+Short = Annotated[str, StringConstraints(min_length=1, max_length=20, pattern=NO_CONTROL_PATTERN)]
+NationalId = Annotated[
+    str, StringConstraints(min_length=1, max_length=14, pattern=NO_CONTROL_PATTERN)
+]
+PolicyNumber = Annotated[
+    str, StringConstraints(min_length=1, max_length=50, pattern=NO_CONTROL_PATTERN)
+]
+Day = Annotated[date, Field(strict=True)]  # "YYYY-MM-DD"; no timestamps or datetimes
+Uuid = Annotated[
+    UUID, BeforeValidator(_canonical_uuid), WithJsonSchema({"type": "string", "format": "uuid"})
+]
 
 
 class Body(BaseModel):
@@ -28,22 +184,22 @@ class Body(BaseModel):
 
 
 class Person(Body):
-    relationship: Annotated[str, StringConstraints(min_length=1, max_length=20)] = "self"
-    national_id: Annotated[str, StringConstraints(min_length=1, max_length=14)]
+    relationship: Short = "self"
+    national_id: NationalId
     name: Text
-    date_of_birth: date
-    phone_number: Annotated[str, StringConstraints(min_length=1, max_length=20)]
+    date_of_birth: Day
+    phone_number: Short
 
 
 class IssueCardBody(Body):
     user_id: Text
-    card_type: Annotated[str, StringConstraints(min_length=1, max_length=20)]
+    card_type: Short
     monthly_limit: Amount | None = None
     copayment_percentage: Percent | None = None
     primary_holder: Person | None = None
     insurance_provider: Text | None = None
-    policy_number: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
-    expiry_date: date | None = None
+    policy_number: PolicyNumber | None = None
+    expiry_date: Day | None = None
     status: Annotated[str, StringConstraints(pattern="^(ACTIVE|PENDING)$")] = "ACTIVE"
 
 
@@ -52,14 +208,12 @@ class StatusChangeBody(Body):
 
 
 class AddBeneficiaryBody(Person):
-    relationship: Annotated[str, StringConstraints(min_length=1, max_length=20)]
+    relationship: Short
 
 
 class ClaimItemBody(Body):
     drug_code: Code
-    drug_name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
-    ]
+    drug_name: Name
     quantity: Annotated[int, Field(strict=True, ge=1, le=100_000)]
     unit_price: Amount
 
@@ -67,7 +221,7 @@ class ClaimItemBody(Body):
 class ClaimBody(Body):
     prescription_id: Text
     total_amount: Amount
-    beneficiary_id: UUID | None = None
+    beneficiary_id: Uuid | None = None
     items: Annotated[list[ClaimItemBody], Field(max_length=200)] = []
     pay_copayment_from_wallet: Annotated[bool, Field(strict=True)] = False
 
@@ -81,7 +235,7 @@ class OpenWalletBody(Body):
 
 
 class TopUpBody(Body):
-    gateway: Annotated[str, StringConstraints(min_length=1, max_length=20)]
+    gateway: Short
     gateway_reference: Reference
     amount: Amount
 
