@@ -54,7 +54,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with store_context(settings) as (store, ping):
-            appender = GroupCommitAppender(store)
+            appender = GroupCommitAppender(store, max_queue=settings.group_commit_max_queue)
             aggregates = Aggregates(store, settings.aggregate_cache_size)
             app.state.write_side = WriteSide(Executor(store, appender, aggregates), store, tokens)
             app.state.ping = ping

@@ -24,8 +24,10 @@ from command_service.aggregates import AggregateKind, Aggregates, Loaded, decode
 from command_service.ids import new_id
 from domain.errors import CommandRejected
 from domain.events import DomainEvent
-from infrastructure.eventstore.group_commit import GroupCommitAppender
+from infrastructure.eventstore.group_commit import AppendQueueFull, GroupCommitAppender
 from infrastructure.eventstore.port import (
+    AppendOutcome,
+    AppendRefused,
     AppendRequest,
     Committed,
     EventStore,
@@ -159,17 +161,7 @@ class Executor:
             streams=streams,
             idempotency=_record(context, plan.result_aggregate, result_event_id),
         )
-        try:
-            outcome = await self.appender.append(request)
-        except Exception as exc:
-            # The commit may or may not have happened: the cached heads can no longer be trusted.
-            self.aggregates.forget([w.aggregate_id for w in plan.writes])
-            raise Problem(
-                503,
-                "event_store_unavailable",
-                "the event store did not confirm the write; retry with the same Idempotency-Key",
-                headers={"Retry-After": "1"},
-            ) from exc
+        outcome = await self._append(request, [w.aggregate_id for w in plan.writes])
         if isinstance(outcome, Committed):
             for write in plan.writes:
                 if write.events:
@@ -197,12 +189,43 @@ class Executor:
         if context.idempotency is not None:
             record = _record(context, plan.result_aggregate, recorded.event_id, REPLAY_STATUS)
             request = AppendRequest(streams=(), idempotency=record)
-            outcome = await self.appender.append(request)
+            outcome = await self._append(request, [])
             if isinstance(outcome, IdempotencyConflict):
                 raise IdempotentReplay(outcome.principal, outcome.key)
         return Outcome(
             plan.result, plan.result_aggregate, recorded.version, recorded.position, created=False
         )
+
+    async def _append(self, request: AppendRequest, aggregate_ids: list[UUID]) -> AppendOutcome:
+        """The appender's outcome, or the Problem its failure means for the client."""
+        try:
+            return await self.appender.append(request)
+        except AppendQueueFull as exc:  # not queued: nothing was written
+            raise Problem(
+                503,
+                "write_queue_full",
+                "too many writes are waiting for the event store; retry in a moment",
+                headers={"Retry-After": "1"},
+            ) from exc
+        except AppendRefused as exc:
+            # Certainly not stored, and it would fail the same way again: 500 without
+            # Retry-After. Not 503 (nothing temporary about it) and not 4xx (it passed the
+            # documented validation: the service, not the client, failed to refuse it).
+            raise Problem(
+                500,
+                "write_not_storable",
+                "the event store cannot hold this request; nothing of it was stored, and"
+                " sending it again unchanged fails the same way",
+            ) from exc
+        except Exception as exc:
+            # The commit may or may not have happened: the cached heads can no longer be trusted.
+            self.aggregates.forget(aggregate_ids)
+            raise Problem(
+                503,
+                "event_store_unavailable",
+                "the event store did not confirm the write; retry with the same Idempotency-Key",
+                headers={"Retry-After": "1"},
+            ) from exc
 
     async def find(self, aggregate_id: UUID, event: DomainEvent) -> Any:
         payload = event.payload()

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from infrastructure.auth.tokens import MIN_SECRET_BYTES, SigningKey
+from infrastructure.eventstore.group_commit import DEFAULT_MAX_QUEUE
 
 Environment = Literal["production", "development", "test"]
 HostList = Annotated[tuple[str, ...], NoDecode]
@@ -84,6 +85,10 @@ class Settings(BaseSettings):
     pool_max_size: int = Field(default=16, validation_alias="PG_POOL_MAX", gt=0)
     aggregate_cache_size: int = Field(
         default=100_000, validation_alias="AGGREGATE_CACHE_SIZE", ge=0
+    )
+    # Appends waiting for the event store beyond this are refused at once (503, Retry-After).
+    group_commit_max_queue: int = Field(
+        default=DEFAULT_MAX_QUEUE, validation_alias="GROUP_COMMIT_MAX_QUEUE", gt=0
     )
     environment: Environment = Field(default="production", validation_alias="HEALTHPAY_ENV")
     # How long a stored Idempotency-Key answer is kept at least; `healthpay idempotency

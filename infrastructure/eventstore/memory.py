@@ -4,12 +4,15 @@ Same semantics, checked by the same contract suite: requests of a batch are sett
 order, each all-or-nothing; a later request sees the earlier ones that committed. No method
 awaits anything while it changes state, so concurrent tasks cannot interleave inside one.
 Event data goes through the same JSON encoding as PostgreSQL's jsonb, so a test fails here
-on a value PostgreSQL would refuse, and reads return the same plain types.
+on a value PostgreSQL would refuse, and reads return the same plain types; NUL, which
+PostgreSQL refuses in text and jsonb alike, fails the call here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 from uuid import UUID
 
 from infrastructure.eventstore.encoding import dumps, loads
@@ -25,6 +28,23 @@ from infrastructure.eventstore.port import (
     VersionConflict,
     validate_append_request,
 )
+
+
+# \u0000 as an escape in an orjson document (an odd number of backslashes before it).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _as_stored(value: Mapping[str, Any]) -> Any:
+    """`value` as jsonb would give it back, or ValueError where PostgreSQL refuses it."""
+    document = dumps(value)
+    if _NUL_ESCAPE.search(document) is not None:
+        raise ValueError("unsupported Unicode escape sequence: \\u0000 cannot be stored")
+    return loads(document)
+
+
+def _check_text(record: IdempotencyRecord) -> None:
+    if "\x00" in record.principal + record.key + record.request_hash:
+        raise ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
 
 
 class InMemoryEventStore:
@@ -48,6 +68,7 @@ class InMemoryEventStore:
         for request in requests:
             record = request.idempotency
             if record is not None:
+                _check_text(record)
                 key = (record.principal, record.key)
                 if key in self._idempotency or key in staged_keys:
                     outcomes.append(IdempotencyConflict(record.principal, record.key))
@@ -78,8 +99,8 @@ class InMemoryEventStore:
                             event_type=event.event_type,
                             schema_version=event.schema_version,
                             version=version,
-                            data=loads(dumps(event.data)),
-                            metadata=loads(dumps(event.metadata)),
+                            data=_as_stored(event.data),
+                            metadata=_as_stored(event.metadata),
                             timestamp=event.timestamp,
                         )
                     )

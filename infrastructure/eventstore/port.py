@@ -109,6 +109,19 @@ class EventStore(Protocol):
     async def read_all(self, after_position: int, limit: int) -> list[RecordedEvent]: ...
 
 
+class EventStoreUnavailable(Exception):
+    """The store could not be reached, or did not confirm: whether the batch committed is
+    unknown. `append_batch` raises this (with the driver's error as its cause) for trouble
+    with the store itself; any other exception from it is about the batch's content, and
+    nothing of that batch was committed."""
+
+
+class AppendRefused(Exception):
+    """The store refused this request when it was tried on its own (the group-commit
+    appender retries a failed batch's members one by one): it was not committed, and the
+    same request would fail the same way again. The store's error is the cause."""
+
+
 class DuplicateEventIdError(Exception):
     """An event id that is already stored (or given twice) in a request that would otherwise
     commit. Event ids are minted fresh for every decision, so this is a bug in the caller;

@@ -3,7 +3,10 @@
 `append_batch` commits a whole group of independent requests in ONE transaction with one
 INSERT for all their events, built from one orjson document. Per request the outcome is
 all-or-nothing: when any request hits a constraint, the transaction rolls back, the requests
-that certainly fail are answered, and the rest is tried again (see settlement.py).
+that certainly fail are answered, and the rest is tried again (see settlement.py). Losing
+the server (connection, pool timeout, shutdown, a cancelled statement) raises
+`EventStoreUnavailable`; any other error (data PostgreSQL cannot hold, such as NUL in a
+jsonb string) is about the batch's content, and the group-commit appender isolates it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from psycopg import AsyncConnection, Rollback
+from psycopg import AsyncConnection, InterfaceError, OperationalError, Rollback
 from psycopg.errors import DivisionByZero, UniqueViolation
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
@@ -23,6 +26,7 @@ from infrastructure.eventstore.port import (
     AppendRequest,
     Committed,
     DuplicateEventIdError,
+    EventStoreUnavailable,
     IdempotencyRecord,
     RecordedEvent,
     Snapshot,
@@ -122,6 +126,12 @@ class PostgresEventStore:
     async def append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         for request in requests:
             validate_append_request(request)
+        try:
+            return await self._append_batch(requests)
+        except (OperationalError, InterfaceError) as error:  # PoolTimeout is one too
+            raise EventStoreUnavailable(type(error).__name__) from error
+
+    async def _append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         outcomes: list[AppendOutcome | None] = [None] * len(requests)
         pending = list(range(len(requests)))
         async with self._pool.connection() as conn:

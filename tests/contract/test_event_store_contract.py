@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 
 from infrastructure.eventstore.memory import InMemoryEventStore
@@ -17,6 +18,7 @@ from infrastructure.eventstore.port import (
     Committed,
     DuplicateEventIdError,
     EventStore,
+    EventStoreUnavailable,
     IdempotencyConflict,
     IdempotencyRecord,
     NewEvent,
@@ -267,6 +269,37 @@ async def test_duplicate_event_id_fails_the_whole_call(store: EventStore) -> Non
     with pytest.raises(DuplicateEventIdError):
         await store.append_batch([one(bystander, 0), AppendRequest([reused])])
     assert await store.read_stream(bystander) == []
+
+
+def _poisoned(kind: str, aggregate_id: UUID) -> AppendRequest:
+    """A request PostgreSQL cannot hold (what validation at the HTTP edge keeps out)."""
+    if kind == "nul_in_key":
+        return AppendRequest([stream(aggregate_id, 0)], idem("key-\x00"))
+    data: dict[str, object] = {
+        "nul_in_data": {"prescription_id": "rx-\x00"},
+        "nul_in_data_key": {"rx\x00": 1},
+        "lone_surrogate_in_data": {"prescription_id": "rx-\ud800"},
+    }[kind]
+    return AppendRequest([StreamAppend(aggregate_id, "medcard", 0, [event(**data)])])
+
+
+POISONS = ["nul_in_data", "nul_in_data_key", "lone_surrogate_in_data", "nul_in_key"]
+
+
+@pytest.mark.parametrize("kind", POISONS)
+async def test_content_the_store_cannot_hold_fails_the_call_and_stores_nothing(
+    store: EventStore, kind: str
+) -> None:
+    # Not EventStoreUnavailable: the store was there and refused the content, so nothing
+    # of the call was committed (the group-commit appender then isolates the culprit).
+    bystander, poisoned = uuid4(), uuid4()
+    with pytest.raises((ValueError, TypeError, psycopg.DataError)) as raised:
+        await store.append_batch([one(bystander, 0), _poisoned(kind, poisoned)])
+    assert not isinstance(raised.value, EventStoreUnavailable), raised.value
+    assert await store.read_all(0, 100) == []
+    assert await store.get_idempotency("pharmacy-1", "key-") is None
+    [alone] = await store.append_batch([one(bystander, 0)])
+    assert isinstance(alone, Committed)
 
 
 async def test_invalid_requests_are_refused(store: EventStore) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -11,13 +12,16 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from infrastructure.eventstore.group_commit import GroupCommitAppender
+from infrastructure.eventstore.group_commit import AppendQueueFull, GroupCommitAppender
 from infrastructure.eventstore.memory import InMemoryEventStore
 from infrastructure.eventstore.port import (
     AppendOutcome,
+    AppendRefused,
     AppendRequest,
     Committed,
     EventStore,
+    EventStoreUnavailable,
+    IdempotencyRecord,
     NewEvent,
     StreamAppend,
     VersionConflict,
@@ -28,14 +32,14 @@ from infrastructure.postgres.pool import Pool, open_pool
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
 
-def request(*streams: tuple[UUID, int]) -> AppendRequest:
+def request(*streams: tuple[UUID, int], data: dict[str, str] | None = None) -> AppendRequest:
     return AppendRequest(
         [
             StreamAppend(
                 aggregate_id,
                 "wallet",
                 expected,
-                [NewEvent(uuid4(), "wallet.debited", 1, {"amount": "1.00"}, T0)],
+                [NewEvent(uuid4(), "wallet.debited", 1, data or {"amount": "1.00"}, T0)],
             )
             for aggregate_id, expected in streams
         ]
@@ -157,7 +161,7 @@ async def test_crossing_multi_stream_appends_do_not_deadlock(postgres_url: str) 
 
 
 class FlakyStore(InMemoryEventStore):
-    """Fails its first `append_batch`, and counts the batch sizes it saw."""
+    """Is unavailable for its first `append_batch`, and counts the batch sizes it saw."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -167,18 +171,20 @@ class FlakyStore(InMemoryEventStore):
         self.batches.append(len(requests))
         await asyncio.sleep(0.001)  # like a real commit: others queue up meanwhile
         if len(self.batches) == 1:
-            raise ConnectionError("database went away")
+            raise EventStoreUnavailable("database went away")
         return await super().append_batch(requests)
 
 
-async def test_a_failed_flush_fails_its_whole_batch_only() -> None:
+async def test_an_unavailable_store_fails_its_whole_batch_only() -> None:
+    # Whether that batch committed is unknown, so each of its callers is told so (no retry
+    # one by one: the store is not there to take them).
     store = FlakyStore()
     appender = GroupCommitAppender(store)
     first = [asyncio.ensure_future(appender.append(request((uuid4(), 0)))) for _ in range(5)]
     await asyncio.sleep(0)  # the first batch is now in flight
     second = [asyncio.ensure_future(appender.append(request((uuid4(), 0)))) for _ in range(5)]
     results = await asyncio.gather(*first, *second, return_exceptions=True)
-    assert all(isinstance(r, ConnectionError) for r in results[:5])
+    assert all(isinstance(r, EventStoreUnavailable) for r in results[:5])
     assert all(isinstance(r, Committed) for r in results[5:])
     assert store.batches == [5, 5]
     await appender.close()
@@ -236,7 +242,7 @@ async def test_close_drains_then_refuses() -> None:
     pending = asyncio.ensure_future(appender.append(request((uuid4(), 0))))
     await asyncio.sleep(0)
     await appender.close()
-    assert isinstance(pending.exception(), ConnectionError)  # the flaky first flush
+    assert isinstance(pending.exception(), EventStoreUnavailable)  # the flaky first flush
     with pytest.raises(RuntimeError, match="closed"):
         await appender.append(request((uuid4(), 0)))
 
@@ -250,3 +256,167 @@ async def test_invalid_request_fails_only_its_caller() -> None:
     )
     assert isinstance(good, Committed)
     assert isinstance(refused, ValueError)
+
+
+# ------------------------------------------------------------------ failures stay alone
+
+
+class RecordingStore(PostgresEventStore):
+    """The real store, remembering each batch's requests (and holding each commit a moment,
+    so that concurrent appends gather into shared batches)."""
+
+    def __init__(self, pool: Pool) -> None:
+        super().__init__(pool)
+        self.batches: list[list[AppendRequest]] = []
+
+    async def append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        self.batches.append(list(requests))
+        await asyncio.sleep(0.005)
+        return await super().append_batch(requests)
+
+
+def poisoned(kind: str, aggregate_id: UUID) -> AppendRequest:
+    """What PostgreSQL cannot hold, as it would arrive if validation let it through: NUL in
+    jsonb (refused by the server), a lone surrogate (refused by the JSON encoder) and NUL in
+    a text column (refused by the driver)."""
+    if kind == "nul_in_key":
+        record = IdempotencyRecord("pharmacy-1", "key-\x00", "hash", 201, b"{}")
+        return AppendRequest(request((aggregate_id, 0)).streams, record)
+    text = {"nul_in_data": "rx-\x00", "lone_surrogate": "rx-\ud800"}[kind]
+    return request((aggregate_id, 0), data={"prescription_id": text})
+
+
+POISONS = ("nul_in_data", "lone_surrogate", "nul_in_key")
+
+
+@pytest.mark.integration
+async def test_poisoned_requests_fail_alone_and_their_neighbours_commit(
+    postgres_pool: Pool, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RecordingStore(postgres_pool)
+    appender = GroupCommitAppender(store)
+    good = [uuid4() for _ in range(50)]
+    bad = {uuid4(): kind for kind in POISONS for _ in range(2)}
+    requests = [request((card, 0)) for card in good]
+    for index, (card, kind) in enumerate(bad.items()):  # spread among the good ones
+        requests.insert(8 * index + 3, poisoned(kind, card))
+    with caplog.at_level(logging.ERROR, logger="healthpay.eventstore"):
+        # Queued in one go: the flusher starts only once they are all waiting.
+        outcomes = await asyncio.gather(
+            *(appender.append(r) for r in requests), return_exceptions=True
+        )
+    by_card = {r.streams[0].aggregate_id: o for r, o in zip(requests, outcomes, strict=True)}
+    assert all(isinstance(by_card[card], Committed) for card in good), outcomes
+    for card, kind in bad.items():
+        refused = by_card[card]
+        assert isinstance(refused, AppendRefused), (kind, refused)
+        assert refused.__cause__ is not None
+    # They did share batches with good requests, and nothing of them is stored.
+    poisoned_ids = set(bad)
+    mixed = [b for b in store.batches if len({r.streams[0].aggregate_id for r in b} & poisoned_ids)]
+    assert any(len(b) > 1 for b in mixed), [len(b) for b in store.batches]
+    for card in good:
+        assert await stream_shape(postgres_url, card) == (1, 1, 1, 1)
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM events WHERE aggregate_id = ANY(%s)", (list(bad),)
+        )
+        assert await cur.fetchone() == (0,)
+        cur = await conn.execute("SELECT count(*) FROM idempotency_keys")
+        assert await cur.fetchone() == (0,)
+    # One log line per culprit, naming no data.
+    refusals = [r for r in caplog.records if r.name == "healthpay.eventstore"]
+    assert len(refusals) == len(bad), [r.getMessage() for r in refusals]
+    assert not any("rx-" in r.getMessage() or r.exc_info for r in refusals)
+    assert appender.refused_requests == len(bad)
+    await appender.close()
+
+
+class PoisonSensitiveStore(InMemoryEventStore):
+    """Refuses a whole batch that holds a request marked as poison (like PostgreSQL)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    async def append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        self.calls.append(len(requests))
+        for r in requests:
+            if r.streams and r.streams[0].events[0].data.get("poison"):
+                raise ValueError("cannot store this")
+        return await super().append_batch(requests)
+
+
+async def test_members_are_retried_in_order_so_chains_still_hold() -> None:
+    store = PoisonSensitiveStore()
+    appender = GroupCommitAppender(store)
+    card = uuid4()
+    first, chained = request((card, 0)), request((card, 1))  # the second builds on the first
+    poison = request((uuid4(), 0), data={"poison": "yes"})
+    outcomes = await asyncio.gather(
+        appender.append(first),
+        appender.append(poison),
+        appender.append(chained),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], Committed)
+    assert isinstance(outcomes[1], AppendRefused)
+    assert isinstance(outcomes[2], Committed)
+    assert store.calls == [3, 1, 1, 1]
+    assert [e.version for e in await store.read_stream(card)] == [1, 2]
+
+
+async def test_the_store_going_away_while_isolating_fails_the_rest_at_once() -> None:
+    store = PoisonSensitiveStore()
+    plain = store.append_batch
+
+    async def going_away(requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        if len(store.calls) == 2:  # the batch failed, the first member alone went through
+            store.calls.append(len(requests))
+            raise EventStoreUnavailable("gone")
+        return await plain(requests)
+
+    store.append_batch = going_away  # type: ignore[method-assign]
+    appender = GroupCommitAppender(store)
+    requests = [request((uuid4(), 0)), request((uuid4(), 0), data={"poison": "yes"})]
+    requests += [request((uuid4(), 0)) for _ in range(3)]
+    outcomes = await asyncio.gather(*(appender.append(r) for r in requests), return_exceptions=True)
+    assert isinstance(outcomes[0], Committed)
+    assert all(isinstance(o, EventStoreUnavailable) for o in outcomes[1:]), outcomes
+    assert store.calls == [5, 1, 1]  # not once more per remaining request
+
+
+# ------------------------------------------------------------------------ bounded queue
+
+
+class GatedStore(InMemoryEventStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        await self.gate.wait()
+        return await super().append_batch(requests)
+
+
+async def test_a_full_queue_refuses_at_once_and_the_queued_ones_still_commit() -> None:
+    store = GatedStore()
+    appender = GroupCommitAppender(store, max_batch=2, max_queue=3)
+    in_flight = asyncio.ensure_future(appender.append(request((uuid4(), 0))))
+    await asyncio.sleep(0)  # taken by the flusher, which now waits at the gate
+    queued = [asyncio.ensure_future(appender.append(request((uuid4(), 0)))) for _ in range(3)]
+    await asyncio.sleep(0)
+    with pytest.raises(AppendQueueFull):
+        await appender.append(request((uuid4(), 0)))  # at once: the gate is still shut
+    assert appender.queue_full == 1
+    store.gate.set()
+    outcomes = await asyncio.gather(in_flight, *queued)
+    assert all(isinstance(o, Committed) for o in outcomes)
+    assert isinstance(await appender.append(request((uuid4(), 0))), Committed)  # room again
+    assert len(await store.read_all(0, 100)) == 5
+    await appender.close()
+
+
+def test_the_queue_bound_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_queue"):
+        GroupCommitAppender(InMemoryEventStore(), max_queue=0)
