@@ -29,7 +29,6 @@ from infrastructure.eventstore.port import (
     validate_append_request,
 )
 
-
 # \u0000 as an escape in an orjson document (an odd number of backslashes before it).
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 

@@ -20,6 +20,7 @@ from starlette.requests import Request
 
 from command_service import routes
 from command_service.app import create_app
+from command_service.http_endpoints import parse_body
 from infrastructure.eventstore.port import AppendOutcome, AppendRequest, EventStore
 from infrastructure.eventstore.postgres import PostgresEventStore
 from infrastructure.postgres.pool import Pool, open_pool
@@ -92,11 +93,12 @@ async def stored_prescriptions(url: str) -> list[str]:
         return [row[0] for row in await cur.fetchall()]
 
 
-async def first_done(
-    tasks: list[asyncio.Future[httpx.Response]], count: int
-) -> tuple[set[asyncio.Future[httpx.Response]], set[asyncio.Future[httpx.Response]]]:
+Answer = asyncio.Task[httpx.Response]
+
+
+async def first_done(tasks: Sequence[Answer], count: int) -> tuple[set[Answer], set[Answer]]:
     """The first `count` of `tasks` to finish, and the others (which may still run)."""
-    done: set[asyncio.Future[httpx.Response]] = set()
+    done: set[Answer] = set()
     pending = set(tasks)
     async with asyncio.timeout(30):  # only so that a missing bound fails instead of hanging
         while len(done) < count:
@@ -113,7 +115,6 @@ def validation_with_a_hole(monkeypatch: pytest.MonkeyPatch) -> None:
     """Claims whose prescription id starts with POISON get past validation with a NUL in it,
     which PostgreSQL cannot hold in jsonb: a stand-in for a validation rule that misses
     something the event store refuses."""
-    parse_body = routes.parse_body
 
     async def leaky(request: Request, model: type[BaseModel], *, optional: bool = False) -> Any:
         body, raw = await parse_body(request, model, optional=optional)

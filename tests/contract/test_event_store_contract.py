@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from uuid import UUID, uuid4
@@ -275,12 +276,13 @@ def _poisoned(kind: str, aggregate_id: UUID) -> AppendRequest:
     """A request PostgreSQL cannot hold (what validation at the HTTP edge keeps out)."""
     if kind == "nul_in_key":
         return AppendRequest([stream(aggregate_id, 0)], idem("key-\x00"))
-    data: dict[str, object] = {
+    data: dict[str, dict[str, object]] = {
         "nul_in_data": {"prescription_id": "rx-\x00"},
         "nul_in_data_key": {"rx\x00": 1},
         "lone_surrogate_in_data": {"prescription_id": "rx-\ud800"},
-    }[kind]
-    return AppendRequest([StreamAppend(aggregate_id, "medcard", 0, [event(**data)])])
+    }
+    bad = replace(event(), data=data[kind])
+    return AppendRequest([StreamAppend(aggregate_id, "medcard", 0, [bad])])
 
 
 POISONS = ["nul_in_data", "nul_in_data_key", "lone_surrogate_in_data", "nul_in_key"]
