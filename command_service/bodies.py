@@ -26,12 +26,11 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from infrastructure.http.problems import Problem, validation_errors
-from schemas.api.commands import NO_CONTROL_PATTERN
+from schemas.api.commands import MAX_BODY_BYTES, NO_CONTROL_PATTERN
 
 CONTROL_CHARACTER_MESSAGE = "must not contain control characters (U+0000-U+001F, U+007F-U+009F)"
 
 B = TypeVar("B", bound=BaseModel)
-MAX_BODY_BYTES = 64 * 1024
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _INEXACT_NUMBER = re.compile(rb"-|[0-9][eE]|\.[0-9]{3}|NaN|Infinity")
 # The same, looked for in the raw text where a value can start: it finds every such number

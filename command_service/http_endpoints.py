@@ -152,8 +152,10 @@ def _answer(outcome: Outcome, ctx: CommandContext) -> Response:
 
 
 def _metadata(request: Request, principal: Principal, key: str | None) -> dict[str, Any]:
-    correlation = request.headers.get("x-correlation-id") or str(new_id())
-    if not CORRELATION_ID.accepts(correlation):
+    correlation = request.headers.get("x-correlation-id")
+    if not correlation:
+        correlation = str(new_id())
+    elif not CORRELATION_ID.accepts(correlation):
         raise Problem(
             400,
             "invalid_correlation_id",

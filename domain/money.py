@@ -47,12 +47,12 @@ class DecimalRule:
     """
 
     def __init__(self, integer_digits: int, minimum: Decimal, maximum: Decimal) -> None:
+        self.integer_digits = integer_digits
         self.minimum = minimum
         self.maximum = maximum
-        self.max_length = integer_digits + 3
-        # Also a JSON Schema pattern (ECMA-262), for the published documents.
-        self.pattern = rf"^(0|[1-9][0-9]{{0,{integer_digits - 1}}})(\.[0-9]{{1,2}})?$"
-        self._plain = re.compile(self.pattern, re.ASCII)
+        self._plain = re.compile(
+            rf"(?:0|[1-9][0-9]{{0,{integer_digits - 1}}})(?:\.[0-9]{{1,2}})?", re.ASCII
+        )
         self._limit = 10**integer_digits
         self._range = (
             f"must be greater than zero and at most {maximum:,}"

@@ -8,7 +8,7 @@ Every constraint of the write side's input is declared here, so the published do
   trimmed, bounded length; lone surrogates cannot get past the JSON parser;
 - dates: `YYYY-MM-DD` strings only; ids: canonical UUIDs (8-4-4-4-12 hexadecimal digits);
 - headers used as data: `Idempotency-Key` and `X-Correlation-Id` (IDEMPOTENCY_KEY,
-  CORRELATION_ID).
+  CORRELATION_ID); a body is at most MAX_BODY_BYTES; no key twice in one JSON object.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class HeaderRule:
         return self._regex.fullmatch(value) is not None
 
 
+# A write's body, read no further than this (413 body_too_large).
+MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_KEY = HeaderRule("Idempotency-Key", 255)
 CORRELATION_ID = HeaderRule("X-Correlation-Id", 100)
 
@@ -72,7 +74,11 @@ _ERROR_TYPES = {
 }
 
 
-def _parser(rule: DecimalRule) -> PlainValidator:
+def _decimal(rule: DecimalRule) -> PlainValidator:
+    """The rule as the field's whole validator (spelling and range in one call: a pydantic
+    Decimal with constraints on top would cost four times as much per field). Documented as
+    the Decimal it amounts to, which the public document spells out as the plain spelling
+    (schemas/api/formats.py: decimal_schema)."""
     too_small = "greater_than" if rule.minimum == CENT else "greater_than_equal"
 
     def parse(value: object) -> Decimal:
@@ -82,7 +88,16 @@ def _parser(rule: DecimalRule) -> PlainValidator:
             kind = too_small if exc.kind == "too_small" else _ERROR_TYPES[exc.kind]
             raise PydanticCustomError(kind, str(exc)) from exc
 
-    return PlainValidator(parse)
+    positive = rule.minimum == CENT  # "greater than zero", as the document says it
+    implied = Decimal(10**rule.integer_digits) - CENT  # the largest the digits allow
+    documented = Field(
+        max_digits=rule.integer_digits + 2,
+        decimal_places=2,
+        gt=Decimal(0) if positive else None,
+        ge=None if positive else rule.minimum,
+        le=None if rule.maximum == implied else rule.maximum,
+    )
+    return PlainValidator(parse, json_schema_input_type=Annotated[Decimal, documented])
 
 
 def _canonical_uuid(value: object) -> object:
@@ -91,44 +106,10 @@ def _canonical_uuid(value: object) -> object:
     return value
 
 
-def _documented(rule: DecimalRule, description: str) -> WithJsonSchema:
-    bounds = {"minimum": _json_number(rule.minimum), "maximum": _json_number(rule.maximum)}
-    if rule.minimum == CENT:  # "greater than zero" is what it means
-        bounds = {"exclusiveMinimum": 0, "maximum": _json_number(rule.maximum)}
-    number = {"type": "number", **bounds}
-    text = {"type": "string", "pattern": rule.pattern, "maxLength": rule.max_length}
-    return WithJsonSchema(
-        {"description": description, "anyOf": [number, text], "examples": ["350.00"]}
-    )
-
-
-def _json_number(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-# Money and percentages: the rule parses and checks the range in one call (a pydantic
-# Decimal with constraints on top would cost four times as much per field).
-Amount = Annotated[
-    Decimal,
-    _parser(MONEY),
-    _documented(
-        MONEY,
-        "EGP, greater than zero and at most 9,999,999,999.99: ASCII digits without leading"
-        ' zeros and at most two decimal places, as a JSON number or string ("350.00"); no'
-        " sign, exponent, separators or padding",
-    ),
-]
-# A limit the member sets: 0 (none) up to the same bound as an amount.
-Limit = Annotated[
-    Decimal,
-    _parser(LIMIT),
-    _documented(LIMIT, "EGP, 0 (none) to 9,999,999,999.99, spelt like an amount"),
-]
-Percent = Annotated[
-    Decimal,
-    _parser(PERCENT),
-    _documented(PERCENT, "0 to 100, spelt like money (a JSON number or string)"),
-]
+# Money, limits and percentages: one rule each (domain/money.py).
+Amount = Annotated[Decimal, _decimal(MONEY)]
+Limit = Annotated[Decimal, _decimal(LIMIT)]  # a limit the member sets: 0 is none
+Percent = Annotated[Decimal, _decimal(PERCENT)]
 
 
 # Every string field: no control characters (checked by pydantic's own regex engine, no

@@ -22,6 +22,9 @@ from pydantic.json_schema import (
 from pydantic_core import core_schema
 
 from schemas.api.commands import (
+    CORRELATION_ID,
+    IDEMPOTENCY_KEY,
+    MAX_BODY_BYTES,
     AddBeneficiaryBody,
     Body,
     ClaimBody,
@@ -593,7 +596,10 @@ def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
             " request's answer, replayed, with header Idempotent-Replayed: true)"
         } | answer
     responses |= {
-        "400": _problem("malformed JSON or Idempotency-Key"),
+        "400": _problem(
+            f"malformed JSON, an Idempotency-Key not 1 to {IDEMPOTENCY_KEY.max_length} printable"
+            f" ASCII characters, or an X-Correlation-Id not 1 to {CORRELATION_ID.max_length}"
+        ),
         "401": _problem("no or an invalid bearer token"),
         "403": _problem("the caller's role may not do this"),
         "404": _problem("the card, beneficiary, claim or wallet does not exist (for this caller)"),
@@ -602,14 +608,19 @@ def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
             "an invalid body, refused by a business rule, or the Idempotency-Key was used"
             " with another request"
         ),
+        "500": _problem(
+            "write_not_storable: the event store refused this request's data (nothing of it was"
+            " stored; sent again unchanged it fails the same way)"
+        ),
         "503": _problem(
-            "the card or wallet kept changing under the command, or the event store did not"
-            " confirm the write; retry (with the same Idempotency-Key)",
+            "the card or wallet kept changing under the command, the event store did not"
+            " confirm the write, or too many writes are waiting for it (write_queue_full);"
+            " retry (with the same Idempotency-Key)",
             retry_after=True,
         ),
     }
     if op.body is not None:
-        responses["413"] = _problem("the body is over 256 KiB")
+        responses["413"] = _problem(f"the body is over {MAX_BODY_BYTES // 1024} KiB")
         responses["415"] = _problem("the body is not application/json")
     if op.operation_id == "add_beneficiary":
         # the one write a path-routing Ingress sends through the gateway (docs/edge.md)
@@ -633,7 +644,12 @@ def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
                     "a repeat by the same caller (role, sub, pharmacy) with the same key and"
                     " body gets the first answer (kept at least 7 days by default)"
                 ),
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": IDEMPOTENCY_KEY.max_length,
+                    "pattern": IDEMPOTENCY_KEY.pattern,
+                },
             },
         ],
         "responses": dict(sorted(responses.items())),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -10,8 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
 
-from command_service.bodies import MAX_BODY_BYTES
+from schemas.api.commands import MAX_BODY_BYTES, CopayConsentBody, DebitBody, IssueCardBody
+from schemas.api.openapi import WRITES, build_openapi
 from tests.api.conftest import World
 from tests.api.endpoints import (
     MISSING,
@@ -498,3 +503,41 @@ async def test_plain_amounts_are_booked_as_written(
     )
     assert response.status_code in (200, 201), response.text
     assert response.json()["totalAmount"] == expected
+
+
+# ------------------------------------------------ the document says exactly what is taken
+
+_DOCUMENT = build_openapi(WRITES, title="writes", version="test")["components"]["schemas"]
+_DECIMAL_FIELDS: list[tuple[type[BaseModel], str, dict[str, str]]] = [
+    (DebitBody, "amount", {"reference": "r-1"}),
+    (CopayConsentBody, "perClaimLimit", {"monthlyLimit": "0"}),
+    (IssueCardBody, "copaymentPercentage", {"userId": "u-1", "cardType": "gold"}),
+]
+_DECIMAL_LIKE = st.text(alphabet="0123456789.-+eE_, \u0661", max_size=16)
+
+
+def _string_pattern(model: type[BaseModel], prop: str) -> re.Pattern[str]:
+    schema = _DOCUMENT[model.__name__]["properties"][prop]
+    while "anyOf" in schema and not any("pattern" in s for s in schema["anyOf"]):
+        schema = next(s for s in schema["anyOf"] if "anyOf" in s)
+    [string] = [s for s in schema["anyOf"] if s.get("type") == "string"]
+    return re.compile(string["pattern"])
+
+
+@pytest.mark.parametrize(
+    ("model", "prop", "rest"), _DECIMAL_FIELDS, ids=[f[1] for f in _DECIMAL_FIELDS]
+)
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_a_decimal_string_is_taken_exactly_when_the_document_allows_it(
+    model: type[BaseModel], prop: str, rest: dict[str, str], data: Any
+) -> None:
+    pattern = _string_pattern(model, prop)
+    text = data.draw(st.one_of(st.from_regex(pattern), _DECIMAL_LIKE))
+    try:
+        model.model_validate_json(json.dumps({prop: text, **rest}))
+        taken = True
+    except ValidationError:
+        taken = False
+    # fullmatch: a JSON Schema `$` (ECMA-262) does not match before a final newline
+    assert taken == (pattern.fullmatch(text) is not None), text

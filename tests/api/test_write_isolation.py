@@ -8,7 +8,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -163,7 +162,7 @@ async def test_poisoned_claims_fail_alone_among_50_good_ones(
 
 
 async def test_a_full_commit_queue_answers_503_at_once(postgres_url: str, tokens: Tokens) -> None:
-    settings = replace(api_settings(postgres_url), group_commit_max_queue=2)
+    settings = api_settings(postgres_url, group_commit_max_queue=2)
     async with running(settings) as (api, store):
         cards = [(await issue_card(api, tokens.admin(), f"member-{i}"))["id"] for i in range(8)]
         store.gate.clear()  # the event store stops confirming
