@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from domain.medcard.claims import MAX_QUANTITY
 from domain.money import CENT, LIMIT, MONEY, PERCENT, DecimalRule, MoneyError
 
 # C0 and C1 control characters and DEL: PostgreSQL cannot store NUL in text or jsonb, and
@@ -110,6 +111,25 @@ def _canonical_uuid(value: object) -> object:
 Amount = Annotated[Decimal, _decimal(MONEY)]
 Limit = Annotated[Decimal, _decimal(LIMIT)]  # a limit the member sets: 0 is none
 Percent = Annotated[Decimal, _decimal(PERCENT)]
+
+
+def _quantity(value: object) -> int:
+    # A JSON integer; 2.0 is one too (JSON Schema's "integer" says so, and so may a client's
+    # serializer), but not 2.5, "2" or true. Exponents and long fractions never get here as
+    # numbers (command_service/bodies.py hands their text over).
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    if type(value) is not int:
+        raise PydanticCustomError("int_type", "must be a whole number")
+    if not 1 <= value <= MAX_QUANTITY:
+        raise PydanticCustomError("quantity_range", f"must be 1 to {MAX_QUANTITY:,}")
+    return value
+
+
+Quantity = Annotated[
+    int,
+    PlainValidator(_quantity, json_schema_input_type=Annotated[int, Field(ge=1, le=MAX_QUANTITY)]),
+]
 
 
 # Every string field: no control characters (checked by pydantic's own regex engine, no
@@ -195,7 +215,7 @@ class AddBeneficiaryBody(Person):
 class ClaimItemBody(Body):
     drug_code: Code
     drug_name: Name
-    quantity: Annotated[int, Field(strict=True, ge=1, le=100_000)]
+    quantity: Quantity
     unit_price: Amount
 
 

@@ -541,3 +541,20 @@ def test_a_decimal_string_is_taken_exactly_when_the_document_allows_it(
         taken = False
     # fullmatch: a JSON Schema `$` (ECMA-262) does not match before a final newline
     assert taken == (pattern.fullmatch(text) is not None), text
+
+
+async def test_a_whole_quantity_written_with_a_point_is_that_integer(
+    module_api: Api, world: World, tokens: Tokens
+) -> None:
+    # JSON Schema's "integer" (what the document says) takes 2.0; so does the service.
+    body = (
+        b'{"prescriptionId": "rx-quantity-2.0", "totalAmount": "20.00", "items": [{"drugCode":'
+        b' "D-1", "drugName": "Panadol", "quantity": 2.0, "unitPrice": "10.00"}]}'
+    )
+    response = await module_api.client.post(
+        f"/api/v1/medcards/{world.card_id}/claims/prescriptions",
+        content=body,
+        headers={**tokens.pharmacy(), "Content-Type": JSON},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["items"][0]["quantity"] == 2
