@@ -21,7 +21,6 @@ import json
 import re
 from typing import Any, TypeVar, get_args
 
-import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
@@ -140,7 +139,9 @@ def _numbers_as_text(raw: bytes) -> bytes:
         return text if text == "-0" else int(text)  # as an int, -0 would lose its sign
 
     document = _loads(raw, parse_float=str, parse_int=integer, parse_constant=str)
-    return orjson.dumps(document)
+    # The standard library's encoder: orjson refuses integers past 64 bits, which a body may
+    # hold beside a fraction (the validator then refuses them for their range).
+    return json.dumps(document).encode()
 
 
 def _loads(raw: bytes, **hooks: Any) -> Any:
