@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from typing import Annotated
 from uuid import UUID
 
@@ -135,36 +136,14 @@ Quantity = Annotated[
 # Every string field: no control characters (checked by pydantic's own regex engine, no
 # Python call per field), surrounding whitespace trimmed where it says so; the length is
 # the field's own.
-Text = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN
-    ),
-]
-Reason = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=500, pattern=NO_CONTROL_PATTERN
-    ),
-]
-Reference = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN
-    ),
-]
-Code = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=50, pattern=NO_CONTROL_PATTERN
-    ),
-]
-Name = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROL_PATTERN
-    ),
-]
+_trimmed = partial(
+    StringConstraints, strip_whitespace=True, min_length=1, pattern=NO_CONTROL_PATTERN
+)
+Text = Annotated[str, _trimmed(max_length=100)]
+Reason = Annotated[str, _trimmed(max_length=500)]
+Reference = Annotated[str, _trimmed(max_length=100)]
+Code = Annotated[str, _trimmed(max_length=50)]
+Name = Annotated[str, _trimmed(max_length=200)]
 Short = Annotated[str, StringConstraints(min_length=1, max_length=20, pattern=NO_CONTROL_PATTERN)]
 NationalId = Annotated[
     str, StringConstraints(min_length=1, max_length=14, pattern=NO_CONTROL_PATTERN)
