@@ -42,18 +42,18 @@ test: lint
 	.venv/bin/pytest -q
 
 bench: install
-	@scripts/need.sh wrk nginx:nginx-light >/dev/null
+	@scripts/need.sh wrk nginx >/dev/null
 	.venv/bin/python load-tests/bench.py
 
 bench-quick: install
-	@scripts/need.sh wrk nginx:nginx-light >/dev/null
+	@scripts/need.sh wrk nginx >/dev/null
 	.venv/bin/python load-tests/bench.py --quick
 
 bench-stream: install
 	.venv/bin/python load-tests/stream_bench.py
 
 bench-reads: install
-	@scripts/need.sh wrk nginx:nginx-light >/dev/null
+	@scripts/need.sh wrk nginx >/dev/null
 	.venv/bin/python load-tests/read_bench.py
 
 locust: install
