@@ -1,9 +1,15 @@
 """The event store port: what the command side needs from any event store.
 
 Each `AppendRequest` is one atomic unit (one or several streams, each with an expected
-version, plus an optional idempotency record). `append_batch` commits many independent
-requests in one database transaction (group commit) and reports per request whether it
-committed or which constraint it hit; a conflicting request never makes another fail.
+version, plus an optional idempotency record, plus reservations of unique keys and releases
+of keys held before). `append_batch` commits many independent requests in one database
+transaction (group commit) and reports per request whether it committed or which constraint
+it hit; a conflicting request never makes another fail.
+
+A reservation makes a key unique within its scope at write time (a card number, a gateway
+reference, a prescription charged on a card): it is taken by one of the request's events,
+in the same transaction as that event, so "key taken" and "event stored" cannot diverge and
+no cache or process has to be trusted for the rule.
 """
 
 from __future__ import annotations
@@ -45,9 +51,26 @@ class IdempotencyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Reservation:
+    scope: str  # what kind of key: "card_number", "gateway_reference", ...
+    key: str  # unique within the scope
+    event_id: UUID  # the event of the same request that takes the key
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Frees a key held before the batch (a reversed claim frees its prescription)."""
+
+    scope: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class AppendRequest:
     streams: Sequence[StreamAppend]
     idempotency: IdempotencyRecord | None = None
+    reservations: Sequence[Reservation] = ()
+    releases: Sequence[Release] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +104,15 @@ class IdempotencyConflict:
     key: str
 
 
-AppendOutcome = Committed | VersionConflict | IdempotencyConflict
+@dataclass(frozen=True, slots=True)
+class ReservationConflict:
+    """The key is held already: by an earlier batch, or by an earlier request of this one."""
+
+    scope: str
+    key: str
+
+
+AppendOutcome = Committed | VersionConflict | IdempotencyConflict | ReservationConflict
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +138,17 @@ class EventStore(Protocol):
     async def get_idempotency(self, principal: str, key: str) -> IdempotencyRecord | None: ...
 
     async def read_all(self, after_position: int, limit: int) -> list[RecordedEvent]: ...
+
+    async def reserved_by(self, scope: str, key: str) -> RecordedEvent | None:
+        """The event holding a reserved key, or None when the key is free."""
+        ...
+
+    async def find_in_stream(
+        self, aggregate_id: UUID, event_types: Sequence[str], field: str, value: str
+    ) -> list[RecordedEvent]:
+        """A stream's events of these types whose data has `field` == `value`, in version
+        order: an indexed look-up for what a bounded aggregate state no longer holds."""
+        ...
 
 
 class EventStoreUnavailable(Exception):
@@ -146,3 +188,29 @@ def validate_append_request(request: AppendRequest) -> None:
         if stream.aggregate_id in seen:
             raise ValueError(f"stream {stream.aggregate_id} appears twice in one request")
         seen.add(stream.aggregate_id)
+    if request.reservations or request.releases:
+        _validate_keys(request)
+
+
+def _validate_keys(request: AppendRequest) -> None:
+    event_ids = {e.event_id for s in request.streams for e in s.events}
+    keys: set[tuple[str, str]] = set()
+    for reservation in request.reservations:
+        if reservation.event_id not in event_ids:
+            raise ValueError(f"reservation {reservation.key!r} names an event not in the request")
+        keys.add((reservation.scope, reservation.key))
+    if len(keys) < len(request.reservations):
+        raise ValueError("a key is reserved twice in one request")
+    if any((r.scope, r.key) in keys for r in request.releases):
+        raise ValueError("a request may not reserve and release the same key")
+
+
+def released_and_reserved(requests: Sequence[AppendRequest]) -> bool:
+    """Whether one request of a batch releases a key that another one reserves.
+
+    Never the case for the command service (a card's commands queue on its lock until their
+    write is done); stores then settle such a batch one request at a time, in order."""
+    released = {(r.scope, r.key) for request in requests for r in request.releases}
+    if not released:
+        return False
+    return any((r.scope, r.key) in released for q in requests for r in q.reservations)

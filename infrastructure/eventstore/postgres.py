@@ -7,6 +7,8 @@ that certainly fail are answered, and the rest is tried again (see settlement.py
 the server (connection, pool timeout, shutdown, a cancelled statement) raises
 `EventStoreUnavailable`; any other error (data PostgreSQL cannot hold, such as NUL in a
 jsonb string) is about the batch's content, and the group-commit appender isolates it.
+Reservations are rows of `reservations` (primary key (scope, key)) inserted, and releases
+deleted, in that same transaction.
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ from infrastructure.eventstore.port import (
     EventStoreUnavailable,
     IdempotencyRecord,
     RecordedEvent,
+    Release,
+    Reservation,
     Snapshot,
+    released_and_reserved,
     validate_append_request,
 )
 from infrastructure.eventstore.rows import EVENT_COLUMNS, recorded_event
-from infrastructure.eventstore.settlement import IdemKey, chained_streams, settle
+from infrastructure.eventstore.settlement import IdemKey, ResKey, chained_streams, settle
 from infrastructure.postgres.pool import Pool
 
 # `c` is the version that must already exist for the row to be inserted: the stream's
@@ -64,6 +69,22 @@ FROM unnest(%s::text[], %s::text[], %s::text[], %s::int4[], %s::bytea[])
 ORDER BY u.p, u.k, u.n
 """
 
+# Like key rows: in (scope, key, request) order, so the batch's first request wanting a key
+# takes it and concurrent batches take keys in one global order.
+_RESERVATION_ROWS = """
+INSERT INTO reservations (scope, key, event_id)
+SELECT u.s, u.k, u.e
+FROM unnest(%s::text[], %s::text[], %s::uuid[]) WITH ORDINALITY AS u(s, k, e, n)
+ORDER BY u.s, u.k, u.n
+"""
+
+# After the events (a release and a reservation of one key meet at the stream's version
+# slot first, so they cannot deadlock) and before the reservations.
+_RELEASE = """
+DELETE FROM reservations AS r USING unnest(%s::text[], %s::text[]) AS u(s, k)
+WHERE r.scope = u.s AND r.key = u.k
+"""
+
 _INSERT_EVENTS = (
     _EVENT_ROWS
     + """
@@ -80,14 +101,27 @@ RETURNING principal, key
 """
 )
 
+_INSERT_RESERVATIONS = (
+    _RESERVATION_ROWS
+    + """
+ON CONFLICT (scope, key) DO NOTHING
+RETURNING scope, key
+"""
+)
+
 # The common case in ONE autocommit statement (one round trip instead of BEGIN, INSERT,
 # COMMIT): no ON CONFLICT, so a clash raises, and a row held back by the expected-version
 # check makes the final division by zero raise too. Either way the statement, and with it
-# the whole batch, is undone, and the careful path settles who clashed.
+# the whole batch, is undone, and the careful path settles who clashed. Every sub-statement
+# runs to completion whether or not its count is read; they are read in the careful path's
+# order.
 _APPEND_AT_ONCE = f"""
 WITH ins AS ({_EVENT_ROWS} RETURNING event_id, position),
-     keys AS ({_KEY_ROWS} RETURNING 1)
-SELECT 1 / ((SELECT count(*) FROM ins) = %s AND (SELECT count(*) FROM keys) = %s)::int,
+     keys AS ({_KEY_ROWS} RETURNING 1),
+     rel AS ({_RELEASE} RETURNING 1),
+     res AS ({_RESERVATION_ROWS} RETURNING 1)
+SELECT 1 / ((SELECT count(*) FROM ins) = %s AND (SELECT count(*) FROM keys) = %s
+            AND (SELECT count(*) FROM rel) >= 0 AND (SELECT count(*) FROM res) = %s)::int,
        (SELECT array_agg(event_id) FROM ins), (SELECT array_agg(position) FROM ins)
 """
 
@@ -112,6 +146,18 @@ SET aggregate_type = excluded.aggregate_type, version = excluded.version,
 WHERE snapshots.version < excluded.version
 """
 
+_RESERVED_BY = f"""
+SELECT {EVENT_COLUMNS} FROM events
+WHERE event_id = (SELECT event_id FROM reservations WHERE scope = %s AND key = %s)
+"""
+
+# The stream's rows come from its (aggregate_id, version) index; the filter runs in the
+# server, so only the matching events travel.
+_FIND_IN_STREAM = f"""
+SELECT {EVENT_COLUMNS} FROM events
+WHERE aggregate_id = %s AND event_type = ANY(%s) AND event_data->>%s = %s ORDER BY version
+"""
+
 _GET_IDEMPOTENCY = """
 SELECT principal, key, request_hash, status_code, response_body
 FROM idempotency_keys WHERE principal = %s AND key = %s
@@ -132,6 +178,10 @@ class PostgresEventStore:
             raise EventStoreUnavailable(type(error).__name__) from error
 
     async def _append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        if released_and_reserved(requests):
+            # Settled one request at a time, in order: then a key released by one request
+            # is free for the requests after it, and only for those (the in-memory contract).
+            return [(await self._append_batch([request]))[0] for request in requests]
         outcomes: list[AppendOutcome | None] = [None] * len(requests)
         pending = list(range(len(requests)))
         async with self._pool.connection() as conn:
@@ -150,19 +200,20 @@ class PostgresEventStore:
     ) -> bool:
         """Commit the whole batch in one statement if nothing in it clashes."""
         everything = list(range(len(requests)))
-        rows, idem = _rows(requests, everything, chained_streams(requests, everything))
+        rows, idem, reservations, releases = _rows(
+            requests, everything, chained_streams(requests, everything)
+        )
         try:
             cur = await conn.execute(
                 _APPEND_AT_ONCE,
                 (
                     Jsonb(rows, dumps),
-                    [r.principal for r in idem],
-                    [r.key for r in idem],
-                    [r.request_hash for r in idem],
-                    [r.status_code for r in idem],
-                    [r.response_body for r in idem],
+                    *_idempotency_params(idem),
+                    *_release_params(releases),
+                    *_reservation_params(reservations),
                     len(rows),
                     len(idem),
+                    len(reservations),
                 ),
                 prepare=True,
             )
@@ -187,7 +238,7 @@ class PostgresEventStore:
     ) -> list[int]:
         """Try `pending` in one transaction; return the requests to try again."""
         chained = chained_streams(requests, pending)
-        rows, idem = _rows(requests, pending, chained)
+        rows, idem, reservations, releases = _rows(requests, pending, chained)
 
         retry: list[int] | None = None
         try:
@@ -199,19 +250,25 @@ class PostgresEventStore:
                 idem_inserted: set[IdemKey] = set()
                 if idem:
                     cur = await conn.execute(
-                        _INSERT_IDEMPOTENCY,
-                        (
-                            [r.principal for r in idem],
-                            [r.key for r in idem],
-                            [r.request_hash for r in idem],
-                            [r.status_code for r in idem],
-                            [r.response_body for r in idem],
-                        ),
-                        prepare=True,
+                        _INSERT_IDEMPOTENCY, _idempotency_params(idem), prepare=True
                     )
                     idem_inserted = {(p, k) for p, k in await cur.fetchall()}
-                if len(inserted) < len(rows) or len(idem_inserted) < len(idem):
-                    retry = settle(requests, pending, chained, inserted, idem_inserted, outcomes)
+                if releases:
+                    await conn.execute(_RELEASE, _release_params(releases), prepare=True)
+                reserved: set[ResKey] = set()
+                if reservations:
+                    cur = await conn.execute(
+                        _INSERT_RESERVATIONS, _reservation_params(reservations), prepare=True
+                    )
+                    reserved = {(scope, key) for scope, key in await cur.fetchall()}
+                if (
+                    len(inserted) < len(rows)
+                    or len(idem_inserted) < len(idem)
+                    or len(reserved) < len(reservations)
+                ):
+                    retry = settle(
+                        requests, pending, chained, inserted, idem_inserted, outcomes, reserved
+                    )
                     raise Rollback()
         except UniqueViolation as error:
             if error.diag.constraint_name == "events_pkey":
@@ -260,13 +317,55 @@ class PostgresEventStore:
             row = await cur.fetchone()
         return None if row is None else IdempotencyRecord(*row)
 
+    async def reserved_by(self, scope: str, key: str) -> RecordedEvent | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_RESERVED_BY, (scope, key), prepare=True)
+            row = await cur.fetchone()
+        return None if row is None else recorded_event(row)
+
+    async def find_in_stream(
+        self, aggregate_id: UUID, event_types: Sequence[str], field: str, value: str
+    ) -> list[RecordedEvent]:
+        params = (aggregate_id, list(event_types), field, value)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_FIND_IN_STREAM, params, prepare=True)
+            return [recorded_event(row) for row in await cur.fetchall()]
+
+
+def _idempotency_params(idem: list[IdempotencyRecord]) -> tuple[list[Any], ...]:
+    return (
+        [r.principal for r in idem],
+        [r.key for r in idem],
+        [r.request_hash for r in idem],
+        [r.status_code for r in idem],
+        [r.response_body for r in idem],
+    )
+
+
+def _reservation_params(reservations: list[Reservation]) -> tuple[list[Any], ...]:
+    return (
+        [r.scope for r in reservations],
+        [r.key for r in reservations],
+        [r.event_id for r in reservations],
+    )
+
+
+def _release_params(releases: list[Release]) -> tuple[list[str], list[str]]:
+    return [r.scope for r in releases], [r.key for r in releases]
+
+
+Rows = tuple[list[dict[str, Any]], list[IdempotencyRecord], list[Reservation], list[Release]]
+
 
 def _rows(
     requests: Sequence[AppendRequest], pending: list[int], chained: set[tuple[int, UUID]]
-) -> tuple[list[dict[str, Any]], list[IdempotencyRecord]]:
-    """The batch as rows of the one jsonb document, and its idempotency records."""
+) -> Rows:
+    """The batch as rows of the one jsonb document, its idempotency records, reservations
+    and releases."""
     rows: list[dict[str, Any]] = []
     idem: list[IdempotencyRecord] = []
+    reservations: list[Reservation] = []
+    releases: list[Release] = []
     for index in pending:
         request = requests[index]
         for stream in request.streams:
@@ -293,4 +392,6 @@ def _rows(
                 )
         if request.idempotency is not None:
             idem.append(request.idempotency)
-    return rows, idem
+        reservations.extend(request.reservations)
+        releases.extend(request.releases)
+    return rows, idem, reservations, releases

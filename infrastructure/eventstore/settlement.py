@@ -18,6 +18,8 @@ Terms, for one attempt:
   database had it, or the expected version was missing), when a later request took it
   (rows go in slot-then-request order, so ours was refused by the expected-version check),
   or when a solid request took it.
+- idempotency keys and reservations are unique keys that nothing filters: in each of them
+  the batch's first request that wants a key takes it, unless it was held before.
 The earliest failed request always has a certain answer, so each attempt settles at least
 one request and the retry loop ends.
 """
@@ -31,11 +33,13 @@ from infrastructure.eventstore.port import (
     AppendOutcome,
     AppendRequest,
     IdempotencyConflict,
+    ReservationConflict,
     VersionConflict,
 )
 
 Slot = tuple[UUID, int]  # (aggregate_id, version)
 IdemKey = tuple[str, str]  # (principal, key)
+ResKey = tuple[str, str]  # (scope, key) of a reservation
 Chained = set[tuple[int, UUID]]  # (request index, aggregate_id)
 
 
@@ -63,10 +67,12 @@ def settle(
     inserted: Container[UUID],
     idem_inserted: Container[IdemKey],
     outcomes: list[AppendOutcome | None],
+    reserved: Container[ResKey] = (),
 ) -> list[int]:
     """Fill in the certain outcomes of a failed attempt; return the requests to try again."""
     slot_winner: dict[Slot, int] = {}
     idem_winner: dict[IdemKey, int] = {}
+    res_winner: dict[ResKey, int] = {}
     for index in pending:
         request = requests[index]
         for stream in request.streams:
@@ -81,12 +87,17 @@ def settle(
             # Key rows go in (key, request) order and nothing filters them: the first wins.
             if key in idem_inserted and key not in idem_winner:
                 idem_winner[key] = index
+        for reservation in request.reservations:
+            res_key = (reservation.scope, reservation.key)
+            if res_key in reserved and res_key not in res_winner:
+                res_winner[res_key] = index
 
     solid: set[int] = set()
     failed: list[int] = []
     retry: list[int] = []
+    winners = _Winners(slot_winner, idem_winner, res_winner)
     for index in pending:
-        answer = _judge(requests[index], index, chained, inserted, slot_winner, idem_winner, solid)
+        answer = _judge(requests[index], index, chained, inserted, winners, solid)
         if not isinstance(answer, _Verdict):
             outcomes[index] = answer
             continue
@@ -108,6 +119,22 @@ class _Verdict:
     __slots__ = ()
 
 
+class _Winners:
+    """Which request of the attempt took each slot and unique key."""
+
+    __slots__ = ("idem", "reservations", "slots")
+
+    def __init__(
+        self,
+        slots: Mapping[Slot, int],
+        idem: Mapping[IdemKey, int],
+        reservations: Mapping[ResKey, int],
+    ) -> None:
+        self.slots = slots
+        self.idem = idem
+        self.reservations = reservations
+
+
 _SOLID = _Verdict()  # inserted everything, on solid ground
 _SUCCEEDED_ON_DOUBT = _Verdict()  # inserted everything, but builds on a doubtful request
 _DOUBTFUL = _Verdict()  # failed, for reasons that may go away
@@ -118,8 +145,7 @@ def _judge(
     index: int,
     chained: Chained,
     inserted: Container[UUID],
-    slot_winner: Mapping[Slot, int],
-    idem_winner: Mapping[IdemKey, int],
+    winners: _Winners,
     solid: set[int],
 ) -> AppendOutcome | _Verdict:
     def certainly_lost(winner: int | None) -> bool:
@@ -138,7 +164,7 @@ def _judge(
             if event.event_id in inserted:
                 continue
             missing_any = True
-            if certainly_lost(slot_winner.get((aggregate_id, version))):
+            if certainly_lost(winners.slots.get((aggregate_id, version))):
                 lost = True
                 break
             doubt = True
@@ -147,7 +173,7 @@ def _judge(
         elif doubt:
             unsure = True
         elif (index, aggregate_id) in chained and (
-            slot_winner.get((aggregate_id, stream.expected_version)) not in solid
+            winners.slots.get((aggregate_id, stream.expected_version)) not in solid
         ):
             # Everything went in, but on top of an event a doubtful request wrote.
             unsure = True
@@ -155,18 +181,34 @@ def _judge(
     record = request.idempotency
     if record is not None:
         key = (record.principal, record.key)
-        winner = idem_winner.get(key)
+        winner = winners.idem.get(key)
         if winner != index:
             missing_any = True
             if certainly_lost(winner):
                 return IdempotencyConflict(record.principal, record.key)
             unsure = True  # its taker may step aside; only then do versions decide
 
+    # Versions are judged before reservations (the in-memory store's order): a reservation
+    # lost for certain answers only when every stream is certainly fine.
+    taken: ReservationConflict | None = None
+    for reservation in request.reservations:
+        winner = winners.reservations.get((reservation.scope, reservation.key))
+        if winner == index:
+            continue
+        missing_any = True
+        if not certainly_lost(winner):
+            unsure = True  # an earlier request holds it and may yet fail
+            break
+        taken = ReservationConflict(reservation.scope, reservation.key)
+        break
+
     if not missing_any:
         return _SUCCEEDED_ON_DOUBT if unsure else _SOLID
-    if unsure or not stale:
+    if unsure:
         return _DOUBTFUL
-    return VersionConflict(tuple(stale))
+    if stale:
+        return VersionConflict(tuple(stale))
+    return taken if taken is not None else _DOUBTFUL
 
 
 def _blunt(request: AppendRequest, inserted: Container[UUID]) -> AppendOutcome:
@@ -176,4 +218,7 @@ def _blunt(request: AppendRequest, inserted: Container[UUID]) -> AppendOutcome:
     )
     if record is not None and not stale:
         return IdempotencyConflict(record.principal, record.key)
+    if request.reservations and not stale:
+        first = request.reservations[0]
+        return ReservationConflict(first.scope, first.key)
     return VersionConflict(stale)

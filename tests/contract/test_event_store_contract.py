@@ -23,6 +23,9 @@ from infrastructure.eventstore.port import (
     IdempotencyConflict,
     IdempotencyRecord,
     NewEvent,
+    Release,
+    Reservation,
+    ReservationConflict,
     Snapshot,
     StreamAppend,
     VersionConflict,
@@ -67,6 +70,28 @@ def one(aggregate_id: UUID, expected: int, count: int = 1) -> AppendRequest:
 
 def idem(key: str, principal: str = "pharmacy-1") -> IdempotencyRecord:
     return IdempotencyRecord(principal, key, "hash-" + key, 201, b'{"ok":true}\x00\xff')
+
+
+def holding(
+    aggregate_id: UUID,
+    expected: int,
+    *keys: str,
+    releases: tuple[str, ...] = (),
+    scope: str = "gateway_reference",
+) -> AppendRequest:
+    """One event on the stream that takes `keys` (and frees `releases`) in `scope`."""
+    part = stream(aggregate_id, expected)
+    event_id = part.events[0].event_id
+    return AppendRequest(
+        [part],
+        reservations=[Reservation(scope, key, event_id) for key in keys],
+        releases=[Release(scope, key) for key in releases],
+    )
+
+
+async def holder_of(store: EventStore, key: str, scope: str = "gateway_reference") -> UUID | None:
+    recorded = await store.reserved_by(scope, key)
+    return None if recorded is None else recorded.event_id
 
 
 async def test_append_and_read_back(store: EventStore) -> None:
@@ -314,6 +339,124 @@ async def test_invalid_requests_are_refused(store: EventStore) -> None:
         await store.append_batch([AppendRequest([stream(card, 0), stream(card, 1)])])
 
 
+async def test_a_reserved_key_is_held_by_one_event(store: EventStore) -> None:
+    wallet, other = uuid4(), uuid4()
+    first = holding(wallet, 0, "5:fawryREF-1")
+    [done] = await store.append_batch([first])
+    assert isinstance(done, Committed)
+    assert await holder_of(store, "5:fawryREF-1") == first.streams[0].events[0].event_id
+    recorded = await store.reserved_by("gateway_reference", "5:fawryREF-1")
+    assert recorded is not None
+    assert (recorded.aggregate_id, recorded.version) == (wallet, 1)
+    # Another stream may not take it, and nothing of that request is stored.
+    assert await store.append_batch([holding(other, 0, "5:fawryREF-1")]) == [
+        ReservationConflict("gateway_reference", "5:fawryREF-1")
+    ]
+    assert await store.read_stream(other) == []
+    # The same key in another scope is another key.
+    [theirs] = await store.append_batch([holding(other, 0, "5:fawryREF-1", scope="card_number")])
+    assert isinstance(theirs, Committed)
+    assert await store.reserved_by("gateway_reference", "nothing") is None
+
+
+async def test_a_reservation_within_one_batch_goes_to_the_first(store: EventStore) -> None:
+    a, b, c, taken = uuid4(), uuid4(), uuid4(), uuid4()
+    won, lost = await store.append_batch([holding(a, 0, "k"), holding(b, 0, "k")])
+    assert isinstance(won, Committed)
+    assert lost == ReservationConflict("gateway_reference", "k")
+    assert await store.read_stream(b) == []
+    # The first failing for another reason (its stream is stale) leaves the key to the next.
+    await store.append_batch([one(taken, 0)])
+    doomed = holding(taken, 0, "k2")
+    failed, heir = await store.append_batch([doomed, holding(c, 0, "k2")])
+    assert failed == VersionConflict((taken,))
+    assert isinstance(heir, Committed)
+    assert await holder_of(store, "k2") == (await store.read_stream(c))[0].event_id
+
+
+async def test_a_version_clash_is_reported_before_a_held_key(store: EventStore) -> None:
+    a, b = uuid4(), uuid4()
+    await store.append_batch([holding(a, 0, "k"), one(b, 0)])
+    assert await store.append_batch([holding(b, 0, "k")]) == [VersionConflict((b,))]
+    assert await store.append_batch([holding(b, 1, "k")]) == [
+        ReservationConflict("gateway_reference", "k")
+    ]
+
+
+async def test_a_release_frees_a_key_for_later_appends(store: EventStore) -> None:
+    card, other = uuid4(), uuid4()
+    await store.append_batch([holding(card, 0, "rx-1", "rx-2", scope="prescription")])
+    [freed] = await store.append_batch([holding(card, 1, releases=("rx-1",), scope="prescription")])
+    assert isinstance(freed, Committed)
+    assert await holder_of(store, "rx-1", scope="prescription") is None
+    assert await holder_of(store, "rx-2", scope="prescription") is not None
+    [again] = await store.append_batch([holding(other, 0, "rx-1", scope="prescription")])
+    assert isinstance(again, Committed)
+    # A failed request releases nothing.
+    stale = holding(card, 0, releases=("rx-2",), scope="prescription")
+    assert await store.append_batch([stale]) == [VersionConflict((card,))]
+    assert await holder_of(store, "rx-2", scope="prescription") is not None
+
+
+async def test_a_key_released_and_reserved_in_one_batch_follows_batch_order(
+    store: EventStore,
+) -> None:
+    a, b, c, d, taken = uuid4(), uuid4(), uuid4(), uuid4(), uuid4()
+    await store.append_batch([holding(a, 0, "k1"), one(taken, 0)])
+    outcomes = await store.append_batch(
+        [
+            holding(a, 1, releases=("k1",)),  # frees k1 for the requests after it
+            holding(b, 0, "k1"),
+            holding(c, 0, "k2"),
+            holding(d, 0, releases=("k2",)),  # frees k2 again, after c took it
+        ]
+    )
+    assert all(isinstance(o, Committed) for o in outcomes)
+    assert await holder_of(store, "k1") == (await store.read_stream(b))[0].event_id
+    assert await holder_of(store, "k2") is None
+    # A release that fails frees nothing for the request after it.
+    failing = AppendRequest(
+        [stream(b, 1), stream(taken, 0)], releases=[Release("gateway_reference", "k1")]
+    )
+    outcomes = await store.append_batch([failing, holding(c, 1, "k1")])
+    assert outcomes == [
+        VersionConflict((taken,)),
+        ReservationConflict("gateway_reference", "k1"),
+    ]
+
+
+async def test_malformed_reservations_are_refused(store: EventStore) -> None:
+    card = uuid4()
+    elsewhere = AppendRequest([stream(card, 0)], reservations=[Reservation("s", "k", uuid4())])
+    with pytest.raises(ValueError, match="not in the request"):
+        await store.append_batch([elsewhere])
+    with pytest.raises(ValueError, match="twice"):
+        await store.append_batch([holding(card, 0, "k", "k")])
+    with pytest.raises(ValueError, match="reserve and release"):
+        await store.append_batch([holding(card, 0, "k", releases=("k",))])
+    assert await store.read_stream(card) == []
+
+
+async def test_find_in_stream_filters_by_type_and_field(store: EventStore) -> None:
+    card = uuid4()
+    events = [
+        NewEvent(uuid4(), "medcard.claim_adjudicated", 1, {"claim_id": "c-1"}, T0),
+        NewEvent(uuid4(), "medcard.claim_adjudicated", 1, {"claim_id": "c-2"}, T0),
+        NewEvent(uuid4(), "medcard.suspended", 1, {"claim_id": "c-1"}, T0),
+        NewEvent(uuid4(), "medcard.claim_reversed", 1, {"claim_id": "c-1"}, T0),
+    ]
+    await store.append_batch([AppendRequest([StreamAppend(card, "medcard", 0, events)])])
+    await store.append_batch([one(uuid4(), 0)])
+    types = ("medcard.claim_adjudicated", "medcard.claim_reversed")
+    found = await store.find_in_stream(card, types, "claim_id", "c-1")
+    assert [(e.version, e.event_id) for e in found] == [
+        (1, events[0].event_id),
+        (4, events[3].event_id),
+    ]
+    assert await store.find_in_stream(card, types, "claim_id", "c-9") == []
+    assert await store.find_in_stream(uuid4(), types, "claim_id", "c-1") == []
+
+
 async def test_snapshots_keep_the_newest(store: EventStore) -> None:
     card = uuid4()
     assert await store.load_snapshot(card) is None
@@ -350,7 +493,8 @@ async def test_random_batches_agree_with_the_in_memory_twin(
     seed: int, drift: tuple[int, ...], postgres_url: str
 ) -> None:
     # Dense random batches (shared streams; stale, ahead and chained versions; multi-stream
-    # requests; clashing idempotency keys) must get the very same outcomes from both stores.
+    # requests; clashing idempotency keys and reservations, releases) must get the very same
+    # outcomes from both stores.
     rng = random.Random(seed)
     memory = InMemoryEventStore()
     pool = await open_pool(postgres_url, min_size=1, max_size=2)
@@ -367,7 +511,21 @@ async def test_random_batches_agree_with_the_in_memory_twin(
                     for s in chosen
                 ]
                 key = idem(f"k{rng.randint(0, 30)}") if rng.random() < 0.3 else None
-                batch.append(AppendRequest(parts, key))
+                holds = rng.sample(range(12), rng.choice([0, 0, 1, 2]))
+                # Rare: a batch where one request frees what another takes is settled one
+                # request at a time, and the batch paths are what this test is for.
+                frees = [
+                    r for r in rng.sample(range(12), int(rng.random() < 0.04)) if r not in holds
+                ]
+                first = parts[0].events[0].event_id
+                batch.append(
+                    AppendRequest(
+                        parts,
+                        key,
+                        [Reservation("scope", f"r{r}", first) for r in holds],
+                        [Release("scope", f"r{r}") for r in frees],
+                    )
+                )
             expected = await memory.append_batch(batch)
             assert await postgres.append_batch(batch) == _without_positions(expected)
             for s in streams:
@@ -375,6 +533,10 @@ async def test_random_batches_agree_with_the_in_memory_twin(
         for s in streams:
             mine = [e.event_id for e in await memory.read_stream(s)]
             assert [e.event_id for e in await postgres.read_stream(s)] == mine
+        for r in range(12):
+            assert await holder_of(postgres, f"r{r}", "scope") == await holder_of(
+                memory, f"r{r}", "scope"
+            )
     finally:
         await pool.close()
 
