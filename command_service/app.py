@@ -47,7 +47,9 @@ def create_app(
     store_context: Callable[
         [Settings], AbstractAsyncContextManager[tuple[EventStore, Ping]]
     ] = postgres_store,
+    card_numbers: Callable[[], str] | None = None,
 ) -> FastAPI:
+    """`card_numbers`: draws a new card number (default: random; tests inject collisions)."""
     registry = CollectorRegistry()
     tokens = TokenVerifier(TokenCodec.from_settings(settings))
 
@@ -55,13 +57,17 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with store_context(settings) as (store, ping):
             appender = GroupCommitAppender(store, max_queue=settings.group_commit_max_queue)
-            aggregates = Aggregates(store, settings.aggregate_cache_size)
-            app.state.write_side = WriteSide(Executor(store, appender, aggregates), store, tokens)
+            aggregates = Aggregates(store, settings.aggregate_cache_bytes)
+            executor = Executor(store, appender, aggregates)
+            if card_numbers is not None:
+                executor.card_numbers = card_numbers
+            app.state.write_side = WriteSide(executor, store, tokens)
             app.state.ping = ping
             try:
                 yield
             finally:
                 await appender.close()
+                await aggregates.close()
 
     metrics = HttpMetrics(registry, "command_service")
     app = FastRoutesApp(

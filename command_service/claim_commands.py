@@ -3,6 +3,11 @@
 A claim that asks to pay its copayment from the member's wallet appends to the card and the
 wallet stream (the debit, or the declined attempt) in one atomic request, with an expected
 version for each: the wallet's consent and its month's use are decided on the wallet's head.
+
+A card's state keeps only its latest claims. What it cannot say is looked up in the event
+store: a prescription's standing charge by its reservation (the same row that makes "one
+charge per prescription" hold at the append, across processes), an older claim by its id
+in the card's stream. A new charge needs no look-up: the append refuses a second hold.
 """
 
 from __future__ import annotations
@@ -10,17 +15,39 @@ from __future__ import annotations
 from uuid import UUID
 
 from command_service.access import STAFF, acting_pharmacy, card_visible, require_role
-from command_service.aggregates import MEDCARD, WALLET, Loaded
-from command_service.execution import CommandContext, Executor, Outcome, Plan, StreamWrite
+from command_service.aggregates import MEDCARD, WALLET, Loaded, decode
+from command_service.execution import (
+    CommandContext,
+    Executor,
+    KeyTaken,
+    Outcome,
+    Plan,
+    StreamWrite,
+)
 from command_service.ids import new_id
+from domain.events import ClaimAdjudicated, ClaimReversed
 from domain.medcard.claims import adjudicate, reverse_claim
 from domain.medcard.commands import ClaimItem, ClaimPrescription, ReverseClaim
+from domain.medcard.state import (
+    BEYOND_WINDOW,
+    ClaimRecord,
+    Looked,
+    MedCardState,
+    PriorChargeNeeded,
+    claim_record,
+)
+from domain.uniqueness import prescription_key
 from domain.wallet.model import WalletState, wallet_id_for
 from infrastructure.auth.tokens import Principal, Role
+from infrastructure.eventstore.port import EventStore, RecordedEvent
 from infrastructure.http.problems import Problem
 from schemas.api.commands import ClaimBody, ReversalBody
 
 _NO_WALLET: Loaded[WalletState] = Loaded(None, 0)
+# A prescription's hold clashing at the append again and again means it keeps changing
+# hands under the command (charged, reversed, charged...): answer as for a version clash.
+MAX_HOLD_CLASHES = 3
+_CLAIM_EVENTS = (ClaimAdjudicated.event_type, ClaimReversed.event_type)
 
 
 async def claim_prescription(
@@ -47,6 +74,7 @@ async def claim_prescription(
         pay_copayment_from_wallet=body.pay_copayment_from_wallet,
     )
     aggregates = executor.aggregates
+    look_up_first = False  # the prescription's hold clashed: the state did not know of it
 
     async def plan() -> Plan:
         card = await aggregates.load(MEDCARD, card_id)
@@ -55,11 +83,19 @@ async def claim_prescription(
         if command.pay_copayment_from_wallet and card.state is not None:
             wallet_id = wallet_id_for(card.state.user_id, card.state.currency)
             wallet = await aggregates.load(WALLET, wallet_id)
-        decision = adjudicate(card.state, wallet.state, command)
+        prior: Looked[ClaimAdjudicated] | None = None
+        recorded: RecordedEvent | None = None
+        if look_up_first and card.state is not None:
+            prior, recorded = await _standing_charge(executor.store, card_id, command)
+        try:
+            decision = adjudicate(card.state, wallet.state, command, prior)
+        except PriorChargeNeeded:
+            prior, recorded = await _standing_charge(executor.store, card_id, command)
+            decision = adjudicate(card.state, wallet.state, command, prior)
         writes = [StreamWrite(MEDCARD, card_id, card, decision.card_events)]
         if wallet_id is not None and decision.wallet_events:
             writes.append(StreamWrite(WALLET, wallet_id, wallet, decision.wallet_events))
-        return Plan(writes, decision.claim, card_id)
+        return Plan(writes, decision.claim, card_id, recorded if decision.replayed else None)
 
     # The wallet id depends on the card, so lock both only when a wallet may be touched.
     lock_ids = [card_id]
@@ -68,7 +104,38 @@ async def claim_prescription(
         if cached.state is not None:
             lock_ids.append(wallet_id_for(cached.state.user_id, cached.state.currency))
     ctx.status_code = 201
-    return await executor.run(lock_ids, plan, ctx)
+    for _ in range(MAX_HOLD_CLASHES):
+        try:
+            return await executor.run(lock_ids, plan, ctx)
+        except KeyTaken:
+            look_up_first = True
+    raise Problem(
+        503,
+        "concurrent_modification",
+        "the prescription kept changing under this claim; retry it",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _standing_charge(
+    store: EventStore, card_id: UUID, command: ClaimPrescription
+) -> tuple[Looked[ClaimAdjudicated], RecordedEvent | None]:
+    recorded = await store.reserved_by(*prescription_key(card_id, command.prescription_id))
+    if recorded is None:
+        return Looked(None), None
+    event = decode(recorded)
+    if not isinstance(event, ClaimAdjudicated):
+        raise TypeError(f"a prescription held by {event.event_type}")
+    return Looked(event), recorded
+
+
+async def _claim(store: EventStore, card: MedCardState, claim_id: UUID) -> ClaimRecord | None:
+    """The claim from the card's window, or from its stream when it is older than that."""
+    found = card.claim(claim_id)
+    if found is not BEYOND_WINDOW:
+        return found
+    events = await store.find_in_stream(card.card_id, _CLAIM_EVENTS, "claim_id", str(claim_id))
+    return claim_record(decode(e) for e in events)
 
 
 async def reverse_prescription_claim(
@@ -86,18 +153,18 @@ async def reverse_prescription_claim(
     async def plan() -> Plan:
         card = await aggregates.load(MEDCARD, card_id)
         state = card_visible(principal, card.state)
-        record = state.claims.get(claim_id)
+        record = await _claim(executor.store, state, claim_id)
         if (
             record is not None
             and principal.role is Role.PHARMACY
-            and record.adjudication.pharmacy_id != principal.pharmacy_id
+            and record.pharmacy_id != principal.pharmacy_id
         ):
             raise Problem(403, "forbidden", "a pharmacy may reverse only its own claims")
         wallet = _NO_WALLET
-        wallet_id = record.adjudication.wallet_id if record is not None else None
+        wallet_id = record.wallet_id if record is not None else None
         if wallet_id is not None:
             wallet = await aggregates.load(WALLET, wallet_id)
-        decision = reverse_claim(state, wallet.state, command)
+        decision = reverse_claim(state, wallet.state, command, Looked(record))
         writes = [StreamWrite(MEDCARD, card_id, card, decision.card_events)]
         if wallet_id is not None and decision.wallet_events:
             writes.append(StreamWrite(WALLET, wallet_id, wallet, decision.wallet_events))
@@ -106,7 +173,7 @@ async def reverse_prescription_claim(
     lock_ids = [card_id]
     cached = await aggregates.load(MEDCARD, card_id)
     if cached.state is not None:
-        record = cached.state.claims.get(claim_id)
-        if record is not None and record.adjudication.wallet_id is not None:
-            lock_ids.append(record.adjudication.wallet_id)
+        record = await _claim(executor.store, cached.state, claim_id)
+        if record is not None and record.wallet_id is not None:
+            lock_ids.append(record.wallet_id)
     return await executor.run(lock_ids, plan, ctx)

@@ -6,6 +6,8 @@ a version clash forgets the cached aggregates and decides again on fresh state (
 A refusal is never answered from the cache alone: it writes nothing, so no version clash
 would ever reveal that another process (a failover, the process that issued the card) had
 moved the stream on; it is decided once more on fresh state before it is answered.
+The unique keys its events take or free (domain/uniqueness.py) go into the same request;
+a key held already raises KeyTaken, for the command to handle as its rule says.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from random import SystemRandom
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +27,8 @@ from command_service.aggregates import AggregateKind, Aggregates, Loaded, decode
 from command_service.ids import new_id
 from domain.errors import CommandRejected
 from domain.events import DomainEvent
+from domain.identity import new_card_number
+from domain.uniqueness import keys_freed, keys_taken
 from infrastructure.eventstore.group_commit import AppendQueueFull, GroupCommitAppender
 from infrastructure.eventstore.port import (
     AppendOutcome,
@@ -34,6 +39,10 @@ from infrastructure.eventstore.port import (
     IdempotencyConflict,
     IdempotencyRecord,
     NewEvent,
+    RecordedEvent,
+    Release,
+    Reservation,
+    ReservationConflict,
     StreamAppend,
     VersionConflict,
 )
@@ -43,6 +52,7 @@ MAX_ATTEMPTS = 12
 BACKOFF_SECONDS = 0.002
 # What an identical earlier command is answered with (and its Idempotency-Key, replayed later).
 REPLAY_STATUS = 200
+_card_rng = SystemRandom()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,8 @@ class Plan:
     writes: Sequence[StreamWrite]
     result: DomainEvent  # the event the response is made from (new, or an earlier one replayed)
     result_aggregate: UUID
+    # a replayed result as stored, when the decision already looked it up
+    recorded: RecordedEvent | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +99,15 @@ class CommandContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class KeyTaken(Exception):
+    """A unique key the command's events take is held by another event; nothing was written."""
+
+    def __init__(self, scope: str, key: str) -> None:
+        super().__init__(f"{scope} {key!r} is taken")
+        self.scope = scope
+        self.key = key
+
+
 class IdempotentReplay(Exception):
     """Another process committed this idempotency key first: answer from its record."""
 
@@ -96,11 +117,22 @@ class IdempotentReplay(Exception):
         self.key = key
 
 
+def _random_card_number() -> str:
+    return new_card_number(_card_rng)
+
+
 class Executor:
-    def __init__(self, store: EventStore, appender: GroupCommitAppender, aggregates: Aggregates):
+    def __init__(
+        self,
+        store: EventStore,
+        appender: GroupCommitAppender,
+        aggregates: Aggregates,
+        card_numbers: Callable[[], str] = _random_card_number,
+    ):
         self.store = store
         self.appender = appender
         self.aggregates = aggregates
+        self.card_numbers = card_numbers  # tests inject one that collides
         self.version_conflicts = 0
 
     async def run(
@@ -130,37 +162,10 @@ class Executor:
         )
 
     async def _write(self, plan: Plan, context: CommandContext) -> Outcome | None:
-        streams: list[StreamAppend] = []
-        result_index = -1
-        result_version = 0
-        for write in plan.writes:
-            if not write.events:
-                continue
-            new_events = []
-            for offset, event in enumerate(write.events):
-                if event is plan.result:
-                    result_index = sum(len(s.events) for s in streams) + offset
-                    result_version = write.loaded.version + offset + 1
-                new_events.append(
-                    NewEvent(
-                        event_id=new_id(),
-                        event_type=event.event_type,
-                        schema_version=event.schema_version,
-                        data=event.payload(),
-                        timestamp=context.at,
-                        metadata=context.metadata,
-                    )
-                )
-            streams.append(
-                StreamAppend(write.aggregate_id, write.kind.name, write.loaded.version, new_events)
-            )
-        if result_index < 0:
+        prepared = _prepare(plan, context)
+        if prepared is None:
             return await self._replay(plan, context)
-        result_event_id = _event_id_at(streams, result_index)
-        request = AppendRequest(
-            streams=streams,
-            idempotency=_record(context, plan.result_aggregate, result_event_id),
-        )
+        request, result_index, result_version = prepared
         outcome = await self._append(request, [w.aggregate_id for w in plan.writes])
         if isinstance(outcome, Committed):
             for write in plan.writes:
@@ -181,11 +186,15 @@ class Executor:
             return None
         if isinstance(outcome, IdempotencyConflict):
             raise IdempotentReplay(outcome.principal, outcome.key)
+        if isinstance(outcome, ReservationConflict):
+            # The state that decided did not know the key's holder: it may be stale too.
+            self.aggregates.forget([w.aggregate_id for w in plan.writes])
+            raise KeyTaken(outcome.scope, outcome.key)
         raise TypeError(f"unexpected append outcome {outcome!r}")
 
     async def _replay(self, plan: Plan, context: CommandContext) -> Outcome:
         """An identical earlier command: answer with its event, and remember the key for it."""
-        recorded = await self.find(plan.result_aggregate, plan.result)
+        recorded = plan.recorded or await self.find(plan.result_aggregate, plan.result)
         if context.idempotency is not None:
             record = _record(context, plan.result_aggregate, recorded.event_id, REPLAY_STATUS)
             request = AppendRequest(streams=(), idempotency=record)
@@ -245,6 +254,51 @@ class Executor:
                     decode(recorded), aggregate_id, recorded.version, recorded.position, False
                 )
         raise LookupError(f"idempotency record points at a missing event {event_id}")
+
+
+def _prepare(plan: Plan, context: CommandContext) -> tuple[AppendRequest, int, int] | None:
+    """The plan as one append request, with the index and version of its answering event;
+    None when the plan writes nothing new (a replay)."""
+    streams: list[StreamAppend] = []
+    reservations: list[Reservation] = []
+    releases: list[Release] = []
+    result_index = -1
+    result_version = 0
+    for write in plan.writes:
+        if not write.events:
+            continue
+        new_events = []
+        for offset, event in enumerate(write.events):
+            if event is plan.result:
+                result_index = sum(len(s.events) for s in streams) + offset
+                result_version = write.loaded.version + offset + 1
+            event_id = new_id()
+            new_events.append(
+                NewEvent(
+                    event_id=event_id,
+                    event_type=event.event_type,
+                    schema_version=event.schema_version,
+                    data=event.payload(),
+                    timestamp=context.at,
+                    metadata=context.metadata,
+                )
+            )
+            for scope, key in keys_taken(write.aggregate_id, event):
+                reservations.append(Reservation(scope, key, event_id))
+            for scope, key in keys_freed(write.aggregate_id, event):
+                releases.append(Release(scope, key))
+        streams.append(
+            StreamAppend(write.aggregate_id, write.kind.name, write.loaded.version, new_events)
+        )
+    if result_index < 0:
+        return None
+    request = AppendRequest(
+        streams=streams,
+        idempotency=_record(context, plan.result_aggregate, _event_id_at(streams, result_index)),
+        reservations=reservations,
+        releases=releases,
+    )
+    return request, result_index, result_version
 
 
 def _event_id_at(streams: Sequence[StreamAppend], index: int) -> UUID:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from random import SystemRandom
+from dataclasses import replace
 from uuid import UUID
 
 from command_service.access import STAFF, card_visible, require_role
 from command_service.aggregates import MEDCARD
-from command_service.execution import CommandContext, Executor, Outcome, Plan, StreamWrite
+from command_service.execution import (
+    CommandContext,
+    Executor,
+    KeyTaken,
+    Outcome,
+    Plan,
+    StreamWrite,
+)
 from command_service.ids import new_id
 from domain.errors import CommandRejected
-from domain.identity import new_card_number
 from domain.medcard.commands import (
     ActivateCard,
     AddBeneficiary,
@@ -27,9 +33,12 @@ from domain.medcard.commands import (
 )
 from domain.medcard.decider import decide
 from infrastructure.auth.tokens import Principal, Role
+from infrastructure.http.problems import Problem
 from schemas.api.commands import AddBeneficiaryBody, IssueCardBody, Person, StatusChangeBody
 
-_rng = SystemRandom()
+# A drawn number held by another card is drawn again. With 10^11 numbers per prefix a
+# second clash in a row means the generator is broken, not unlucky.
+MAX_NUMBER_DRAWS = 5
 MEMBER_MAY = frozenset({"suspend"})
 LIFECYCLE: dict[str, Callable[[CommandContext, StatusChangeBody], MedCardCommand]] = {
     "activate": lambda ctx, body: ActivateCard(at=ctx.at),
@@ -59,7 +68,7 @@ async def issue_card(
     card_id = new_id()
     command = IssueCard(
         card_id=card_id,
-        card_number=new_card_number(_rng),
+        card_number=executor.card_numbers(),
         user_id=body.user_id,
         card_type=body.card_type.lower(),
         at=ctx.at,
@@ -73,7 +82,17 @@ async def issue_card(
         expiry_date=body.expiry_date,
         activate=body.status == "ACTIVE",
     )
-    return await _on_card(executor, card_id, command, ctx, exists=False)
+    for _ in range(MAX_NUMBER_DRAWS):
+        try:
+            return await _on_card(executor, card_id, command, ctx, exists=False)
+        except KeyTaken:
+            command = replace(command, card_number=executor.card_numbers())
+    raise Problem(
+        503,
+        "card_number_unavailable",
+        "no free card number was drawn; retry the request",
+        headers={"Retry-After": "1"},
+    )
 
 
 async def change_status(

@@ -1,5 +1,9 @@
 """Wallet commands: open, top up (idempotent by gateway reference), debit, never overdrawn;
-the member's consent to claims' copayments from the wallet."""
+the member's consent to claims' copayments from the wallet.
+
+A gateway reference credits one wallet, ever: the top-up reserves it at the append
+(domain/uniqueness.py), so two wallets cannot both be credited by it, in any process.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,16 @@ from uuid import UUID
 
 from command_service.access import STAFF, require_role, wallet_visible
 from command_service.aggregates import WALLET
-from command_service.execution import CommandContext, Executor, Outcome, Plan, StreamWrite
+from command_service.execution import (
+    CommandContext,
+    Executor,
+    KeyTaken,
+    Outcome,
+    Plan,
+    StreamWrite,
+)
 from command_service.ids import new_id
+from domain.errors import CommandRejected, Kind
 from domain.wallet.model import (
     Debit,
     OpenWallet,
@@ -51,7 +63,25 @@ async def top_up(
         at=ctx.at,
     )
     ctx.status_code = 201
-    return await _on_wallet(executor, principal, wallet_id, command, ctx)
+    for _ in range(2):
+        try:
+            return await _on_wallet(executor, principal, wallet_id, command, ctx)
+        except KeyTaken as taken:
+            holder = await executor.store.reserved_by(taken.scope, taken.key)
+            if holder is not None and holder.aggregate_id != wallet_id:
+                raise CommandRejected(
+                    "gateway_reference_taken",
+                    "this gateway reference has already credited another wallet",
+                    Kind.CONFLICT,
+                ) from taken
+            # This wallet holds it: another process credited it after this one loaded the
+            # wallet. Decided again on the stream as stored, it replays.
+    raise Problem(
+        503,
+        "concurrent_modification",
+        "the wallet kept changing under this top-up; retry it",
+        headers={"Retry-After": "1"},
+    )
 
 
 async def debit(

@@ -83,8 +83,9 @@ class Settings(BaseSettings):
     scylla_keyspace: str = Field(default="healthpay_balances", validation_alias="SCYLLA_KEYSPACE")
     pool_min_size: int = Field(default=4, validation_alias="PG_POOL_MIN", ge=0)
     pool_max_size: int = Field(default=16, validation_alias="PG_POOL_MAX", gt=0)
-    aggregate_cache_size: int = Field(
-        default=100_000, validation_alias="AGGREGATE_CACHE_SIZE", ge=0
+    # The command service's cache of card and wallet states: LRU by their estimated bytes.
+    aggregate_cache_bytes: int = Field(
+        default=256 * 1024 * 1024, validation_alias="AGGREGATE_CACHE_BYTES", ge=0
     )
     # Appends waiting for the event store beyond this are refused at once (503, Retry-After).
     group_commit_max_queue: int = Field(

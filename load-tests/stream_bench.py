@@ -110,7 +110,7 @@ from domain.medcard.commands import (
     SuspendCard,
 )
 from domain.medcard.decider import decide as decide_card
-from domain.medcard.state import MedCardState
+from domain.medcard.state import ClaimRecord, Looked, MedCardState
 from domain.medcard.state import evolve as evolve_card
 from domain.wallet import model as wallet_model
 from domain.wallet.model import WalletState, wallet_id_for
@@ -550,7 +550,7 @@ class Seeder:
         self.wallets: dict[UUID, WalletState] = {}
         self.wallet_ids: list[UUID] = []
         self.versions: dict[UUID, int] = {}
-        self.reversible: list[tuple[UUID, UUID]] = []  # (card, claim)
+        self.reversible: list[tuple[UUID, ClaimRecord]] = []  # (card, claim)
         self.suspended: list[UUID] = []
         self.pending: list[AppendRequest] = []
         self.tally = Tally()
@@ -676,13 +676,14 @@ class Seeder:
         )
         wallet_id = wallet_id_for(card.user_id, card.currency)
         wallet = self.wallets.get(wallet_id) if command.pay_copayment_from_wallet else None
-        decision = adjudicate(card, wallet, command)
+        # Every prescription id is new: no standing charge, whatever the card's window holds.
+        decision = adjudicate(card, wallet, command, Looked(None))
         claim = decision.claim
         self.tally.decisions[claim.decision] += 1
         self.tally.reasons.update(claim.reasons)
         self.tally.items += len(claim.items)
         if claim.decision != "rejected":
-            self.reversible.append((card_id, claim.claim_id))
+            self.reversible.append((card_id, ClaimRecord.of(claim)))
         self._emit(
             [
                 ("medcard", card_id, decision.card_events),
@@ -695,11 +696,12 @@ class Seeder:
     def _reverse(self, at: datetime) -> None:
         index = self.rng.randrange(len(self.reversible))
         self.reversible[index], self.reversible[-1] = self.reversible[-1], self.reversible[index]
-        card_id, claim_id = self.reversible.pop()
+        card_id, claim = self.reversible.pop()
         card = self.cards[card_id]
-        claim = card.claims[claim_id].adjudication
         wallet = self.wallets.get(claim.wallet_id) if claim.wallet_id else None
-        decision = reverse_claim(card, wallet, ReverseClaim(claim_id, at, "dispensing cancelled"))
+        command = ReverseClaim(claim.claim_id, at, "dispensing cancelled")
+        # The seeder's own record: the card's state may have dropped the claim from its window.
+        decision = reverse_claim(card, wallet, command, Looked(claim))
         actor = {"role": "pharmacy", "sub": claim.pharmacy_id, "pharmacy_id": claim.pharmacy_id}
         streams = [("medcard", card_id, decision.card_events)]
         if claim.wallet_id is not None:

@@ -23,7 +23,14 @@ from domain.events import (
     WalletDebited,
 )
 from domain.medcard.commands import ClaimItem, ClaimPrescription, ReverseClaim
-from domain.medcard.state import MedCardState
+from domain.medcard.state import (
+    BEYOND_WINDOW,
+    ClaimNeeded,
+    ClaimRecord,
+    Looked,
+    MedCardState,
+    PriorChargeNeeded,
+)
 from domain.money import ZERO, MoneyError, money, percent_of, split_proportionally
 from domain.postings import insurer_account, pharmacy_account, reverse, transfer
 from domain.wallet.copay import PayCopay, pay_copay
@@ -91,8 +98,14 @@ def _canonical(amount: Decimal) -> str:
 
 
 def adjudicate(
-    card: MedCardState | None, wallet: WalletState | None, command: ClaimPrescription
+    card: MedCardState | None,
+    wallet: WalletState | None,
+    command: ClaimPrescription,
+    prior: Looked[ClaimAdjudicated] | None = None,
 ) -> ClaimDecision:
+    """`prior`: the prescription's standing charge as the event store holds it, given when
+    the card's state could not say (PriorChargeNeeded). A charge decided without knowing
+    is safe: the event store refuses a second hold on the prescription at the append."""
     if card is None:
         raise CommandRejected("card_not_found", "no such card", Kind.NOT_FOUND)
     total = _amount(command.total_amount, "totalAmount")
@@ -106,17 +119,20 @@ def adjudicate(
             "invalid_prescription_id", "prescriptionId must be 1 to 100 characters"
         )
     print_ = fingerprint(command)
-    earlier = _charged_claim(card, command.prescription_id)
-    if earlier is not None:
-        if earlier.request_fingerprint == print_:
-            return ClaimDecision(earlier, [], [], replayed=True)
-        raise CommandRejected(
-            "duplicate_prescription",
-            "this prescription was already charged on this card with a different request",
-            Kind.CONFLICT,
-        )
-    if command.claim_id in card.claims:
-        # a reused id would overwrite the earlier claim's record (and its reversal)
+    earlier = card.charge_of(command.prescription_id) if prior is None else prior.value
+    if isinstance(earlier, ClaimRecord | ClaimAdjudicated):
+        if earlier.request_fingerprint != print_:
+            raise CommandRejected(
+                "duplicate_prescription",
+                "this prescription was already charged on this card with a different request",
+                Kind.CONFLICT,
+            )
+        if isinstance(earlier, ClaimRecord):
+            raise PriorChargeNeeded(command.prescription_id)  # to answer with its event
+        return ClaimDecision(earlier, [], [], replayed=True)
+    if isinstance(card.claim(command.claim_id), ClaimRecord):
+        # A reused id would overwrite the earlier claim's record (and its reversal). Claim
+        # ids are minted by the service, so the window is all this check needs.
         raise CommandRejected("claim_exists", "a claim with this id exists", Kind.CONFLICT)
 
     month = benefit_month(command.at)
@@ -124,6 +140,9 @@ def adjudicate(
     copay_share = percent_of(total, card.copay_percent)
     remaining = card.remaining_in(month)
     rejection = _rejection(card, command, beneficiary, remaining)
+    if rejection is not None and earlier is BEYOND_WINDOW:
+        # A standing charge would be replayed or refused, not rejected anew.
+        raise PriorChargeNeeded(command.prescription_id)
     decision: Decision
     if rejection is not None:
         covered, reasons, decision = ZERO, [rejection], "rejected"
@@ -189,14 +208,20 @@ def adjudicate(
 
 
 def reverse_claim(
-    card: MedCardState | None, wallet: WalletState | None, command: ReverseClaim
+    card: MedCardState | None,
+    wallet: WalletState | None,
+    command: ReverseClaim,
+    looked_up: Looked[ClaimRecord] | None = None,
 ) -> ReversalDecision:
+    """`looked_up`: the claim as the event store holds it, after a ClaimNeeded."""
     if card is None:
         raise CommandRejected("card_not_found", "no such card", Kind.NOT_FOUND)
-    record = card.claims.get(command.claim_id)
+    record = card.claim(command.claim_id) if looked_up is None else looked_up.value
+    if record is BEYOND_WINDOW:
+        raise ClaimNeeded(command.claim_id)
     if record is None:
         raise CommandRejected("claim_not_found", "no such claim on this card", Kind.NOT_FOUND)
-    claim = record.adjudication
+    claim = record
     if record.reversed:
         raise CommandRejected("claim_already_reversed", "this claim was reversed", Kind.CONFLICT)
     if claim.decision == "rejected":
@@ -235,16 +260,6 @@ def reverse_claim(
         postings=reverse(claim.postings),
     )
     return ReversalDecision(reversal, [reversal], wallet_events)
-
-
-def _charged_claim(card: MedCardState, prescription_id: str) -> ClaimAdjudicated | None:
-    claim_id = card.by_prescription.get(prescription_id)
-    if claim_id is None:
-        return None
-    record = card.claims[claim_id]
-    if record.reversed or record.adjudication.decision == "rejected":
-        return None
-    return record.adjudication
 
 
 def _rejection(

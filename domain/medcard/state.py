@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
+from enum import Enum
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from domain.events import (
@@ -13,6 +15,7 @@ from domain.events import (
     BeneficiaryRemoved,
     ClaimAdjudicated,
     ClaimReversed,
+    Decision,
     DomainEvent,
     Holder,
     MedCardActivated,
@@ -22,14 +25,86 @@ from domain.events import (
     MedCardReactivated,
     MedCardRenewed,
     MedCardSuspended,
+    Posting,
 )
 from domain.money import ZERO
+
+# How many of its latest claims a card's state keeps. Older ones are in the event store;
+# a decision about one of them raises BeyondWindow, and the caller looks it up there.
+CLAIM_WINDOW = 32
 
 
 @dataclass(frozen=True, slots=True)
 class ClaimRecord:
-    adjudication: ClaimAdjudicated
+    """What later decisions need of a claim: the replay check and the reversal, not its items
+    (a claim event is ~5 KB, ~370 KB with 200 items). Field names are the event's."""
+
+    claim_id: UUID
+    prescription_id: str
+    pharmacy_id: str
+    decision: Decision
+    request_fingerprint: str
+    month: str
+    covered_amount: Decimal
+    copayment_paid_from_wallet: Decimal
+    wallet_id: UUID | None
+    postings: tuple[Posting, ...]
     reversed: bool = False
+
+    @classmethod
+    def of(cls, event: ClaimAdjudicated) -> ClaimRecord:
+        return cls(
+            claim_id=event.claim_id,
+            prescription_id=event.prescription_id,
+            pharmacy_id=event.pharmacy_id,
+            decision=event.decision,
+            request_fingerprint=event.request_fingerprint,
+            month=event.month,
+            covered_amount=event.covered_amount,
+            copayment_paid_from_wallet=event.copayment_paid_from_wallet,
+            wallet_id=event.wallet_id,
+            postings=event.postings,
+        )
+
+    @property
+    def charged(self) -> bool:
+        """Whether it holds its prescription: a rejection charged nothing, a reversal undid it."""
+        return self.decision != "rejected" and not self.reversed
+
+
+class Beyond(Enum):
+    WINDOW = "beyond the window"
+
+
+# "The state cannot say": the claim in question may be older than the card's window.
+BEYOND_WINDOW = Beyond.WINDOW
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Looked(Generic[T]):
+    """What the event store holds (None: nothing), looked up after a BeyondWindow."""
+
+    value: T | None
+
+
+class BeyondWindow(Exception):
+    """A decision needs a claim the card's state no longer holds. The caller looks it up in
+    the event store and decides again with it; the domain does no I/O."""
+
+
+class PriorChargeNeeded(BeyondWindow):
+    def __init__(self, prescription_id: str) -> None:
+        super().__init__(f"the standing charge of prescription {prescription_id!r}")
+        self.prescription_id = prescription_id
+
+
+class ClaimNeeded(BeyondWindow):
+    def __init__(self, claim_id: UUID) -> None:
+        super().__init__(f"claim {claim_id}")
+        self.claim_id = claim_id
 
 
 @dataclass(slots=True)
@@ -39,6 +114,9 @@ class MedCardState:
     Copying the claim maps on every claim made the claim path O(claims on the card) in CPU
     and garbage. The fold owns its accumulator: `decide` only reads a state, and the command
     service advances a cached state only after its events have committed.
+
+    Bounded: the latest CLAIM_WINDOW claims (slim records), the beneficiaries on the card
+    (at most the type's maximum) and one spend per benefit month the card claimed in.
     """
 
     card_id: UUID
@@ -54,16 +132,44 @@ class MedCardState:
     primary_beneficiary_id: UUID
     expiry_date: date
     beneficiaries: dict[UUID, Holder] = field(default_factory=dict)
+    # every month's spend: a reversal restores the month of its claim, however old
     month_spent: dict[str, Decimal] = field(default_factory=dict)
-    claims: dict[UUID, ClaimRecord] = field(default_factory=dict)
-    # the latest claim per prescription: "one charge per prescription id per card"
-    by_prescription: dict[str, UUID] = field(default_factory=dict)
+    # the latest claims, oldest first (a list: its order survives a jsonb snapshot)
+    recent_claims: list[ClaimRecord] = field(default_factory=list)
+    # prescription id -> claim id, for the charged claims among recent_claims
+    charged: dict[str, UUID] = field(default_factory=dict)
+    claims_forgotten: int = 0  # claims older than the window; 0: the state holds them all
 
     def spent_in(self, month: str) -> Decimal:
         return self.month_spent.get(month, ZERO)
 
     def remaining_in(self, month: str) -> Decimal:
         return max(self.monthly_limit - self.spent_in(month), ZERO)
+
+    def claim(self, claim_id: UUID) -> ClaimRecord | Beyond | None:
+        for record in self.recent_claims:
+            if record.claim_id == claim_id:
+                return record
+        return BEYOND_WINDOW if self.claims_forgotten else None
+
+    def charge_of(self, prescription_id: str) -> ClaimRecord | Beyond | None:
+        """The claim that charged this prescription and stands (not reversed)."""
+        claim_id = self.charged.get(prescription_id)
+        if claim_id is not None:
+            return self.claim(claim_id)
+        return BEYOND_WINDOW if self.claims_forgotten else None
+
+
+def claim_record(events: Iterable[DomainEvent]) -> ClaimRecord | None:
+    """One claim's record from its own events (its adjudication, then any reversal), as
+    looked up in the event store for a claim older than the window."""
+    record: ClaimRecord | None = None
+    for event in events:
+        if isinstance(event, ClaimAdjudicated):
+            record = ClaimRecord.of(event)
+        elif isinstance(event, ClaimReversed) and record is not None:
+            record = replace(record, reversed=True)
+    return record
 
 
 # The status a lifecycle event leaves a card in, whatever it was (a renewal depends on the
@@ -112,11 +218,28 @@ def evolve(state: MedCardState | None, event: DomainEvent) -> MedCardState:
             state.beneficiaries.pop(event.beneficiary_id, None)
         case ClaimAdjudicated():
             state.month_spent[event.month] = event.month_spent_after
-            state.claims[event.claim_id] = ClaimRecord(event)
-            state.by_prescription[event.prescription_id] = event.claim_id
+            record = ClaimRecord.of(event)
+            state.recent_claims.append(record)
+            if record.charged:
+                state.charged[event.prescription_id] = event.claim_id
+            while len(state.recent_claims) > CLAIM_WINDOW:
+                _forget_oldest_claim(state)
         case ClaimReversed():
             state.month_spent[event.month] = event.month_spent_after
-            state.claims[event.claim_id] = replace(state.claims[event.claim_id], reversed=True)
+            # A claim older than the window is not in the state: nothing else to mark.
+            for index, record in enumerate(state.recent_claims):
+                if record.claim_id == event.claim_id:
+                    state.recent_claims[index] = replace(record, reversed=True)
+                    break
+            if state.charged.get(event.prescription_id) == event.claim_id:
+                del state.charged[event.prescription_id]
         case _:
             raise ValueError(f"not a medcard event: {event.event_type}")
     return state
+
+
+def _forget_oldest_claim(state: MedCardState) -> None:
+    oldest = state.recent_claims.pop(0)
+    if state.charged.get(oldest.prescription_id) == oldest.claim_id:
+        del state.charged[oldest.prescription_id]
+    state.claims_forgotten += 1

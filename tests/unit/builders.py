@@ -1,7 +1,9 @@
 """Test data and a tiny in-memory ledger that runs commands through the pure deciders.
 
 The ledger keeps the state the deciders saw (evolved event by event) and the full event log, so
-tests can rebuild the state from the log and compare.
+tests can rebuild the state from the log and compare. It also keeps the card's unique keys,
+and looks up what the card's bounded state cannot say, as the command service does with the
+event store.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain.errors import CommandRejected, Kind
-from domain.events import DomainEvent
+from domain.events import ClaimAdjudicated, ClaimReversed, DomainEvent
 from domain.identity import new_card_number
 from domain.medcard import decider
 from domain.medcard import state as card_state
@@ -31,7 +33,14 @@ from domain.medcard.commands import (
     PersonDetails,
     ReverseClaim,
 )
-from domain.medcard.state import MedCardState
+from domain.medcard.state import (
+    ClaimNeeded,
+    Looked,
+    MedCardState,
+    PriorChargeNeeded,
+    claim_record,
+)
+from domain.uniqueness import UniqueKey, keys_freed, keys_taken, prescription_key
 from domain.wallet import model as wallet_model
 from domain.wallet.model import (
     OpenWallet,
@@ -128,6 +137,8 @@ class Ledger:
     wallet: WalletState | None = None
     card_log: list[DomainEvent] = field(default_factory=list)
     wallet_log: list[DomainEvent] = field(default_factory=list)
+    # the card's unique keys and the events holding them (the event store's reservations)
+    held: dict[UniqueKey, DomainEvent] = field(default_factory=dict)
 
     @classmethod
     def with_card(cls, command: IssueCard | None = None) -> Ledger:
@@ -183,25 +194,64 @@ class Ledger:
         return self.run_wallet(SetCopayConsent(Decimal(per_claim), Decimal(monthly), at))
 
     def claim(self, command: ClaimPrescription) -> ClaimDecision:
-        decision = adjudicate(self.card, self.wallet, command)
+        # What the command service does when the card's window cannot say: look the
+        # prescription's holder up (the event store's reservation) and decide again; and
+        # when a charge decided without knowing clashes with a holder at the append.
+        try:
+            decision = adjudicate(self.card, self.wallet, command)
+        except PriorChargeNeeded:
+            decision = self._adjudicate_knowing(command)
+        if any(self._held(event) for event in decision.card_events):
+            decision = self._adjudicate_knowing(command)
         self._apply_card(decision.card_events)
         self._apply_wallet(decision.wallet_events)
         return decision
 
+    def _adjudicate_knowing(self, command: ClaimPrescription) -> ClaimDecision:
+        holder = self.held.get(prescription_key(self.state.card_id, command.prescription_id))
+        assert holder is None or isinstance(holder, ClaimAdjudicated)
+        return adjudicate(self.card, self.wallet, command, Looked(holder))
+
+    def _held(self, event: DomainEvent) -> bool:
+        return any(key in self.held for key in keys_taken(self.state.card_id, event))
+
     def reverse(
         self, claim_id: UUID, at: datetime = T0, reason: str | None = None
     ) -> ReversalDecision:
-        decision = reverse_claim(self.card, self.wallet, ReverseClaim(claim_id, at, reason))
+        command = ReverseClaim(claim_id, at, reason)
+        try:
+            decision = reverse_claim(self.card, self.wallet, command)
+        except ClaimNeeded:
+            looked_up = claim_record(e for e in self.card_log if _of_claim(e, claim_id))
+            decision = reverse_claim(self.card, self.wallet, command, Looked(looked_up))
         self._apply_card(decision.card_events)
         self._apply_wallet(decision.wallet_events)
         return decision
+
+    def claims(self) -> list[tuple[ClaimAdjudicated, bool]]:
+        """Every claim in the log, with whether it was reversed."""
+        reversed_ids = {e.claim_id for e in self.card_log if isinstance(e, ClaimReversed)}
+        return [
+            (e, e.claim_id in reversed_ids)
+            for e in self.card_log
+            if isinstance(e, ClaimAdjudicated)
+        ]
 
     def _apply_card(self, events: list[DomainEvent]) -> None:
         for event in events:
             self.card = card_state.evolve(self.card, event)
             self.card_log.append(event)
+            for key in keys_freed(self.state.card_id, event):
+                del self.held[key]
+            for key in keys_taken(self.state.card_id, event):
+                assert key not in self.held, key  # the event store would refuse the append
+                self.held[key] = event
 
     def _apply_wallet(self, events: list[DomainEvent]) -> None:
         for event in events:
             self.wallet = wallet_model.evolve(self.wallet, event)
             self.wallet_log.append(event)
+
+
+def _of_claim(event: DomainEvent, claim_id: UUID) -> bool:
+    return isinstance(event, ClaimAdjudicated | ClaimReversed) and event.claim_id == claim_id

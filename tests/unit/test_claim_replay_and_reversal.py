@@ -17,6 +17,7 @@ from domain.events import (
 )
 from domain.medcard.claims import reverse_claim
 from domain.medcard.commands import ActivateCard, ReactivateCard, ReverseClaim, SuspendCard
+from domain.medcard.state import ClaimRecord
 from domain.postings import balance_of
 from domain.wallet.model import wallet_id_for
 from tests.unit.builders import PHARMACY, T0, USER, Ledger, claim, issue, item, refused, utc
@@ -140,7 +141,9 @@ def test_a_reversal_restores_the_months_benefit() -> None:
         ),
     )
     assert ledger.state.remaining_in("2026-01") == D("820.00")
-    assert ledger.state.claims[claimed.claim_id].reversed
+    record = ledger.state.claim(claimed.claim_id)
+    assert isinstance(record, ClaimRecord)
+    assert record.reversed
 
 
 def test_a_reversal_restores_the_month_of_the_claim_not_the_current_one() -> None:
