@@ -49,12 +49,12 @@ class AggregateKind(Generic[S]):
 # Bytes per part of a state, measured with a deep sys.getsizeof over realistic states
 # (tests/unit/test_state_size.py holds the estimate to the measurement). They include the
 # cache entry around a state.
-CARD_BYTES = 3_000  # card fields, primary holder, cache entry
-HOLDER_BYTES = 1_400  # a beneficiary with national id, name, date of birth, phone
-CLAIM_BYTES = 1_900  # a ClaimRecord with its two postings, and its prescription's entry
+CARD_BYTES = 3_400  # card fields, primary holder, cache entry
+HOLDER_BYTES = 1_450  # a beneficiary with national id, name, date of birth, phone
+CLAIM_BYTES = 1_000  # a ClaimRecord with its postings
 MONTH_BYTES = 200
-WALLET_BYTES = 1_200
-WALLET_ENTRY_BYTES = 2_100  # a top-up or debit event kept whole (its postings too)
+WALLET_BYTES = 900
+WALLET_ENTRY_BYTES = 3_100  # a top-up or debit event kept whole (its postings too)
 
 
 def card_size(state: MedCardState) -> int:

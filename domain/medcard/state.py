@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -37,7 +38,7 @@ CLAIM_WINDOW = 32
 @dataclass(frozen=True, slots=True)
 class ClaimRecord:
     """What later decisions need of a claim: the replay check and the reversal, not its items
-    (a claim event is ~5 KB, ~370 KB with 200 items). Field names are the event's."""
+    (a claim event is ~5 KB, ~370 KB with 200 items). Field names are the event's; ~1 KB."""
 
     claim_id: UUID
     prescription_id: str
@@ -48,8 +49,16 @@ class ClaimRecord:
     covered_amount: Decimal
     copayment_paid_from_wallet: Decimal
     wallet_id: UUID | None
-    postings: tuple[Posting, ...]
+    legs: tuple[tuple[str, Decimal], ...]  # the postings as (account, amount): a third the size
     reversed: bool = False
+
+    def __post_init__(self) -> None:
+        # Shared by many claims; one copy each (a snapshot's JSON would make one per claim).
+        intern = sys.intern
+        object.__setattr__(self, "pharmacy_id", intern(self.pharmacy_id))
+        object.__setattr__(self, "decision", intern(self.decision))
+        object.__setattr__(self, "month", intern(self.month))
+        object.__setattr__(self, "legs", tuple((intern(a), x) for a, x in self.legs))
 
     @classmethod
     def of(cls, event: ClaimAdjudicated) -> ClaimRecord:
@@ -63,8 +72,12 @@ class ClaimRecord:
             covered_amount=event.covered_amount,
             copayment_paid_from_wallet=event.copayment_paid_from_wallet,
             wallet_id=event.wallet_id,
-            postings=event.postings,
+            legs=tuple((p.account, p.amount) for p in event.postings),
         )
+
+    @property
+    def postings(self) -> tuple[Posting, ...]:
+        return tuple(Posting(account=account, amount=amount) for account, amount in self.legs)
 
     @property
     def charged(self) -> bool:
@@ -134,10 +147,9 @@ class MedCardState:
     beneficiaries: dict[UUID, Holder] = field(default_factory=dict)
     # every month's spend: a reversal restores the month of its claim, however old
     month_spent: dict[str, Decimal] = field(default_factory=dict)
-    # the latest claims, oldest first (a list: its order survives a jsonb snapshot)
+    # the latest claims, oldest first (a list: its order survives a jsonb snapshot); short
+    # enough that scanning it costs less than keeping an index in step
     recent_claims: list[ClaimRecord] = field(default_factory=list)
-    # prescription id -> claim id, for the charged claims among recent_claims
-    charged: dict[str, UUID] = field(default_factory=dict)
     claims_forgotten: int = 0  # claims older than the window; 0: the state holds them all
 
     def spent_in(self, month: str) -> Decimal:
@@ -154,9 +166,9 @@ class MedCardState:
 
     def charge_of(self, prescription_id: str) -> ClaimRecord | Beyond | None:
         """The claim that charged this prescription and stands (not reversed)."""
-        claim_id = self.charged.get(prescription_id)
-        if claim_id is not None:
-            return self.claim(claim_id)
+        for record in self.recent_claims:
+            if record.prescription_id == prescription_id and record.charged:
+                return record
         return BEYOND_WINDOW if self.claims_forgotten else None
 
 
@@ -218,12 +230,10 @@ def evolve(state: MedCardState | None, event: DomainEvent) -> MedCardState:
             state.beneficiaries.pop(event.beneficiary_id, None)
         case ClaimAdjudicated():
             state.month_spent[event.month] = event.month_spent_after
-            record = ClaimRecord.of(event)
-            state.recent_claims.append(record)
-            if record.charged:
-                state.charged[event.prescription_id] = event.claim_id
+            state.recent_claims.append(ClaimRecord.of(event))
             while len(state.recent_claims) > CLAIM_WINDOW:
-                _forget_oldest_claim(state)
+                del state.recent_claims[0]
+                state.claims_forgotten += 1
         case ClaimReversed():
             state.month_spent[event.month] = event.month_spent_after
             # A claim older than the window is not in the state: nothing else to mark.
@@ -231,15 +241,7 @@ def evolve(state: MedCardState | None, event: DomainEvent) -> MedCardState:
                 if record.claim_id == event.claim_id:
                     state.recent_claims[index] = replace(record, reversed=True)
                     break
-            if state.charged.get(event.prescription_id) == event.claim_id:
-                del state.charged[event.prescription_id]
         case _:
             raise ValueError(f"not a medcard event: {event.event_type}")
     return state
 
-
-def _forget_oldest_claim(state: MedCardState) -> None:
-    oldest = state.recent_claims.pop(0)
-    if state.charged.get(oldest.prescription_id) == oldest.claim_id:
-        del state.charged[oldest.prescription_id]
-    state.claims_forgotten += 1

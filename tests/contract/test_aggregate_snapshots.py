@@ -123,7 +123,7 @@ async def test_a_cold_load_of_a_long_stream_takes_and_then_uses_a_snapshot(
     assert after.state.spent_in("2026-11") == Decimal("9.50") * (claims + 1)
     assert len(after.state.recent_claims) == CLAIM_WINDOW
     assert after.state.claims_forgotten == claims + 1 - CLAIM_WINDOW
-    assert "rx-after" in after.state.charged
+    assert after.state.recent_claims[-1].prescription_id == "rx-after"
     await writer.appender.close()
 
 

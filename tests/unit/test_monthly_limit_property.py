@@ -46,13 +46,13 @@ def cairo_month(at: datetime) -> str:
 def check_invariants(ledger: Ledger) -> None:
     state = ledger.state
     covered_by_month: dict[str, Decimal] = defaultdict(Decimal)
-    for event, was_reversed in ledger.claims():
-        assert event.covered_amount + event.copayment_amount == event.total_amount
-        assert event.covered_amount >= 0
-        assert event.copayment_amount >= 0
-        assert event.month == cairo_month(event.claimed_at)
+    for adjudicated, was_reversed in ledger.claims():
+        assert adjudicated.covered_amount + adjudicated.copayment_amount == adjudicated.total_amount
+        assert adjudicated.covered_amount >= 0
+        assert adjudicated.copayment_amount >= 0
+        assert adjudicated.month == cairo_month(adjudicated.claimed_at)
         if not was_reversed:
-            covered_by_month[event.month] += event.covered_amount
+            covered_by_month[adjudicated.month] += adjudicated.covered_amount
     months = set(covered_by_month) | set(state.month_spent)
     for month in months:
         assert covered_by_month[month] <= state.monthly_limit
