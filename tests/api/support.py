@@ -254,10 +254,17 @@ async def memory_store(settings: Settings) -> AsyncIterator[tuple[EventStore, Pi
 
 
 @asynccontextmanager
-async def running_api(backend: Backend, postgres_url: str | None = None) -> AsyncIterator[Api]:
+async def running_api(
+    backend: Backend,
+    postgres_url: str | None = None,
+    card_numbers: Callable[[], str] | None = None,
+) -> AsyncIterator[Api]:
     """The command service as built by its composition root, started through its lifespan."""
     settings = api_settings(postgres_url)
-    app = create_app(settings, memory_store) if backend == "memory" else create_app(settings)
+    if backend == "memory":
+        app = create_app(settings, memory_store, card_numbers=card_numbers)
+    else:
+        app = create_app(settings, card_numbers=card_numbers)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://command.test") as client:
