@@ -27,7 +27,9 @@ UniqueKey = tuple[str, str]  # (scope, key)
 
 
 def prescription_key(card_id: UUID, prescription_id: str) -> UniqueKey:
-    return PRESCRIPTION, pair_key(str(card_id), prescription_id)
+    # The card id's 32 hex digits, then the prescription id: a fixed-length prefix needs no
+    # separator (and `hex` costs a fraction of str(uuid) on the claim path).
+    return PRESCRIPTION, card_id.hex + prescription_id
 
 
 def gateway_reference_key(gateway: str, reference: str) -> UniqueKey:

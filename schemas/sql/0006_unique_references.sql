@@ -3,9 +3,10 @@
 -- alone, atomically, in whichever process it runs; no cache is trusted for the rule.
 --   card_number        a card's number (never freed)
 --   gateway_reference  pair_key(gateway, reference) of a top-up: one wallet, ever
---   prescription       pair_key(card id, prescription id) of a charged claim; its reversal
---                      deletes the row in the reversal's transaction
--- pair_key(a, b) = length(a) || ':' || a || b (domain/wallet/model.py).
+--   prescription       the card id's 32 hex digits || prescription id, of a charged claim;
+--                      its reversal deletes the row in the reversal's transaction
+-- pair_key(a, b) = length(a) || ':' || a || b (domain/wallet/model.py); domain/uniqueness.py
+-- builds every key.
 -- `event_id` is the event holding the key (a replay answers from it). No foreign key: the
 -- store writes both rows in one transaction, and the check would cost every claim.
 CREATE TABLE reservations (
@@ -43,8 +44,8 @@ WITH reversed AS (
 INSERT INTO reservations (scope, key, event_id)
 SELECT DISTINCT ON (k.key) 'prescription', k.key, k.event_id
 FROM (
-  SELECT length(c.aggregate_id::text)::text || ':' || c.aggregate_id::text
-         || (c.event_data->>'prescription_id') AS key, c.event_id, c.position
+  SELECT replace(c.aggregate_id::text, '-', '') || (c.event_data->>'prescription_id') AS key,
+         c.event_id, c.position
   FROM events AS c
   LEFT JOIN reversed AS r
     ON r.aggregate_id = c.aggregate_id AND r.claim_id = c.event_data->>'claim_id'
