@@ -246,4 +246,3 @@ def evolve(state: MedCardState | None, event: DomainEvent) -> MedCardState:
         case _:
             raise ValueError(f"not a medcard event: {event.event_type}")
     return state
-

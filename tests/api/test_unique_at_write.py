@@ -33,6 +33,7 @@ from tests.api.support import (
     open_wallet,
     refused,
     running_api,
+    set_copay_consent,
     top_up,
 )
 
@@ -133,8 +134,11 @@ async def test_the_prescription_rule_holds_beyond_the_cards_window(
     card = await issue_card(api, tokens.admin(), "member-old-rx", monthlyLimit="100000")
     wallet = await open_wallet(api, tokens.ops(), "member-old-rx")
     created(await top_up(api, tokens.ops(), wallet["id"], "500.00", "FWR-old-rx"))
+    member = tokens.member("member-old-rx")
+    done(await set_copay_consent(api, member, wallet["id"], "100.00", "400.00"))
     old_body = {"payCopaymentFromWallet": True}
     old = created(await claim(api, pharmacy, card["id"], "rx-old", "200.00", **old_body))
+    assert old["copaymentPaidFromWallet"] == old["copaymentAmount"] != "0.00"
     for n in range(3):  # pushes rx-old out of the card's window of 2
         created(await claim(api, pharmacy, card["id"], f"rx-new-{n}", "10.00"))
     aggregates = api.app.state.write_side.executor.aggregates

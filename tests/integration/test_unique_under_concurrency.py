@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from domain.identity import new_card_number
-from infrastructure.auth.tokens import Role, TokenCodec
+from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
 from infrastructure.settings import Settings
 from tests.api.support import API, Tokens, api_settings, running_api
 from tests.integration.command_processes import CommandProcess
@@ -39,7 +39,8 @@ def two_processes(postgres_url: str) -> Iterator[list[CommandProcess]]:
 
 def _bearer(role: Role, subject: str, pharmacy_id: str | None = None) -> dict[str, str]:
     d = Settings()
-    token = TokenCodec(SECRET, d.jwt_issuer, d.jwt_audience).issue(role, subject, pharmacy_id)
+    codec = TokenCodec(SigningKey.of(SECRET), d.jwt_issuer, d.jwt_audience)
+    token = codec.issue(role, subject, pharmacy_id)
     return {"Authorization": f"Bearer {token}"}
 
 
