@@ -96,7 +96,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--claims", type=int, default=1_000_000, help="claims to post (1,000,000)")
     p.add_argument("--cards", type=int, default=10_000, help="cards they spread over (10,000)")
-    p.add_argument("--concurrency", type=int, default=64, help="claims in flight (64)")
+    p.add_argument("--concurrency", type=int, default=512, help="claims in flight (512)")
     p.add_argument("--every", type=float, default=30.0, help="seconds between samples (30)")
     p.add_argument(
         "--cache-bytes",
