@@ -8,8 +8,10 @@ is retried on a fresh load.
 The cache is bounded by an estimate of the bytes its states hold (AGGREGATE_CACHE_BYTES),
 not by a count: a card's state is bounded (domain/medcard/state.py), a wallet's grows with
 its movements, and either way the total stays under the budget. Snapshots keep a cold load
-short: one is written every SNAPSHOT_AFTER events a stream gains, by a cold load that had
-to fold that many or, in the background, by the process that appended them.
+short: one is written every SNAPSHOT_AFTER events a stream gains (by a cold load that had
+to fold that many, or in the background by the process that appended them), and when the
+cache drops a state that is EVICTED_SNAPSHOT_AFTER or more events past its snapshot, so
+that the next load of it (here or in another process) folds almost nothing.
 """
 
 from __future__ import annotations
@@ -83,7 +85,11 @@ WALLET: AggregateKind[WalletState] = AggregateKind(
 )
 # A stream that gained this many events since its last snapshot gets a new one.
 SNAPSHOT_AFTER = 100
-# Snapshots being written in the background at most; past that, the next event retries.
+# A state dropped from the cache this far past its snapshot is snapshotted as it goes: with
+# a working set larger than the cache, a card is loaded again long before it gains another
+# SNAPSHOT_AFTER events, and folding its ~5 KB claim events costs more than the snapshot.
+EVICTED_SNAPSHOT_AFTER = 16
+# Snapshots being written in the background at most; past that, the next one is skipped.
 MAX_SNAPSHOT_WRITES = 4
 
 
@@ -102,7 +108,8 @@ def decode(event: RecordedEvent) -> DomainEvent:
 class Aggregates:
     def __init__(self, store: EventStore, cache_bytes: int) -> None:
         self._store = store
-        self._cache: OrderedDict[UUID, tuple[Loaded[Any], int]] = OrderedDict()  # -> bytes
+        # -> (loaded, its estimated bytes, its kind)
+        self._cache: OrderedDict[UUID, tuple[Loaded[Any], int, AggregateKind[Any]]] = OrderedDict()
         self._cache_budget = cache_bytes
         self.cache_bytes = 0  # estimated bytes the cached states hold
         self._locks: dict[UUID, asyncio.Lock] = {}
@@ -198,7 +205,7 @@ class Aggregates:
             state, before.version + len(events), kind.name, before.snapshot_version
         )
         if state is not None and after.version - after.snapshot_version >= SNAPSHOT_AFTER:
-            after = self._snapshot_in_background(kind, aggregate_id, after, state)
+            after = self._snapshot_in_background(kind, aggregate_id, after)
         self._remember(kind, aggregate_id, after)
         return after
 
@@ -214,12 +221,12 @@ class Aggregates:
             await asyncio.gather(*self._snapshot_writes, return_exceptions=True)
 
     def _snapshot_in_background(
-        self, kind: AggregateKind[S], aggregate_id: UUID, loaded: Loaded[S], state: S
+        self, kind: AggregateKind[S], aggregate_id: UUID, loaded: Loaded[S]
     ) -> Loaded[S]:
-        if len(self._snapshot_writes) >= MAX_SNAPSHOT_WRITES:
+        if len(self._snapshot_writes) >= MAX_SNAPSHOT_WRITES or loaded.state is None:
             return loaded
         # Serialised now: the cached state is folded into in place by the next command.
-        snapshot = _snapshot(kind, aggregate_id, loaded.version, state)
+        snapshot = _snapshot(kind, aggregate_id, loaded.version, loaded.state)
         task = asyncio.get_running_loop().create_task(self._save_snapshot(snapshot))
         self._snapshot_writes.add(task)
         task.add_done_callback(self._snapshot_writes.discard)
@@ -238,12 +245,15 @@ class Aggregates:
         previous = self._cache.pop(aggregate_id, None)
         if previous is not None:
             self.cache_bytes -= previous[1]
-        self._cache[aggregate_id] = (loaded, size)
+        self._cache[aggregate_id] = (loaded, size, kind)
         self.cache_bytes += size
         # A state bigger than the whole budget is not kept either.
         while self.cache_bytes > self._cache_budget:
-            _, (_, evicted) = self._cache.popitem(last=False)
-            self.cache_bytes -= evicted
+            evicted_id, (evicted, evicted_size, evicted_kind) = self._cache.popitem(last=False)
+            self.cache_bytes -= evicted_size
+            if evicted.version - evicted.snapshot_version >= EVICTED_SNAPSHOT_AFTER:
+                # Consistent: a state and its version change together, with no await between.
+                self._snapshot_in_background(evicted_kind, evicted_id, evicted)
 
 
 def _snapshot(kind: AggregateKind[S], aggregate_id: UUID, version: int, state: S) -> Snapshot:

@@ -47,6 +47,7 @@ from uuid import UUID
 
 import bench
 from bench_common import ROOT, BenchError, count_events, machine, run_main
+from pydantic import SecretStr
 
 if str(ROOT) not in sys.path:  # run as a script: the project's packages live at the root
     sys.path.insert(0, str(ROOT))
@@ -163,10 +164,15 @@ class Run:
         body = IssueCardBody.model_validate(
             {"userId": "bench-member", "cardType": "platinum", "monthlyLimit": "100000000"}
         )
-        for n in range(self.cfg.cards):
+
+        async def issue(n: int) -> UUID:
             named = body.model_copy(update={"user_id": f"bench-member-{n}"})
-            outcome = await issue_card(self.executor, ADMIN, named, context())
-            self.cards.append(outcome.aggregate_id)
+            return (await issue_card(self.executor, ADMIN, named, context())).aggregate_id
+
+        step = self.cfg.concurrency
+        for start in range(0, self.cfg.cards, step):
+            end = min(start + step, self.cfg.cards)
+            self.cards += await asyncio.gather(*(issue(n) for n in range(start, end)))
 
     async def claim_forever(self, rng: random.Random) -> None:
         while self.sent < self.cfg.claims:
@@ -236,7 +242,7 @@ class Run:
 async def drive(cfg: Config, url: str) -> Run:
     # Tokens are never checked below HTTP, but the app needs a key to start.
     settings = Settings(
-        jwt_secret=secrets.token_hex(32),
+        jwt_secret=SecretStr(secrets.token_hex(32)),
         postgres_url=url,
         pool_min_size=4,
         pool_max_size=8,

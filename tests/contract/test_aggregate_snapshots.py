@@ -12,7 +12,14 @@ from uuid import uuid4
 
 import pytest
 
-from command_service.aggregates import MEDCARD, SNAPSHOT_AFTER, Aggregates, Loaded, card_size
+from command_service.aggregates import (
+    EVICTED_SNAPSHOT_AFTER,
+    MEDCARD,
+    SNAPSHOT_AFTER,
+    Aggregates,
+    Loaded,
+    card_size,
+)
 from command_service.execution import CommandContext, Executor, Plan, StreamWrite
 from domain.identity import new_card_number
 from domain.medcard.claims import adjudicate
@@ -182,3 +189,35 @@ def _claim(prescription_id: str) -> ClaimPrescription:
         total_amount=Decimal("10.00"),
         at=AT,
     )
+
+
+async def test_a_state_dropped_from_the_cache_is_snapshotted_as_it_goes(
+    store: EventStore,
+) -> None:
+    writer = Aggregates(store, cache_bytes=BIG_CACHE)
+    busy, small, other = (Card(store, writer) for _ in range(3))
+    for card in (busy, small, other):
+        await card.issue()
+    for i in range(EVICTED_SNAPSHOT_AFTER):
+        await busy.claim(f"rx-{i}")
+    for i in range(EVICTED_SNAPSHOT_AFTER - 2):
+        await small.claim(f"rx-{i}")
+    head = await writer.load(MEDCARD, busy.card_id)
+    assert head.state is not None
+    assert await store.load_snapshot(busy.card_id) is None
+
+    # Another process whose cache holds one such card: each load drops the one before.
+    reader = Aggregates(store, cache_bytes=card_size(head.state))
+    for card in (busy, small, other):
+        await reader.load(MEDCARD, card.card_id)
+    assert len(reader) == 1
+    await reader.close()
+    snapshot = await store.load_snapshot(busy.card_id)
+    assert snapshot is not None
+    assert snapshot.version == EVICTED_SNAPSHOT_AFTER + 1  # its head when it was dropped
+    assert await store.load_snapshot(small.card_id) is None  # too few events to be worth it
+    cold = await Aggregates(store, cache_bytes=BIG_CACHE).load(MEDCARD, busy.card_id)
+    assert cold.snapshot_version == cold.version == head.version
+    assert cold.state == head.state
+    for card in (busy, small, other):
+        await card.appender.close()
