@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -85,6 +86,9 @@ WALLET: AggregateKind[WalletState] = AggregateKind(
 )
 # A stream that gained this many events since its last snapshot gets a new one.
 SNAPSHOT_AFTER = 100
+# Set while a command is decided again on the store's state (`Aggregates.from_store`); a
+# context variable, so only that command's own loads bypass the cache.
+_FROM_STORE: ContextVar[bool] = ContextVar("from_store", default=False)
 # A state dropped from the cache this far past its snapshot is snapshotted as it goes: with
 # a working set larger than the cache, a card is loaded again long before it gains another
 # SNAPSHOT_AFTER events, and folding its ~5 KB claim events costs more than the snapshot.
