@@ -207,7 +207,9 @@ async def test_waiting_reads_share_one_watcher(
     assert all(int(a.headers["x-projection-position"]) >= written["position"] for a in answers)
     # what asks whether a stream reached a position (the old per-read poll, or the watcher)
     polls = [q for q in statements if "projection_streams" in q or "SELECT last_position" in q]
-    assert 1 <= len(polls) <= elapsed / 0.05 + 3, len(polls)
+    # One watcher polls about once per 0.05 s (the projection's own statements count too, and
+    # a loaded box stretches them); twenty readers polling alone would be ~20 times that.
+    assert 1 <= len(polls) <= 2 * elapsed / 0.05 + 5, len(polls)
 
 
 async def test_a_bad_min_position_is_a_400_problem(gateway: Gateway, tokens: Tokens) -> None:

@@ -40,7 +40,9 @@ def _rows(url: str) -> dict[str, str]:
 
 async def test_old_keys_move_to_their_pharmacy_scope_and_still_replay(before_0005: str) -> None:
     url, tokens = before_0005, Tokens(api_settings())
-    earlier = [m for m in bundled_migrations() if m.name < MIGRATION]
+    # Every other migration is applied: today's code needs their tables (0006's reservations
+    # on every claim), and none of them touches the keys 0005 moves.
+    earlier = [m for m in bundled_migrations() if m.name != MIGRATION]
     assert await migrate(url, earlier) == [m.name for m in earlier]
     till = tokens.pharmacy(BRANCH, sub="till-user")
     async with running_api("postgres", url) as api:

@@ -20,9 +20,9 @@ import pytest
 
 from domain.identity import new_card_number
 from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
-from infrastructure.settings import Settings
 from tests.api.support import API, Tokens, api_settings, running_api
 from tests.integration.command_processes import CommandProcess
+from tests.isolation import isolated_settings
 
 pytestmark = pytest.mark.integration
 SECRET = "integration-secret-0123456789abcdef0123"
@@ -38,7 +38,7 @@ def two_processes(postgres_url: str) -> Iterator[list[CommandProcess]]:
 
 
 def _bearer(role: Role, subject: str, pharmacy_id: str | None = None) -> dict[str, str]:
-    d = Settings()
+    d = isolated_settings()
     codec = TokenCodec(SigningKey.of(SECRET), d.jwt_issuer, d.jwt_audience)
     token = codec.issue(role, subject, pharmacy_id)
     return {"Authorization": f"Bearer {token}"}
