@@ -3,23 +3,31 @@
 # Installs what it runs when missing (scripts/need.sh). Everything it starts is supervised
 # (scripts/supervise.sh: a process that exits is started again, with back-off, and logged in
 # .local/log/supervisor.log) and recorded in .local/run/*.pid, so `make down` stops exactly that.
+#
+# A second instance beside it (a benchmark's): STACK_DIR (default .local) holds its state
+# (run/, log/, pg/, kafka-broker/, cassandra/node/, edge/, jwt-secret; the jar caches stay in
+# .local), and the ports below are all settings (PORT, PG_PORT, KAFKA_PORT,
+# KAFKA_CONTROLLER_PORT, CASSANDRA_PORT, COMMAND_PORTS, GATEWAY_PORTS, *_METRICS_PORT);
+# `STACK_DIR=... scripts/down.sh` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+STACK=${STACK_DIR:-$ROOT/.local}
 PORT=${PORT:-3000}
 PG_PORT=${PG_PORT:-25432}
-RUN=$ROOT/.local/run
-LOG=$ROOT/.local/log
+RUN=$STACK/run
+LOG=$STACK/log
+export SUPERVISE_RUN=$RUN SUPERVISE_LOG=$LOG
 mkdir -p "$RUN" "$LOG"
 
 scripts/bootstrap.sh
 # A random signing secret per checkout (never one from the repository), readable by its owner
 # only. Every process below gets it; `healthpay token` reads the same file from any shell.
-if [[ ! -s $ROOT/.local/jwt-secret ]]; then
-  (umask 077 && .venv/bin/python -c 'import secrets; print(secrets.token_hex(32))' >"$ROOT/.local/jwt-secret")
+if [[ ! -s $STACK/jwt-secret ]]; then
+  (umask 077 && .venv/bin/python -c 'import secrets; print(secrets.token_hex(32))' >"$STACK/jwt-secret")
 fi
-chmod 600 "$ROOT/.local/jwt-secret"
-export JWT_SECRET=${JWT_SECRET:-$(cat "$ROOT/.local/jwt-secret")} HEALTHPAY_ENV=${HEALTHPAY_ENV:-development}
+chmod 600 "$STACK/jwt-secret"
+export JWT_SECRET=${JWT_SECRET:-$(cat "$STACK/jwt-secret")} HEALTHPAY_ENV=${HEALTHPAY_ENV:-development}
 scripts/need.sh curl >/dev/null
 # A server that daemonises itself is watched: `make down` stops the watch, then the server.
 watch() {  # name, then the script and its arguments (status DIR / start DIR ...)
@@ -30,19 +38,19 @@ watch() {  # name, then the script and its arguments (status DIR / start DIR ...
 }
 # Cassandra (the local CQL stand-in for ScyllaDB) takes the longest: start it first, in parallel.
 CASSANDRA_PORT=${CASSANDRA_PORT:-29042}
-scripts/cassandra.sh start "$ROOT/.local/cassandra/node" "$CASSANDRA_PORT" >"$LOG/cassandra-start.log" 2>&1 &
+scripts/cassandra.sh start "$STACK/cassandra/node" "$CASSANDRA_PORT" >"$LOG/cassandra-start.log" 2>&1 &
 CASSANDRA_START=$!
 export SCYLLA_HOSTS=${SCYLLA_HOSTS:-127.0.0.1:$CASSANDRA_PORT}
-scripts/pg.sh start "$ROOT/.local/pg" "$PG_PORT"
-watch postgresql scripts/pg.sh "$ROOT/.local/pg" "$PG_PORT"
+scripts/pg.sh start "$STACK/pg" "$PG_PORT"
+watch postgresql scripts/pg.sh "$STACK/pg" "$PG_PORT"
 export POSTGRES_URL=${POSTGRES_URL:-postgresql://healthpay@127.0.0.1:$PG_PORT/healthpay_ledger}
 .venv/bin/healthpay db migrate --only sql
 
 KAFKA_PORT=${KAFKA_PORT:-29092}
 export KAFKA_TOPIC=${KAFKA_TOPIC:-healthpay.events.wallet}
-scripts/kafka.sh start "$ROOT/.local/kafka-broker" "$KAFKA_PORT" "${KAFKA_CONTROLLER_PORT:-29093}"
-scripts/kafka.sh topic "$ROOT/.local/kafka-broker" "$KAFKA_TOPIC" 6
-watch kafka scripts/kafka.sh "$ROOT/.local/kafka-broker" "$KAFKA_PORT" "${KAFKA_CONTROLLER_PORT:-29093}"
+scripts/kafka.sh start "$STACK/kafka-broker" "$KAFKA_PORT" "${KAFKA_CONTROLLER_PORT:-29093}"
+scripts/kafka.sh topic "$STACK/kafka-broker" "$KAFKA_TOPIC" 6
+watch kafka scripts/kafka.sh "$STACK/kafka-broker" "$KAFKA_PORT" "${KAFKA_CONTROLLER_PORT:-29093}"
 export KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}
 
 start() {  # name, then the command
@@ -52,7 +60,7 @@ start() {  # name, then the command
 }
 
 wait "$CASSANDRA_START" || { cat "$LOG/cassandra-start.log" >&2; exit 1; }
-watch cassandra scripts/cassandra.sh "$ROOT/.local/cassandra/node" "$CASSANDRA_PORT"
+watch cassandra scripts/cassandra.sh "$STACK/cassandra/node" "$CASSANDRA_PORT"
 .venv/bin/healthpay db migrate --only cql
 
 # One command-service process per core, each owning the cards nginx hashes to it.
@@ -85,8 +93,8 @@ for port in "${cports[@]}" "${gports[@]}"; do
     exit 1
   }
 done
-scripts/edge.sh start "$ROOT/.local/edge" "$PORT" "$gurls" "$curls"
-watch edge scripts/edge.sh "$ROOT/.local/edge" "$PORT" "$gurls" "$curls"
+scripts/edge.sh start "$STACK/edge" "$PORT" "$gurls" "$curls"
+watch edge scripts/edge.sh "$STACK/edge" "$PORT" "$gurls" "$curls"
 
 cat <<MSG
 
