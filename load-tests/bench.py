@@ -40,11 +40,16 @@ from typing import Any
 from bench_common import (
     ROOT,
     BenchError,
+    CpuSnapshot,
     count_events,
+    cpu_snapshot,
     free_port,
     machine,
+    machine_line,
+    markdown_table,
     run_checked,
     run_main,
+    write_json,
 )
 
 LOAD_TESTS = ROOT / "load-tests"
@@ -547,38 +552,20 @@ def wrk(
     return result
 
 
-CpuSnapshot = dict[int, tuple[int, int, float]]  # pid -> (ppid, process group, CPU seconds)
-
-
-def cpu_snapshot() -> CpuSnapshot:
-    """CPU time so far of every process on the box, from /proc/<pid>/stat."""
-    tick = os.sysconf("SC_CLK_TCK")
-    snap: CpuSnapshot = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # gone meanwhile
-            continue
-        f = stat[stat.rindex(")") + 2 :].split()  # fields 3.. of proc(5)
-        snap[int(entry.name)] = (int(f[1]), int(f[2]), (int(f[11]) + int(f[12])) / tick)
-    return snap
-
-
 def cpu_used(
     before: CpuSnapshot, after: CpuSnapshot, target: Target, postmaster: int | None
 ) -> dict[str, float]:
     """CPU seconds between two snapshots of the target's processes and of PostgreSQL's."""
     used = {"app": 0.0, "edge": 0.0, "db": 0.0}
     app, edge = target.app_groups, target.edge_groups
-    for pid, (ppid, group, seconds) in after.items():
-        delta = seconds - before.get(pid, (0, 0, 0.0))[2]
-        if group in app:
+    for pid, now in after.items():
+        then = before.get(pid)
+        delta = now.cpu - (then.cpu if then else 0.0)
+        if now.pgrp in app:
             used["app"] += delta
-        elif group in edge:
+        elif now.pgrp in edge:
             used["edge"] += delta
-        elif postmaster is not None and postmaster in (pid, ppid):
+        elif postmaster is not None and postmaster in (pid, now.ppid):
             used["db"] += delta
     return used
 
@@ -688,7 +675,7 @@ def table(runs: list[Run], bare: Sequence[str]) -> str:
     head = ["scenario", "edge", "req/s", *(f"% of {LABELS[k]}" for k in bare)]
     head += ["p50 ms", "p95 ms", "p99 ms", "non-2xx", "socket errors"]
     head += ["app CPU µs/req", "nginx CPU µs/req", "PG CPU µs/req"]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for r in runs:
         cells = [r.scenario, r.edge, f"{r.rps:,.0f}"]
         for k in bare:
@@ -697,8 +684,8 @@ def table(runs: list[Run], bare: Sequence[str]) -> str:
         cells += [f"{r.p50_ms:.1f}", f"{r.p95_ms:.1f}", f"{r.p99_ms:.1f}"]
         cells += [str(r.non2xx), str(r.socket_errors), f"{r.app_cpu_us:.0f}"]
         cells += ["" if v is None else f"{v:.0f}" for v in (r.edge_cpu_us, r.db_cpu_us)]
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+        rows.append(cells)
+    return markdown_table(head, rows)
 
 
 def store_ok(facts: dict[str, Any]) -> bool:
@@ -713,9 +700,7 @@ def report(cfg: Config, facts: dict[str, Any], runs: list[Run]) -> str:
     lines = [
         "",
         f"HealthPay Ledger bench — {m['date']}, git {m['git']}",
-        f"machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, Linux {m['kernel']},"
-        f" Python {m['python']}; load average {m['load_avg_1m']} before the run"
-        " (other work on the box skews the figures)",
+        machine_line(m),
     ]
     if pg:
         lines.append(
@@ -921,9 +906,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = report(cfg, facts, runs)
         print(text)
         if cfg.json_out:
-            cfg.json_out.write_text(
-                json.dumps({**facts, "runs": [asdict(r) for r in runs]}, indent=2) + "\n"
-            )
+            write_json(cfg.json_out, {**facts, "runs": [asdict(r) for r in runs]})
         if failed:
             print(f"FAILED: {failed} claim requests did not succeed", file=sys.stderr)
         if bare_failed:

@@ -1,10 +1,12 @@
 """What the benchmarks share: the repo root, checked subprocesses, free ports, the machine's
-description, signals that unwind like Ctrl-C so every child gets stopped, and the end of a
+description (and its report line), CPU time of processes from /proc, Markdown tables, the
+JSON output, signals that unwind like Ctrl-C so every child gets stopped, and the end of a
 `main()` that turns failures into exit codes and cleans up."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import shutil
@@ -12,11 +14,11 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -88,6 +90,90 @@ def machine() -> dict[str, Any]:
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "git": commit + (" (+ uncommitted changes)" if dirty else ""),
     }
+
+
+def machine_line(m: dict[str, Any]) -> str:
+    """The report's line about `machine()`'s facts."""
+    return (
+        f"machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, Linux {m['kernel']},"
+        f" Python {m['python']}; load average {m['load_avg_1m']} before the run"
+        " (other work on the box skews the figures)"
+    )
+
+
+def markdown_table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines)
+
+
+def write_json(path: Path, doc: Mapping[str, Any]) -> None:
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+# --------------------------------------------------------------------------- CPU from /proc
+
+
+class ProcCpu(NamedTuple):
+    ppid: int
+    pgrp: int
+    cpu: float  # user + system seconds of the process itself (all its threads)
+    reaped: float  # user + system seconds of the children it has waited for
+
+
+CpuSnapshot = dict[int, ProcCpu]
+
+
+def cpu_snapshot() -> CpuSnapshot:
+    """CPU time so far of every process on the box, from /proc/<pid>/stat."""
+    tick = os.sysconf("SC_CLK_TCK")
+    snap: CpuSnapshot = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        f = stat[stat.rindex(")") + 2 :].split()  # fields 3.. of proc(5)
+        snap[int(entry.name)] = ProcCpu(
+            int(f[1]),
+            int(f[2]),
+            (int(f[11]) + int(f[12])) / tick,
+            (int(f[13]) + int(f[14])) / tick,
+        )
+    return snap
+
+
+def process_tree(snap: CpuSnapshot, roots: Iterable[int], prune: Iterable[int] = ()) -> set[int]:
+    """`roots` and their descendants in `snap`, without the subtrees of the `prune` PIDs."""
+    children: dict[int, list[int]] = {}
+    for pid, p in snap.items():
+        children.setdefault(p.ppid, []).append(pid)
+    pruned = set(prune)
+    seen: set[int] = set()
+    todo = [r for r in roots if r in snap]
+    while todo:
+        pid = todo.pop()
+        if pid not in seen and pid not in pruned:
+            seen.add(pid)
+            todo.extend(children.get(pid, ()))
+    return seen
+
+
+def tree_cpu(snap: CpuSnapshot, roots: Iterable[int], prune: Iterable[int] = ()) -> float:
+    """CPU seconds of `process_tree(snap, roots, prune)`, the exited members included: a child
+    that exited and was waited for counts in its parent's `reaped` (PostgreSQL's backends and
+    autovacuum workers, a supervisor's checks). The difference of two calls is the CPU the
+    tree spent in between, as long as its roots live."""
+    return sum(snap[pid].cpu + snap[pid].reaped for pid in process_tree(snap, roots, prune))
+
+
+def machine_busy() -> float:
+    """Busy CPU seconds of the machine since boot (/proc/stat: all but idle and iowait)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / tick
 
 
 @contextmanager

@@ -50,7 +50,18 @@ from typing import Any
 
 import bench
 import httpx
-from bench_common import ROOT, BenchError, count_events, machine, run_checked, run_main
+from bench_common import (
+    ROOT,
+    BenchError,
+    count_events,
+    cpu_snapshot,
+    machine,
+    machine_line,
+    markdown_table,
+    run_checked,
+    run_main,
+    write_json,
+)
 
 if str(ROOT) not in sys.path:  # run as a script: the project's packages live at the root
     sys.path.insert(0, str(ROOT))
@@ -315,9 +326,9 @@ def measure(
     if cfg.warmup > 0:
         warm, warm_bad = _wrk_run(cfg, procs, target, read_kind, cfg.warmup, env, f"wrk-{kind}-w")
         warm_failures = bench.wrk_failures(warm) + warm_bad
-    before = bench.cpu_snapshot()
+    before = cpu_snapshot()
     r, bad = _wrk_run(cfg, procs, target, read_kind, cfg.duration, env, f"wrk-{kind}")
-    cpu = bench.cpu_used(before, bench.cpu_snapshot(), target, postmaster)
+    cpu = bench.cpu_used(before, cpu_snapshot(), target, postmaster)
     per_request = 1e6 / max(1, int(r["requests"]))
     run = ReadRun(
         scenario=scenario,
@@ -353,7 +364,7 @@ def table(runs: list[ReadRun], bare: Sequence[str]) -> str:
     head = ["scenario", "req/s", *(f"req/s % of {bench.LABELS[k]}" for k in bare)]
     head += ["p50 ms", "p95 ms", "p99 ms", *(f"p95 ÷ {bench.LABELS[k]} p95" for k in bare)]
     head += ["non-2xx / errors", "app CPU µs/req", "PG CPU µs/req"]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for r in runs:
         gateway = r.kind not in bare
         cells = [r.scenario, f"{r.rps:,.0f}"]
@@ -362,8 +373,8 @@ def table(runs: list[ReadRun], bare: Sequence[str]) -> str:
         cells += [f"{r.p95_ms / ref[k].p95_ms:.1f}x" if gateway else "" for k in bare]
         cells += [str(r.failures), f"{r.app_cpu_us:.0f}"]
         cells.append("" if r.db_cpu_us is None else f"{r.db_cpu_us:.0f}")
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+        rows.append(cells)
+    return markdown_table(head, rows)
 
 
 def report(cfg: ReadConfig, facts: dict[str, Any], runs: list[ReadRun]) -> str:
@@ -372,9 +383,7 @@ def report(cfg: ReadConfig, facts: dict[str, Any], runs: list[ReadRun]) -> str:
         [
             "",
             f"HealthPay Ledger read bench — {m['date']}, git {m['git']}",
-            f"machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, Linux"
-            f" {m['kernel']}, Python {m['python']}; load average {m['load_avg_1m']} before"
-            " the run (other work on the box skews the figures)",
+            machine_line(m),
             f"postgres: {pg.get('server_version')} shared_buffers={pg.get('shared_buffers')}",
             f"data: {seed['cards']} cards, each 1 beneficiary + {seed['claims_per_card']} claims;"
             f" {seed['events']} events, projected by `healthpay projections rebuild read_models`"
@@ -499,8 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         facts, runs = run(cfg, procs, tmp)
         print(report(cfg, facts, runs))
         if cfg.json_out:
-            doc = {**facts, "runs": [asdict(r) for r in runs]}
-            cfg.json_out.write_text(json.dumps(doc, indent=2) + "\n")
+            write_json(cfg.json_out, {**facts, "runs": [asdict(r) for r in runs]})
         failed = sum(r.failures for r in runs if r.kind in ("graphql", "rest"))
         if failed:
             print(f"FAILED: {failed} gateway reads did not succeed", file=sys.stderr)
