@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import random
 import secrets
@@ -46,7 +45,15 @@ from typing import Any
 from uuid import UUID
 
 import bench
-from bench_common import ROOT, BenchError, count_events, machine, run_main
+from bench_common import (
+    ROOT,
+    BenchError,
+    count_events,
+    machine,
+    machine_line,
+    run_main,
+    write_json,
+)
 from pydantic import SecretStr
 
 if str(ROOT) not in sys.path:  # run as a script: the project's packages live at the root
@@ -298,9 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = summary(run)
         print(
             f"\nHealthPay Ledger memory bench — {facts['date']}, git {facts['git']}\n"
-            f"machine: {facts['nproc']} cores ({facts['cpu']}), {facts['ram_gib']} GiB RAM,"
-            f" Linux {facts['kernel']}, Python {facts['python']}; load average"
-            f" {facts['load_avg_1m']} before the run\n"
+            f"{machine_line(facts)}\n"
             f"RSS at 25/50/75/100 %: {' / '.join(str(v) for v in result['rss_mib_at'].values())}"
             f" MiB; max {result['rss_mib_max']} MiB; second half"
             f" {result['rss_growth_second_half_mib']:+} MiB\n"
@@ -318,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "samples": [asdict(s) for s in run.samples],
                 "summary": result,
             }
-            cfg.json_out.write_text(json.dumps(document, indent=2))
+            write_json(cfg.json_out, document)
         ok = not run.failed and run.answered == cfg.claims and stored >= cfg.cards + cfg.claims
         return (0 if ok else 1), not ok
 
