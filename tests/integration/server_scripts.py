@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 
 NEED_SH = Path(__file__).resolve().parents[2] / "scripts" / "need.sh"
+TOOLS_SH = NEED_SH.with_name("tools.sh")
 
 
 def free_port() -> int:
@@ -50,6 +51,13 @@ def system_program(program: str, package: str | None = None) -> str:
     """The absolute path of `program`, installing its Debian package (default: the program's
     name) when it is missing; RuntimeError if it cannot be had."""
     return run_script(NEED_SH, f"{program}:{package or program}")
+
+
+@cache
+def project_tool(name: str) -> str:
+    """The path scripts/tools.sh prints for `name` (kubeconform, k8s-schemas, compose-schema),
+    which installs the pinned tool into .local/tools/ on first use."""
+    return run_script(TOOLS_SH, name)
 
 
 def kill_pidfile(pidfile: Path, timeout: float = 30.0) -> None:

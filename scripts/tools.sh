@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The checking tools the deployment tests run, pinned, installed into .local/tools/ on first
+# use (system programs come from scripts/need.sh; Python tools from pyproject's dev extras):
+#
+#   scripts/tools.sh kubeconform       print the path of kubeconform (Go module, `go install`)
+#   scripts/tools.sh k8s-schemas       print the directory of the Kubernetes JSON schemas in
+#                                      kubeconform's layout (from the kubernetes-validate package)
+#   scripts/tools.sh compose-schema    print the path of the compose-spec JSON schema (the copy
+#                                      the compose-go module ships, as Docker Compose validates)
+#
+# Each prints one absolute path on stdout; what it downloads or builds goes to stderr.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+TOOLS=$ROOT/.local/tools
+KUBECONFORM_VERSION=v0.7.0
+COMPOSE_GO_VERSION=v2.10.2
+# The Kubernetes version the manifests are checked against (schemas of kubernetes-validate).
+KUBERNETES_VERSION=1.33.0
+mkdir -p "$TOOLS/bin"
+
+go_program() {
+  local go
+  go=$(command -v go || true)
+  [[ -n $go ]] || { [[ -x /usr/local/go/bin/go ]] && go=/usr/local/go/bin/go; }
+  [[ -n $go ]] || go=$(scripts/need.sh go:golang-go)
+  echo "$go"
+}
+
+case ${1:-} in
+  kubeconform)
+    bin=$TOOLS/bin/kubeconform-$KUBECONFORM_VERSION
+    if [[ ! -x $bin ]]; then
+      echo "tools.sh: go install kubeconform@$KUBECONFORM_VERSION" >&2
+      GOBIN=$TOOLS/gobin "$(go_program)" install \
+        "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" >&2
+      mv "$TOOLS/gobin/kubeconform" "$bin"
+    fi
+    echo "$bin"
+    ;;
+  k8s-schemas)
+    dir=$TOOLS/kubernetes-schemas
+    stamp=$dir/.built-$KUBERNETES_VERSION
+    if [[ ! -f $stamp ]]; then
+      scripts/bootstrap.sh >&2
+      rm -rf "$dir"
+      .venv/bin/python scripts/tools/k8s_schemas.py "$KUBERNETES_VERSION" "$dir" >&2
+      touch "$stamp"
+    fi
+    echo "$dir"
+    ;;
+  compose-schema)
+    # `go mod download` verifies the module against the checksum database (go.sum of the world)
+    dir=$(GOFLAGS=-mod=mod "$(go_program)" mod download -json \
+      "github.com/compose-spec/compose-go/v2@$COMPOSE_GO_VERSION" |
+      sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    [[ -f $dir/schema/compose-spec.json ]] || { echo "tools.sh: no compose-spec.json in $dir" >&2; exit 1; }
+    echo "$dir/schema/compose-spec.json"
+    ;;
+  *)
+    sed -n '5,11p' "$0" | sed 's/^#   //' >&2
+    exit 2
+    ;;
+esac
