@@ -96,6 +96,25 @@ done
 scripts/edge.sh start "$STACK/edge" "$PORT" "$gurls" "$curls"
 watch edge scripts/edge.sh "$STACK/edge" "$PORT" "$gurls" "$curls"
 
+# Prometheus scrapes every process on its own port, under the Kubernetes job names, with the
+# alert rules loaded (scripts/prometheus.sh; k8s/monitoring/alerts.yml).
+PROMETHEUS_PORT=${PROMETHEUS_PORT:-3090}
+hostports() { local u=${1//http:\/\//}; echo "${u//\//}"; }
+start prometheus scripts/prometheus.sh "$ROOT/.local/prometheus" "$PROMETHEUS_PORT" \
+  "healthpay-command-service=$(hostports "$curls")" \
+  "healthpay-api-gateway=$(hostports "$gurls")" \
+  "healthpay-relay=127.0.0.1:${RELAY_METRICS_PORT:-3002}" \
+  "healthpay-projection=127.0.0.1:${PROJECTION_METRICS_PORT:-3001}" \
+  "healthpay-balances=127.0.0.1:${BALANCE_METRICS_PORT:-3003}"
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null || {
+  echo "Prometheus did not become ready; see $LOG/" >&2
+  exit 1
+}
+
 cat <<MSG
 
 HealthPay Ledger is up, on one public URL: http://127.0.0.1:$PORT (nginx)
@@ -110,6 +129,7 @@ HealthPay Ledger is up, on one public URL: http://127.0.0.1:$PORT (nginx)
   Cassandra (CQL)   $SCYLLA_HOSTS (keyspace ${SCYLLA_KEYSPACE:-healthpay_balances})
   Relay metrics     http://127.0.0.1:${RELAY_METRICS_PORT:-3002}/metrics
   Projection metrics http://127.0.0.1:${PROJECTION_METRICS_PORT:-3001}/metrics
+  Prometheus        http://127.0.0.1:$PROMETHEUS_PORT  (every process scraped; alerts: /alerts)
   Logs              $LOG/  (restarts: $LOG/supervisor.log; scripts/supervise.sh status)
 
 Get a token:  export TOKEN=\$(.venv/bin/healthpay token --role admin)
