@@ -2,13 +2,14 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help install up down smoke test lint unit format audit bench bench-quick bench-stream bench-reads bench-memory bench-pipeline locust fuzz chaos
+.PHONY: help install up down smoke test lint unit format audit backup bench bench-quick bench-stream bench-reads bench-memory bench-pipeline locust fuzz chaos
 
 help:
 	@echo "make up     start PostgreSQL, Kafka, Cassandra and every service locally, print the URLs"
 	@echo "make down   stop what make up started"
 	@echo "make smoke  the seed's end-to-end flow against the running stack (after make up)"
 	@echo "make test   lint, types, import rules and every test against real servers"
+	@echo "make backup a verified base backup of make up's PostgreSQL into .local/backups (scripts/backup.sh)"
 	@echo "make audit  pip-audit: the installed dependencies against the known vulnerabilities"
 	@echo "make bench  claim-path benchmark against bare endpoints on this machine"
 	@echo "make bench-stream  relay, projector and rebuild events/s on a 100k-event backlog"
@@ -37,6 +38,9 @@ lint: install
 format: install
 	.venv/bin/ruff format domain schemas infrastructure command_service projection_service api_gateway cli tests load-tests
 	.venv/bin/ruff check --fix domain schemas infrastructure command_service projection_service api_gateway cli tests load-tests
+
+backup:
+	@scripts/backup.sh base $(or $(POSTGRES_URL),postgresql://healthpay@127.0.0.1:25432/healthpay_ledger) .local/backups
 
 # Needs the vulnerability service of PyPI (or OSV: PIP_AUDIT_SERVICE=osv) to be reachable.
 audit: install

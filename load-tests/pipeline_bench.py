@@ -202,6 +202,7 @@ def start_stack(procs: bench.Processes, tmp: Path) -> Stack:
         "RELAY_METRICS_PORT": str(next(free)),
         "PROJECTION_METRICS_PORT": str(next(free)),
         "BALANCE_METRICS_PORT": str(next(free)),
+        "PROMETHEUS_PORT": str(next(free)),
         "COMMAND_PORTS": ",".join(str(next(free)) for _ in range(cores)),
         "GATEWAY_PORTS": ",".join(str(next(free)) for _ in range(cores)),
         "JWT_SECRET": secrets.token_hex(32),

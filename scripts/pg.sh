@@ -10,6 +10,9 @@
 # DIR is the data directory; the Unix socket and server.log live inside it too, so nothing
 # leaks into /var/run. fsync stays ON unless PG_FSYNC=off (tests only: a ledger benchmark
 # without fsync measures nothing). Auth is trust, and the server listens on loopback only.
+# PG_WAL_ARCHIVE=ARCHIVE_DIR at the first start (initdb) archives every WAL segment there,
+# at least once a minute (archive_timeout): with a base backup, what scripts/backup.sh
+# restores to any point in time.
 # `start` on a running server is a no-op apart from ensuring the role and database.
 set -euo pipefail
 
@@ -70,6 +73,13 @@ init_cluster() {
     echo "shared_buffers = 256MB"
     echo "log_min_messages = warning"
     echo "log_min_duration_statement = -1"
+    if [[ -n ${PG_WAL_ARCHIVE:-} ]]; then
+      mkdir -p "$PG_WAL_ARCHIVE"
+      [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$PG_WAL_ARCHIVE"
+      echo "archive_mode = on"
+      echo "archive_command = 'test ! -f $PG_WAL_ARCHIVE/%f && cp %p $PG_WAL_ARCHIVE/%f'"
+      echo "archive_timeout = 60"
+    fi
   } | as_owner tee "$data/healthpay.conf" >/dev/null
   echo "include 'healthpay.conf'" | as_owner tee -a "$data/postgresql.conf" >/dev/null
 }

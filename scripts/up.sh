@@ -41,7 +41,9 @@ CASSANDRA_PORT=${CASSANDRA_PORT:-29042}
 scripts/cassandra.sh start "$STACK/cassandra/node" "$CASSANDRA_PORT" >"$LOG/cassandra-start.log" 2>&1 &
 CASSANDRA_START=$!
 export SCYLLA_HOSTS=${SCYLLA_HOSTS:-127.0.0.1:$CASSANDRA_PORT}
-scripts/pg.sh start "$STACK/pg" "$PG_PORT"
+# Every WAL segment archived (from a new data directory on): `make backup` + this archive
+# restore to any point in time (scripts/backup.sh, docs/runbooks.md).
+PG_WAL_ARCHIVE=${PG_WAL_ARCHIVE:-$STACK/wal-archive} scripts/pg.sh start "$STACK/pg" "$PG_PORT"
 watch postgresql scripts/pg.sh "$STACK/pg" "$PG_PORT"
 export POSTGRES_URL=${POSTGRES_URL:-postgresql://healthpay@127.0.0.1:$PG_PORT/healthpay_ledger}
 .venv/bin/healthpay db migrate --only sql
@@ -99,8 +101,12 @@ watch edge scripts/edge.sh "$STACK/edge" "$PORT" "$gurls" "$curls"
 # Prometheus scrapes every process on its own port, under the Kubernetes job names, with the
 # alert rules loaded (scripts/prometheus.sh; k8s/monitoring/alerts.yml).
 PROMETHEUS_PORT=${PROMETHEUS_PORT:-3090}
+if curl -fsS -o /dev/null "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" 2>/dev/null; then
+  echo "port $PROMETHEUS_PORT already serves a Prometheus: set PROMETHEUS_PORT" >&2
+  exit 1
+fi
 hostports() { local u=${1//http:\/\//}; echo "${u//\//}"; }
-start prometheus scripts/prometheus.sh "$ROOT/.local/prometheus" "$PROMETHEUS_PORT" \
+start prometheus scripts/prometheus.sh "$STACK/prometheus" "$PROMETHEUS_PORT" \
   "healthpay-command-service=$(hostports "$curls")" \
   "healthpay-api-gateway=$(hostports "$gurls")" \
   "healthpay-relay=127.0.0.1:${RELAY_METRICS_PORT:-3002}" \
