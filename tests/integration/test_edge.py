@@ -58,6 +58,7 @@ class Handler(BaseHTTPRequestHandler):
             "path": self.path,
             "body": body.decode(),
             "requestId": self.headers.get("X-Request-ID"),
+            "correlationId": self.headers.get("X-Correlation-Id"),
             "forwardedFor": self.headers.get("X-Forwarded-For"),
             "forwardedProto": self.headers.get("X-Forwarded-Proto"),
             "host": self.headers.get("Host"),
@@ -239,6 +240,48 @@ def test_proxy_headers_and_request_id(edge: Edge) -> None:
     assert mine["forwardedFor"] == "127.0.0.1"
     assert mine["forwardedProto"] == "http"
     assert mine["host"] == edge.url.removeprefix("http://")
+
+
+def _access_log_lines(edge: Edge, request_id: str) -> list[dict[str, Any]]:
+    """The access log's lines for one request id (the log is flushed at least every second)."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [json.loads(line) for line in (edge.dir / "access.log").read_text().splitlines()]
+        found = [line for line in lines if line["request_id"] == request_id]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_the_request_id_is_the_correlation_id_and_the_access_log_is_json(edge: Edge) -> None:
+    secret = "Bearer token-that-must-not-be-logged"
+    with httpx.Client(base_url=edge.url) as client:
+        claim = _ask(
+            client,
+            "POST",
+            "/api/v1/medcards/c1/claims/prescriptions?nationalId=29001011234567",
+            headers={"X-Request-ID": "req-claim-1", "Authorization": secret},
+        )
+        own = _ask(client, "POST", "/api/v1/medcards", headers={"X-Correlation-Id": "corr-9"})
+        unfit = _ask(client, "GET", "/health", headers={"X-Request-ID": "x" * 101})
+    assert claim["requestId"] == claim["correlationId"] == "req-claim-1"
+    assert own["correlationId"] == "corr-9"
+    assert own["requestId"] == own["edgeRequestId"]
+    # an id the command service would refuse as a correlation id is replaced by nginx's own
+    assert unfit["requestId"] == unfit["edgeRequestId"] != "x" * 101
+    assert re.fullmatch(r"[0-9a-f]{32}", unfit["requestId"])
+    (line,) = _access_log_lines(edge, "req-claim-1")
+    assert line["correlation_id"] == "req-claim-1"
+    assert (line["method"], line["path"], line["status"]) == (
+        "POST",
+        "/api/v1/medcards/c1/claims/prescriptions",
+        200,
+    )
+    assert isinstance(line["request_time"], float | int)
+    logged = (edge.dir / "access.log").read_text()
+    for personal in ("token-that-must-not-be-logged", "29001011234567", "127.0.0.1 ["):
+        assert personal not in logged, personal
+    assert _access_log_lines(edge, own["requestId"])[0]["correlation_id"] == "corr-9"
 
 
 def test_status_and_clean_stop(tmp_path: Path) -> None:
