@@ -44,22 +44,31 @@ _UUID = re.compile(UUID_PATTERN, re.ASCII)
 
 
 class HeaderRule:
-    """A request header whose value is stored: visible ASCII and spaces, bounded length."""
+    """A request header whose value is stored: visible ASCII and spaces, bounded length.
+    `blank_is_absent`: an empty value is taken as no header (the server makes one up)."""
 
-    def __init__(self, name: str, max_length: int) -> None:
+    def __init__(self, name: str, max_length: int, *, blank_is_absent: bool = False) -> None:
         self.name = name
         self.max_length = max_length
+        self.blank_is_absent = blank_is_absent
         self.pattern = f"^[\\x20-\\x7e]{{1,{max_length}}}$"
         self._regex = re.compile(self.pattern, re.ASCII)
 
     def accepts(self, value: str) -> bool:
         return self._regex.fullmatch(value) is not None
 
+    @property
+    def wire_pattern(self) -> str:
+        """The value as a client may send it: HTTP drops the spaces and tabs around a field
+        value (RFC 9110 §5.5) before the server sees it, so they may pad what `pattern` takes."""
+        core = f"[\\x21-\\x7e](?:[\\x20-\\x7e]{{0,{self.max_length - 2}}}[\\x21-\\x7e])?"
+        return f"^[\\t ]*(?:{core}){'?' if self.blank_is_absent else ''}[\\t ]*$"
+
 
 # A write's body, read no further than this (413 body_too_large).
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_KEY = HeaderRule("Idempotency-Key", 255)
-CORRELATION_ID = HeaderRule("X-Correlation-Id", 100)
+CORRELATION_ID = HeaderRule("X-Correlation-Id", 100, blank_is_absent=True)
 
 
 def uuid_from_text(text: str) -> UUID | None:
@@ -229,7 +238,10 @@ class DebitBody(Body):
 class CopayConsentBody(Body):
     """The member's consent to claims' copayments paid from the wallet; 0 and 0 withdraws it."""
 
-    per_claim_limit: Limit = Field(description="the most one claim's copayment may be")
+    per_claim_limit: Limit = Field(
+        description="the most one claim's copayment may be; not more than `monthlyLimit` (422"
+        " invalid_copay_consent)"
+    )
     monthly_limit: Limit = Field(
         description="the most all claims may take in a calendar month (Africa/Cairo)"
     )

@@ -19,6 +19,7 @@ from domain.identity import GOVERNORATES
 from domain.medcard.card_types import CARD_TYPES
 from domain.medcard.decider import RELATIONSHIPS
 from domain.wallet.model import GATEWAYS
+from schemas.api.commands import CONTROL_CHARACTERS
 
 # An event-store position: PostgreSQL's BIGINT.
 MAX_POSITION = 2**63 - 1
@@ -117,6 +118,25 @@ DOMAIN_RULES: dict[str, dict[str, Any]] = {
         " items_total_mismatch)"
     },
 }
+
+
+# ------------------------------------------------------------------------ trimmed text
+
+# What pydantic's strip_whitespace trims (Rust's str::trim): Unicode's White_Space, named one
+# by one, since `\s` means another set in each regex dialect (ECMAScript's adds U+FEFF).
+WHITE_SPACE = r"\t\n\u000b\f\r\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def trimmed_text_pattern(max_length: int) -> str:
+    """A trimmed text field as sent: white space around 1 to `max_length` characters that
+    start and end with neither white space nor a control character and hold no control
+    character. The body's own rule (strip, then its length and NO_CONTROL_PATTERN) judges the
+    trimmed text; this is the same rule for the text before trimming, so that padding
+    neither makes a blank value valid nor an over-long padded one invalid."""
+    edge = f"[^{CONTROL_CHARACTERS}{WHITE_SPACE}]"
+    inner = f"[^{CONTROL_CHARACTERS}]{{0,{max_length - 2}}}"
+    core = edge if max_length == 1 else f"{edge}(?:{inner}{edge})?"
+    return f"^[{WHITE_SPACE}]*{core}[{WHITE_SPACE}]*$"
 
 
 # ---------------------------------------------------------------------------- decimals

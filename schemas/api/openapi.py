@@ -25,18 +25,20 @@ from schemas.api.commands import (
     CORRELATION_ID,
     IDEMPOTENCY_KEY,
     MAX_BODY_BYTES,
+    NO_CONTROL_PATTERN,
     AddBeneficiaryBody,
     Body,
     ClaimBody,
     CopayConsentBody,
     DebitBody,
+    HeaderRule,
     IssueCardBody,
     OpenWalletBody,
     ReversalBody,
     StatusChangeBody,
     TopUpBody,
 )
-from schemas.api.formats import DOMAIN_RULES, MAX_POSITION, decimal_schema
+from schemas.api.formats import DOMAIN_RULES, MAX_POSITION, decimal_schema, trimmed_text_pattern
 from schemas.api.reads import (
     BeneficiaryList,
     Card,
@@ -436,10 +438,19 @@ class _WireSchema(GenerateJsonSchema):
 
     def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
         json_schema = super().str_schema(schema)
-        if schema.get("strip_whitespace"):
-            # Trimmed before its length is checked: blank is empty.
-            json_schema["pattern" if "pattern" not in json_schema else "x-trimmed"] = r"\S"
-        return json_schema
+        if not schema.get("strip_whitespace"):
+            return json_schema
+        # The body's lengths and pattern judge the text once trimmed; the document describes
+        # the text as sent, padding included.
+        if schema.get("pattern") != NO_CONTROL_PATTERN or schema.get("min_length") != 1:
+            raise ValueError(f"no document for the trimmed text {schema}")
+        longest = int(schema["max_length"])
+        return {
+            "type": "string",
+            "pattern": trimmed_text_pattern(longest),
+            "description": f"1 to {longest} characters once the white space around them is"
+            " trimmed, no control characters (U+0000-U+001F, U+007F-U+009F)",
+        }
 
 
 def _request_models() -> set[str]:
@@ -578,6 +589,17 @@ def _answer_schema(op: WriteOperation) -> dict[str, Any]:
     }
 
 
+def _header(rule: HeaderRule, description: str) -> dict[str, Any]:
+    return {
+        "name": rule.name,
+        "in": "header",
+        "required": False,
+        "description": f"{description}; 1 to {rule.max_length} printable ASCII characters"
+        " (spaces inside)",
+        "schema": {"type": "string", "pattern": rule.wire_pattern},
+    }
+
+
 def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
     answer = {"content": {"application/json": {"schema": _answer_schema(op)}}}
     responses: dict[str, Any] = {}
@@ -636,21 +658,16 @@ def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
         "security": [{SECURITY_SCHEME: []}],
         "parameters": [
             *_path_parameters(op.path),
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": False,
-                "description": (
-                    "a repeat by the same caller (role, sub, pharmacy) with the same key and"
-                    " body gets the first answer (kept at least 7 days by default)"
-                ),
-                "schema": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": IDEMPOTENCY_KEY.max_length,
-                    "pattern": IDEMPOTENCY_KEY.pattern,
-                },
-            },
+            _header(
+                IDEMPOTENCY_KEY,
+                "a repeat by the same caller (role, sub, pharmacy) with the same key and body gets"
+                " the first answer (kept at least 7 days by default)",
+            ),
+            _header(
+                CORRELATION_ID,
+                "the client's id for this request, stored in the metadata of the events it"
+                " writes (by default, or when empty, a new UUID)",
+            ),
         ],
         "responses": dict(sorted(responses.items())),
     }

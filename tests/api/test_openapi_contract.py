@@ -4,14 +4,17 @@ command service's routes, so the documentation cannot drift from the route table
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from pydantic import TypeAdapter, ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -20,7 +23,7 @@ from command_service.routes import ROUTES
 from domain.identity import IdentityError, national_id_birth_date, normalize_mobile
 from domain.medcard.card_types import CARD_TYPES
 from domain.wallet.model import GATEWAYS
-from schemas.api.commands import DebitBody
+from schemas.api.commands import CORRELATION_ID, IDEMPOTENCY_KEY, Code, DebitBody, HeaderRule, Text
 from schemas.api.formats import (
     DOMAIN_RULES,
     MAX_POSITION,
@@ -28,7 +31,7 @@ from schemas.api.formats import (
     mobile_pattern,
     national_id_pattern,
 )
-from schemas.api.openapi import ANSWER_IDS, LINKS, READS, WRITES, build_openapi
+from schemas.api.openapi import ANSWER_IDS, API, LINKS, READS, WRITES, build_openapi
 from tests.api.endpoints import BY_NAME, ENDPOINTS
 
 DOCUMENT = build_openapi(WRITES, title="writes", version="test")
@@ -189,3 +192,85 @@ def test_every_link_names_an_operation_its_parameters_and_an_answer_field() -> N
 
 def test_positions_are_bounded_as_the_gateway_bounds_them() -> None:
     assert MAX_POSITION == GATEWAY_MAX_POSITION
+
+
+# ------------------------------------------- text and headers as sent, padding included
+
+
+def _takes(adapter: TypeAdapter[str], value: str) -> bool:
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def _documented(*path: str) -> Callable[[str], bool]:
+    """Whether the document takes a value at `path` under components/schemas, with ECMA-262's
+    patterns, as OpenAPI means them and the fuzzer reads them (Python's `$` would also match
+    before a final newline)."""
+    schema: Any = DOCUMENT["components"]["schemas"]
+    for part in path:
+        schema = schema[part]
+    validator = jsonschema_rs.validator_for(schema)
+    return lambda value: bool(validator.is_valid(value))
+
+
+def test_trimmed_text_is_documented_as_the_bodies_trim_it_character_by_character() -> None:
+    # Every code point of the BMP (White_Space and the control characters all lie there),
+    # alone, before a letter and between letters: blank, padding and controls as the code sees
+    # them. Surrogates cannot reach a body (bodies.py refuses them as the JSON is read).
+    documented, text = _documented("OpenWalletBody", "properties", "userId"), TypeAdapter(Text)
+    wrong = [
+        (hex(point), value)
+        for point in range(0x10000)
+        if not 0xD800 <= point < 0xE000
+        for value in (chr(point), chr(point) + "x", "x" + chr(point) + "x")
+        if documented(value) != _takes(text, value)
+    ]
+    assert wrong == []
+
+
+_AROUND = st.text(
+    alphabet=" \t\n\x0b\x0c\r\x85\xa0\u1680\u2000\u200a\u2028\u202f\u3000", max_size=3
+)
+_INSIDE = st.text(alphabet=st.sampled_from("ab \t\x00\x1f\x85\u00a0\u3000\ufeff\u180e\x1c~"))
+_DRUG_CODE = _documented("ClaimItemBody", "properties", "drugCode")
+_CODE = TypeAdapter(Code)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.tuples(_AROUND, _INSIDE, st.text(min_size=45, max_size=55), _INSIDE, _AROUND))
+def test_padded_text_is_documented_as_the_bodies_take_it(parts: tuple[str, ...]) -> None:
+    # Around the 50-character bound of a drug code: the length is the trimmed text's.
+    value = "".join(parts)
+    assert _DRUG_CODE(value) == _takes(_CODE, value), repr(value)
+
+
+def _header_validator(rule: HeaderRule) -> Callable[[str], bool]:
+    operation = DOCUMENT["paths"][f"{API}/wallets"]["post"]
+    (parameter,) = [p for p in operation["parameters"] if p["name"] == rule.name]
+    validator = jsonschema_rs.validator_for(parameter["schema"])
+    return lambda value: bool(validator.is_valid(value))
+
+
+_HEADERS = {rule.name: _header_validator(rule) for rule in (IDEMPOTENCY_KEY, CORRELATION_ID)}
+_HEADER_CHARACTERS = st.sampled_from(["a", "~", " ", "\t", "\x00", "\x7f", "é", "\n"])
+
+
+@pytest.mark.parametrize("rule", [IDEMPOTENCY_KEY, CORRELATION_ID], ids=lambda r: r.name)
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_headers_are_documented_as_sent(rule: HeaderRule, data: Any) -> None:
+    # HTTP drops the spaces and tabs around a field value before the server sees it
+    # (RFC 9110 §5.5; httptools does); the endpoints treat an empty correlation id as none.
+    size = data.draw(st.sampled_from([0, 1, 2, rule.max_length - 1, rule.max_length]))
+    around = st.text(alphabet=" \t", max_size=2)
+    value = (
+        data.draw(around)
+        + data.draw(st.text(_HEADER_CHARACTERS, min_size=size, max_size=size + 1))
+        + data.draw(around)
+    )
+    seen = value.strip(" \t")
+    taken = rule.accepts(seen) or (rule.blank_is_absent and seen == "")
+    assert _HEADERS[rule.name](value) == taken, repr(value)
