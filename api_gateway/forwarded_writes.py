@@ -17,9 +17,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api_gateway.commands_client import CommandService, CommandUnavailable
+from infrastructure.http.bodies import read_body
 from infrastructure.http.problems import Problem, problem_response
 
-MAX_BODY_BYTES = 1 << 20  # the edge's client_max_body_size
 _REQUEST_HEADERS = (
     "authorization",
     "content-type",
@@ -42,16 +42,10 @@ async def add_beneficiary(request: Request) -> Response:
         UUID(request.path_params["card_id"])  # the path goes on verbatim: only a real id
     except ValueError:
         return problem_response(Problem(404, "card_not_found", "no such card"), path)
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
-        return problem_response(
-            Problem(413, "payload_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes"), path
-        )
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        return problem_response(
-            Problem(413, "payload_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes"), path
-        )
+    try:
+        body = await read_body(request)  # the command service's own limit, applied here first
+    except Problem as too_large:
+        return problem_response(too_large, path)
     headers = {name: value for name in _REQUEST_HEADERS if (value := request.headers.get(name))}
     commands: CommandService = request.app.state.commands
     try:

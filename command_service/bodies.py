@@ -1,4 +1,5 @@
-"""Reading a write's JSON body: bounded, parsed once, and exactly what the client wrote.
+"""Decoding a write's JSON body (read within its limit by infrastructure/http/bodies.py)
+once, into exactly what the client wrote.
 
 pydantic parses and validates the body in one pass (`model_validate_json`), which is the
 cheapest way there is, but on its own it would book some bodies other than as sent:
@@ -22,10 +23,9 @@ import re
 from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
 
 from infrastructure.http.problems import Problem, validation_errors
-from schemas.api.commands import MAX_BODY_BYTES, NO_CONTROL_PATTERN
+from schemas.api.commands import NO_CONTROL_PATTERN
 
 CONTROL_CHARACTER_MESSAGE = "must not contain control characters (U+0000-U+001F, U+007F-U+009F)"
 
@@ -36,28 +36,6 @@ _INEXACT_NUMBER = re.compile(rb"-|[0-9][eE]|\.[0-9]{3}|NaN|Infinity")
 # (and, now and then, some text in a string, which the exact check above then clears).
 _MAYBE_INEXACT = re.compile(rb"[:,\[]\s*(?:-|N|I|[0-9]+(?:\.[0-9]*)?[eE]|[0-9]+\.[0-9]{3})")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-async def read_body(request: Request) -> bytes:
-    """The body, refused with 413 as soon as it is known to be too large (before it is read
-    when Content-Length says so, else once the chunks read so far exceed the limit)."""
-    declared = request.headers.get("content-length", "")
-    # Ten digits are too many whatever they say (and int() of a thousand would be slow).
-    digits = declared.isascii() and declared.isdigit()
-    if digits and (len(declared) > 9 or int(declared) > MAX_BODY_BYTES):
-        raise _too_large()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _too_large() -> Problem:
-    return Problem(413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
 
 
 def decode(model: type[B], raw: bytes) -> B:

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from command_service.bodies import decode, read_body
+from command_service.bodies import decode
 from command_service.execution import (
     REPLAY_STATUS,
     CommandContext,
@@ -34,6 +34,7 @@ from domain.errors import CommandRejected
 from infrastructure.auth.tokens import Principal, TokenVerifier
 from infrastructure.eventstore.port import EventStore, IdempotencyRecord
 from infrastructure.http.bearer import authenticate as bearer_principal
+from infrastructure.http.bodies import read_body
 from infrastructure.http.problems import Problem, problem_response
 from schemas.api.commands import CORRELATION_ID, IDEMPOTENCY_KEY, uuid_from_text
 

@@ -3,10 +3,13 @@ cannot route by method, sends it): passed to the command service and answered as
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
 from api_gateway.app import create_app
+from schemas.api.commands import MAX_BODY_BYTES
 from tests.api.support import API, Tokens, api_settings, assert_problem, beneficiary_body
 from tests.gateway.conftest import Gateway
 from tests.gateway.test_authorization import BAD_TOKENS
@@ -81,6 +84,40 @@ async def test_an_unreachable_command_service_is_a_502_problem(
         )
     assert_problem(answer, 502, "command_service_unavailable")
     assert answer.headers["retry-after"] == "1"
+
+
+async def test_a_body_over_the_command_services_limit_stops_at_the_gateway(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    """The same limit as the command service's, whether the body says its length or not."""
+    forwarded: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        forwarded.append(request)
+        return httpx.Response(500)
+
+    app = create_app(
+        api_settings(gateway.api.postgres_url), command_transport=httpx.MockTransport(record)
+    )
+    body = b'{"name": "' + b"x" * MAX_BODY_BYTES + b'"}'
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 16384):
+            yield body[start : start + 16384]
+
+    url = f"{API}/medcards/{gateway.world.family_card}/beneficiaries"
+    headers = tokens.admin() | {"Content-Type": "application/json"}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gw.test"
+        ) as client,
+    ):
+        for content in (body, chunked()):
+            answer = await client.post(url, content=content, headers=headers)
+            problem = assert_problem(answer, 413, "body_too_large")
+            assert str(MAX_BODY_BYTES) in problem["detail"]
+    assert forwarded == []
 
 
 def _refuse(request: httpx.Request) -> httpx.Response:
