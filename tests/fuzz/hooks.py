@@ -12,7 +12,9 @@ Two of the built-in checks are replaced by stricter ones of this API's own:
   only refusals of the *input itself* (the codes in FORMAT_CODES): each one is a rule the
   document does not state.
 
-Every answer is counted by operation and status into FUZZ_COUNTS_FILE when the run ends.
+One hook corrects what Schemathesis infers about the operations' dependencies, so that the
+stateful phase starts where this API's links start (after_load_schema). Every answer is
+counted by operation and status into FUZZ_COUNTS_FILE when the run ends.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from schemathesis import Case, Response
 
 # Problem codes that mean "this input is malformed", as opposed to a refusal by a rule of
 # state, role or another field (national_id_birth_date_mismatch, items_total_mismatch,
-# invalid_expiry_date, which the document states in descriptions), or an opaque value
-# (invalid_cursor), or reuse of an Idempotency-Key (idempotency_key_reused).
+# invalid_expiry_date, invalid_copay_consent, which the document states in descriptions), or
+# an opaque value (invalid_cursor), or reuse of an Idempotency-Key (idempotency_key_reused).
 FORMAT_CODES = frozenset(
     {
         "malformed_json",
@@ -40,6 +42,7 @@ FORMAT_CODES = frozenset(
         "unsupported_media_type",
         "body_too_large",
         "invalid_idempotency_key",
+        "invalid_correlation_id",
         "invalid_min_position",
         "invalid_limit",
         "invalid_national_id",
@@ -102,6 +105,25 @@ def valid_input_refused(ctx: Any, response: Response, case: Case[Any]) -> bool |
     if code in FORMAT_CODES:
         raise AssertionError(f"a request the document calls valid was refused: {code}")
     return None
+
+
+@schemathesis.hook
+def after_load_schema(context: Any, schema: Any) -> None:
+    """Keeps Schemathesis's stateful phase starting where this API's links start.
+
+    Schemathesis guesses from names which resource a field or header refers to, and starts
+    stateful scenarios only from operations whose every such input some operation produces.
+    `primaryHolder.nationalId` reads to it as a reference to a "National" resource, and the
+    X-Correlation-Id header to an "XCorrelation" one, which no operation produces; so
+    `issue_card`, where every card's links begin, never started a scenario: no card was
+    issued, and every card operation saw random ids (404). An input bound to a resource that
+    nothing produces is a guess that no call can satisfy; without those, the inferred graph
+    holds only what the API has (tests/fuzz/test_hooks.py).
+    """
+    graph = schema.analysis.dependency_graph
+    produced = {out.resource.name for node in graph.operations.values() for out in node.outputs}
+    for node in graph.operations.values():
+        node.inputs = [slot for slot in node.inputs if slot.resource.name in produced]
 
 
 @schemathesis.hook

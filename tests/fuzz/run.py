@@ -54,9 +54,13 @@ def _print_rest(results: list[RestResult]) -> int:
             per_operation[f"{method} {path}"] += count
             statuses.setdefault(f"{method} {path}", Counter())[status] += count
     print("\nREST answers per operation (all roles):")
-    for operation in sorted(per_operation):
+    undeclared = [op for op in per_operation if set(statuses[op]) == {"405"}]
+    for operation in sorted(set(per_operation) - set(undeclared)):
         detail = ", ".join(f"{s}: {n}" for s, n in sorted(statuses[operation].items()))
         print(f"  {per_operation[operation]:6d}  {operation}  ({detail})")
+    if undeclared:
+        print(f"  {sum(per_operation[op] for op in undeclared):6d}  {len(undeclared)} methods"
+              " the document does not declare on its paths (405: all)")  # fmt: skip
     print("\nREST per role:")
     for result in results:
         print(f"  {result.role:8s} {result.generated:6d} cases, exit {result.exit_code},"
@@ -93,16 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     with running_stack() as stack:
         print(f"stack up in {time.monotonic() - started:.0f}s (seed {seed}); command service"
               f" {stack.commands_url}, gateway {stack.gateway_url}", flush=True)  # fmt: skip
+        rest_started = time.monotonic()
         rest = run_rest(stack, _role_runs(args.seconds), seed, args.keep)
+        graphql_started = time.monotonic()
         graphql = [fuzz_role(stack, role, args.graphql_examples, seed) for role in ROLES]
+        graphql_took = time.monotonic() - graphql_started
+        rest_took = graphql_started - rest_started
         crashed = stack.fleet.crashed()
     rest_failures = _print_rest(rest)
     graphql_failures = _print_graphql(graphql)
     cases = sum(r.generated for r in rest)
     graphql_cases = sum(sum(r.cases.values()) for r in graphql)
-    print(f"\nREST: {cases} cases, {rest_failures} failures; GraphQL: {graphql_cases} cases,"
-          f" {graphql_failures} internal errors; {len(crashed)} processes crashed;"
-          f" {time.monotonic() - started:.0f}s")  # fmt: skip
+    took = time.monotonic() - started
+    print(f"\nREST: {cases} cases, {rest_failures} failures ({rest_took:.0f}s); GraphQL:"
+          f" {graphql_cases} cases, {graphql_failures} internal errors ({graphql_took:.0f}s);"
+          f" {len(crashed)} processes crashed; {took:.0f}s in all")  # fmt: skip
     ok = rest_failures == 0 and graphql_failures == 0 and not crashed
     if cases < args.min_cases:
         print(f"too few REST cases: {cases} < {args.min_cases}")
