@@ -6,13 +6,14 @@ current family filter on `removed_at IS NULL`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
-from domain.events import BeneficiaryAdded, BeneficiaryRemoved, Holder, MedCardIssued
+from domain.events import BeneficiaryAdded, BeneficiaryRemoved, MedCardIssued
 from projection_service.read_models.decoding import Decoded
 from projection_service.read_models.rows import Row, recordset, upsert_template, write_rows
 from projection_service.read_models.tables import Tables
@@ -45,27 +46,32 @@ WHERE b.id = x.id AND b.medcard_id = x.medcard_id AND b.version < x.version
 """
 
 
+_ISSUED, _ADDED = MedCardIssued.event_type, BeneficiaryAdded.event_type
+_REMOVED = BeneficiaryRemoved.event_type
+
+
 class Beneficiaries:
     def __init__(self) -> None:
-        self._rows: dict[UUID, Row] = {}  # added in this batch
-        self._removals: dict[UUID, Row] = {}  # of rows written by earlier batches
+        self._rows: dict[str, Row] = {}  # added in this batch, by beneficiary id
+        self._removals: dict[str, Row] = {}  # of rows written by earlier batches
 
     def add(self, item: Decoded) -> None:
-        recorded, event = item.recorded, item.event
-        card_id, version = recorded.aggregate_id, recorded.version
-        if isinstance(event, MedCardIssued):
-            self._put(_row(card_id, event.primary_holder, event.issued_at, version, primary=True))
-        elif isinstance(event, BeneficiaryAdded):
-            self._put(_row(card_id, event.beneficiary, event.at, version, primary=False))
-        elif isinstance(event, BeneficiaryRemoved):
-            row = self._rows.get(event.beneficiary_id)
+        recorded, data = item.recorded, item.data
+        card_id, version, event_type = recorded.aggregate_id, recorded.version, recorded.event_type
+        if event_type == _ISSUED:
+            self._put(_row(card_id, data["primary_holder"], data["issued_at"], version, True))
+        elif event_type == _ADDED:
+            self._put(_row(card_id, data["beneficiary"], data["at"], version, False))
+        elif event_type == _REMOVED:
+            beneficiary_id = data["beneficiary_id"]
+            row = self._rows.get(beneficiary_id)
             if row is not None:
-                row["removed_at"], row["version"] = event.at, version
+                row["removed_at"], row["version"] = data["at"], version
                 return
-            self._removals[event.beneficiary_id] = {
-                "id": event.beneficiary_id,
+            self._removals[beneficiary_id] = {
+                "id": beneficiary_id,
                 "medcard_id": card_id,
-                "removed_at": event.at,
+                "removed_at": data["at"],
                 "version": version,
             }
 
@@ -78,15 +84,15 @@ class Beneficiaries:
         await write_rows(conn, tables, _REMOVE, list(self._removals.values()))
 
 
-def _row(card_id: UUID, holder: Holder, at: datetime, version: int, *, primary: bool) -> Row:
+def _row(card_id: UUID, holder: Mapping[str, Any], at: str, version: int, primary: bool) -> Row:
     return {
-        "id": holder.beneficiary_id,
+        "id": holder["beneficiary_id"],
         "medcard_id": card_id,
-        "relationship": holder.relationship,
-        "national_id": holder.national_id,
-        "name": holder.name,
-        "date_of_birth": holder.date_of_birth,
-        "phone_number": holder.phone_number,
+        "relationship": holder["relationship"],
+        "national_id": holder.get("national_id"),
+        "name": holder.get("name"),
+        "date_of_birth": holder.get("date_of_birth"),
+        "phone_number": holder.get("phone_number"),
         "added_at": at,
         "is_primary": primary,
         "removed_at": None,

@@ -6,7 +6,8 @@ Every adjudication is a claim row (rejections too); a reversal turns its status 
 
 from __future__ import annotations
 
-from uuid import UUID
+from collections.abc import Mapping
+from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
@@ -75,45 +76,49 @@ WHERE c.id = x.id AND c.medcard_id = x.medcard_id AND c.version < x.version
 """
 
 
+_ADJUDICATED, _REVERSED = ClaimAdjudicated.event_type, ClaimReversed.event_type
+
+
 class Claims:
     def __init__(self) -> None:
-        self._claims: dict[UUID, Row] = {}  # adjudicated in this batch
+        self._claims: dict[str, Row] = {}  # adjudicated in this batch, by claim id
         self._items: list[Row] = []
-        self._reversals: dict[UUID, Row] = {}  # of claims written by earlier batches
+        self._reversals: dict[str, Row] = {}  # of claims written by earlier batches
 
     def add(self, item: Decoded) -> None:
-        recorded, event = item.recorded, item.event
-        if isinstance(event, ClaimAdjudicated):
-            self._claims[event.claim_id] = _claim_row(
-                event, recorded.aggregate_id, recorded.position, recorded.version
+        recorded, data = item.recorded, item.data
+        if recorded.event_type == _ADJUDICATED:
+            claim_id, version = data["claim_id"], recorded.version
+            self._claims[claim_id] = _claim_row(
+                data, recorded.aggregate_id, recorded.position, version
             )
             self._items.extend(
                 {
-                    "id": split.item_id,
-                    "claim_id": event.claim_id,
+                    "id": split["item_id"],
+                    "claim_id": claim_id,
                     "line_no": line_no,
-                    "drug_code": split.drug_code,
-                    "drug_name": split.drug_name,
-                    "quantity": split.quantity,
-                    "unit_price": split.unit_price,
-                    "total_price": split.total_price,
-                    "covered_amount": split.covered_amount,
-                    "copayment_amount": split.copayment_amount,
-                    "version": recorded.version,
+                    "drug_code": split["drug_code"],
+                    "drug_name": split["drug_name"],
+                    "quantity": split["quantity"],
+                    "unit_price": split["unit_price"],
+                    "total_price": split["total_price"],
+                    "covered_amount": split["covered_amount"],
+                    "copayment_amount": split["copayment_amount"],
+                    "version": version,
                 }
-                for line_no, split in enumerate(event.items, start=1)
+                for line_no, split in enumerate(data["items"], start=1)
             )
-        elif isinstance(event, ClaimReversed):
+        elif recorded.event_type == _REVERSED:
             reversal = {
-                "id": event.claim_id,
+                "id": data["claim_id"],
                 "medcard_id": recorded.aggregate_id,
-                "reversed_at": event.at,
-                "reversal_reason": event.reason,
+                "reversed_at": data["at"],
+                "reversal_reason": data["reason"],
                 "version": recorded.version,
             }
-            claim = self._claims.get(event.claim_id)
+            claim = self._claims.get(data["claim_id"])
             if claim is None:
-                self._reversals[event.claim_id] = reversal
+                self._reversals[data["claim_id"]] = reversal
             else:
                 claim.update(reversal, status="reversed")
 
@@ -123,27 +128,27 @@ class Claims:
         await write_rows(conn, tables, _REVERSE, list(self._reversals.values()))
 
 
-def _claim_row(event: ClaimAdjudicated, card_id: UUID, position: int, version: int) -> Row:
+def _claim_row(data: Mapping[str, Any], card_id: object, position: int, version: int) -> Row:
     return {
-        "id": event.claim_id,
+        "id": data["claim_id"],
         "medcard_id": card_id,
-        "prescription_id": event.prescription_id,
-        "pharmacy_id": event.pharmacy_id,
-        "beneficiary_id": event.beneficiary_id,
-        "total_amount": event.total_amount,
-        "covered_amount": event.covered_amount,
-        "copayment_amount": event.copayment_amount,
-        "claimed_at": event.claimed_at,
-        "decision": event.decision,
-        "status": event.decision,
-        "reasons": event.reasons,
-        "month": event.month,
-        "copay_percent": event.copay_percent,
-        "monthly_limit": event.monthly_limit,
-        "month_spent_after": event.month_spent_after,
-        "remaining_after": event.remaining_after,
-        "copayment_paid_from_wallet": event.copayment_paid_from_wallet,
-        "wallet_id": event.wallet_id,
+        "prescription_id": data["prescription_id"],
+        "pharmacy_id": data["pharmacy_id"],
+        "beneficiary_id": data["beneficiary_id"],
+        "total_amount": data["total_amount"],
+        "covered_amount": data["covered_amount"],
+        "copayment_amount": data["copayment_amount"],
+        "claimed_at": data["claimed_at"],
+        "decision": data["decision"],
+        "status": data["decision"],
+        "reasons": data["reasons"],
+        "month": data["month"],
+        "copay_percent": data["copay_percent"],
+        "monthly_limit": data["monthly_limit"],
+        "month_spent_after": data["month_spent_after"],
+        "remaining_after": data["remaining_after"],
+        "copayment_paid_from_wallet": data["copayment_paid_from_wallet"],
+        "wallet_id": data["wallet_id"],
         "reversed_at": None,
         "reversal_reason": None,
         "position": position,

@@ -12,7 +12,6 @@ from psycopg.rows import TupleRow
 from domain.events import (
     ClaimAdjudicated,
     ClaimReversed,
-    Posting,
     WalletDebited,
     WalletRefunded,
     WalletToppedUp,
@@ -34,7 +33,10 @@ _COLUMNS = (
 # Postings are facts: a second insert is a redelivery.
 _INSERT = upsert_template("ledger_postings", _COLUMNS, ("event_id", "leg"), guarded=False)
 
-_MONEY_EVENTS = (ClaimAdjudicated, ClaimReversed, WalletToppedUp, WalletDebited, WalletRefunded)
+_MONEY_EVENTS = frozenset(
+    cls.event_type
+    for cls in (ClaimAdjudicated, ClaimReversed, WalletToppedUp, WalletDebited, WalletRefunded)
+)
 
 
 class Ledger:
@@ -42,22 +44,23 @@ class Ledger:
         self._rows: list[Row] = []
 
     def add(self, item: Decoded) -> None:
-        recorded, event = item.recorded, item.event
-        if not isinstance(event, _MONEY_EVENTS):
+        recorded = item.recorded
+        if recorded.event_type not in _MONEY_EVENTS:
             return
-        postings: tuple[Posting, ...] = event.postings
+        event_id, aggregate_id = recorded.event_id, recorded.aggregate_id
+        version, position, at = recorded.version, recorded.position, recorded.timestamp
         self._rows.extend(
             {
-                "event_id": recorded.event_id,
+                "event_id": event_id,
                 "leg": leg,
-                "account": posting.account,
-                "amount": posting.amount,
-                "aggregate_id": recorded.aggregate_id,
-                "version": recorded.version,
-                "position": recorded.position,
-                "at": recorded.timestamp,
+                "account": posting["account"],
+                "amount": posting["amount"],
+                "aggregate_id": aggregate_id,
+                "version": version,
+                "position": position,
+                "at": at,
             }
-            for leg, posting in enumerate(postings, start=1)
+            for leg, posting in enumerate(item.data["postings"], start=1)
         )
 
     async def write(self, conn: AsyncConnection[TupleRow], tables: Tables) -> None:

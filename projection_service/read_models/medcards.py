@@ -7,20 +7,16 @@ card costs one row in one statement however many of its events the batch holds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
-from domain.events import (
-    ClaimAdjudicated,
-    ClaimReversed,
-    MedCardIssued,
-    MedCardRenewed,
-)
+from domain.events import ClaimAdjudicated, ClaimReversed, Holder, MedCardIssued, MedCardRenewed
 from domain.medcard.state import STATUS_AFTER
 from projection_service.read_models.changes import AggregateChange, change_for
 from projection_service.read_models.decoding import Decoded
@@ -81,13 +77,18 @@ WHERE m.id = x.id AND m.version < x.version
 """
 
 
+_STATUS_AFTER = {cls.event_type: status for cls, status in STATUS_AFTER.items()}
+_ISSUED, _RENEWED = MedCardIssued.event_type, MedCardRenewed.event_type
+_SPENDING = frozenset((ClaimAdjudicated.event_type, ClaimReversed.event_type))
+
+
 @dataclass(slots=True)
 class _Change(AggregateChange):  # `row`: the card was issued in this batch
     status: str | None = None  # None: the status is whatever the row says
     renewed: bool = False  # renewed while the status was unknown
-    expiry_date: date | None = None
+    expiry_date: str | None = None  # payloads' JSON form: ISO dates, amounts as strings
     month: str | None = None
-    month_spent: Decimal | None = None
+    month_spent: str | None = None
 
 
 class MedCards:
@@ -95,26 +96,25 @@ class MedCards:
         self._changes: dict[UUID, _Change] = {}
 
     def add(self, item: Decoded) -> None:
-        recorded, event = item.recorded, item.event
+        recorded, data = item.recorded, item.data
         if recorded.aggregate_type != "medcard":
             return
         change = change_for(self._changes, recorded, _Change)
-        status = STATUS_AFTER.get(type(event))
+        event_type = recorded.event_type
+        status = _STATUS_AFTER.get(event_type)
         if status is not None:
             change.status, change.renewed = status, False
-        elif isinstance(event, MedCardIssued):
-            change.row = _issued_row(event, recorded.timestamp)
-            change.status, change.renewed = event.status, False
-        elif isinstance(event, MedCardRenewed):
-            change.expiry_date = event.expiry_date
+        elif event_type == _ISSUED:
+            change.row = _issued_row(data, recorded.timestamp)
+            change.status, change.renewed = data["status"], False
+        elif event_type == _RENEWED:
+            change.expiry_date = data["expiry_date"]
             if change.status == "EXPIRED":
                 change.status = "ACTIVE"
             elif change.status is None:
                 change.renewed = True
-        elif isinstance(event, ClaimAdjudicated | ClaimReversed) and (
-            change.month is None or event.month >= change.month
-        ):
-            change.month, change.month_spent = event.month, event.month_spent_after
+        elif event_type in _SPENDING and (change.month is None or data["month"] >= change.month):
+            change.month, change.month_spent = data["month"], data["month_spent_after"]
 
     async def write(self, conn: AsyncConnection[TupleRow], tables: Tables) -> None:
         inserts: list[Row] = []
@@ -144,22 +144,27 @@ class MedCards:
         await write_rows(conn, tables, _PATCH, patches)
 
 
-def _issued_row(event: MedCardIssued, stored_at: datetime) -> Row:
+_HOLDER_FIELDS = tuple(Holder.model_fields)
+
+
+def _issued_row(data: Mapping[str, Any], stored_at: datetime) -> Row:
+    holder = data["primary_holder"]
     return {
-        "id": event.card_id,
-        "user_id": event.user_id,
-        "card_number": event.card_number,
-        "card_type": event.card_type,
-        "monthly_limit": event.monthly_limit,
-        "current_month_spent": Decimal("0.00"),
-        "copayment_percentage": event.copay_percent,
-        "primary_holder": event.primary_holder.model_dump(mode="json"),
-        "insurance_provider": event.insurance_provider,
-        "policy_number": event.policy_number,
-        "expiry_date": event.expiry_date,
+        "id": data["card_id"],
+        "user_id": data["user_id"],
+        "card_number": data["card_number"],
+        "card_type": data["card_type"],
+        "monthly_limit": data["monthly_limit"],
+        "current_month_spent": "0.00",
+        "copayment_percentage": data["copay_percent"],
+        # every field, as the model dumps it (a payload may leave out the optional ones)
+        "primary_holder": {name: holder.get(name) for name in _HOLDER_FIELDS},
+        "insurance_provider": data["insurance_provider"],
+        "policy_number": data["policy_number"],
+        "expiry_date": data["expiry_date"],
         "created_at": stored_at,
         "current_month": None,
-        "max_beneficiaries": event.max_beneficiaries,
-        "currency": event.currency,
-        "issued_at": event.issued_at,
+        "max_beneficiaries": data["max_beneficiaries"],
+        "currency": data["currency"],
+        "issued_at": data["issued_at"],
     }

@@ -26,19 +26,23 @@ _COLUMNS = (
 _UPSERT = upsert_template("medcard_monthly_spend", _COLUMNS, ("medcard_id", "month"), guarded=True)
 
 
+# the event type, and the field that says when the month's total changed
+_SPENDING = {ClaimAdjudicated.event_type: "claimed_at", ClaimReversed.event_type: "at"}
+
+
 class MonthlySpend:
     def __init__(self) -> None:
         self._rows: dict[tuple[UUID, str], Row] = {}
 
     def add(self, item: Decoded) -> None:
-        recorded, event = item.recorded, item.event
-        if isinstance(event, ClaimAdjudicated | ClaimReversed):
-            at = event.claimed_at if isinstance(event, ClaimAdjudicated) else event.at
-            self._rows[(recorded.aggregate_id, event.month)] = {
+        recorded, data = item.recorded, item.data
+        when = _SPENDING.get(recorded.event_type)
+        if when is not None:
+            self._rows[(recorded.aggregate_id, data["month"])] = {
                 "medcard_id": recorded.aggregate_id,
-                "month": event.month,
-                "total_spent": event.month_spent_after,
-                "last_updated": at,
+                "month": data["month"],
+                "total_spent": data["month_spent_after"],
+                "last_updated": data[when],
                 "version": recorded.version,
             }
 

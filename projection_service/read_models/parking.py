@@ -171,7 +171,9 @@ async def apply_or_park(
 
     A poison event found by decoding is parked and the rest applied again. When the
     database refuses a statement, the batch is applied one event at a time (each under a
-    savepoint) to find the event(s) it refuses. Transient errors propagate.
+    savepoint, each payload validated in full by its domain model, so a value the model
+    refuses is parked with the model's reason) to find the event(s) it refuses. Transient
+    errors propagate.
     """
     require_transaction(conn)
     pending = list(events)
@@ -199,7 +201,7 @@ async def apply_or_park(
         while event.event_id not in parked:
             try:
                 async with conn.transaction():
-                    total += await apply(conn, [event], tables=tables)
+                    total += await apply(conn, [event], tables=tables, strict=True)
                 break
             except PoisonEventError as poison:
                 await park_once(poison.event, poison)

@@ -69,14 +69,20 @@ def require_transaction(conn: AsyncConnection[TupleRow]) -> None:
 
 
 async def apply(
-    conn: AsyncConnection[TupleRow], events: Sequence[RecordedEvent], *, tables: Tables = LIVE
+    conn: AsyncConnection[TupleRow],
+    events: Sequence[RecordedEvent],
+    *,
+    tables: Tables = LIVE,
+    strict: bool = False,
 ) -> ApplyResult:
     """Apply `events` (any order, duplicates allowed) to the read models in `tables`.
 
-    Raises PoisonEventError, before writing anything, for an event that can never be
-    applied; park it (parking.park) and apply the rest, or use parking.apply_or_park.
+    Raises PoisonEventError, before writing anything, for an event whose type or payload's
+    shape can never be applied (with `strict`, for any payload its domain model refuses);
+    a value PostgreSQL refuses (an amount that is no number) raises the database's error.
+    Park the event (parking.park) and apply the rest, or use parking.apply_or_park.
     """
-    return await project(conn, events, tables=tables)
+    return await project(conn, events, tables=tables, strict=strict)
 
 
 async def project(
@@ -85,6 +91,7 @@ async def project(
     *,
     tables: Tables = LIVE,
     drain: Iterable[UUID] = (),
+    strict: bool = False,
 ) -> ApplyResult:
     """`apply`, also draining the streams in `drain` (a parked event may close their gap)."""
     require_transaction(conn)
@@ -95,9 +102,9 @@ async def project(
     planned = streams.plan(events, cursors, held, drain)
     # Decode everything that will be applied or held before the first write: a poison event
     # then leaves the caller's transaction untouched, ready to park it and go on.
-    ready = [decode(c.recorded) for c in planned.ready if not c.parked]
+    ready = [decode(c.recorded, strict=strict) for c in planned.ready if not c.parked]
     for candidate in planned.hold:
-        decode(candidate.recorded)
+        decode(candidate.recorded, strict=strict)
 
     models: tuple[ReadModel, ...] = (
         # parents before children: the foreign keys are checked per statement

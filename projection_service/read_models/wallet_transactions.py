@@ -26,6 +26,8 @@ _COLUMNS = (
 )
 # A transaction is a fact: it never changes, so a second insert is a redelivery.
 _INSERT = upsert_template("wallet_transactions", _COLUMNS, ("id", "type"), guarded=False)
+_TOPPED_UP, _DEBITED = WalletToppedUp.event_type, WalletDebited.event_type
+_REFUNDED, _DECLINED = WalletRefunded.event_type, WalletCopayDeclined.event_type
 
 
 class WalletTransactions:
@@ -33,33 +35,34 @@ class WalletTransactions:
         self._rows: list[Row] = []
 
     def add(self, item: Decoded) -> None:
-        recorded, event = item.recorded, item.event
-        if isinstance(event, WalletToppedUp):
-            kind, gateway = "topup", event.gateway
-            reference, purpose, tx_id = event.gateway_reference, None, event.topup_id
-        elif isinstance(event, WalletDebited):
+        recorded, data = item.recorded, item.data
+        event_type = recorded.event_type
+        if event_type == _TOPPED_UP:
+            kind, gateway = "topup", data["gateway"]
+            reference, purpose, tx_id = data["gateway_reference"], None, data["topup_id"]
+        elif event_type == _DEBITED:
             kind, gateway = "debit", None
-            reference, purpose, tx_id = event.reference, event.purpose, event.debit_id
-        elif isinstance(event, WalletRefunded):
+            reference, purpose, tx_id = data["reference"], data["purpose"], data["debit_id"]
+        elif event_type == _REFUNDED:
             kind, gateway = "refund", None
-            reference, purpose, tx_id = str(event.debit_id), event.reason, event.refund_id
-        elif isinstance(event, WalletCopayDeclined):
+            reference, purpose, tx_id = data["debit_id"], data["reason"], data["refund_id"]
+        elif event_type == _DECLINED:
             kind, gateway = "declined", None
-            reference, purpose, tx_id = str(event.claim_id), event.reason, event.claim_id
+            reference, purpose, tx_id = data["claim_id"], data["reason"], data["claim_id"]
         else:
             return
-        balance = event.balance if isinstance(event, WalletCopayDeclined) else event.balance_after
+        balance = data["balance"] if event_type == _DECLINED else data["balance_after"]
         self._rows.append(
             {
                 "id": tx_id,
                 "type": kind,
                 "wallet_id": recorded.aggregate_id,
-                "amount": event.amount,
+                "amount": data["amount"],
                 "balance_after": balance,
                 "gateway": gateway,
                 "reference": reference,
                 "purpose": purpose,
-                "at": event.at,
+                "at": data["at"],
                 "version": recorded.version,
                 "position": recorded.position,
             }

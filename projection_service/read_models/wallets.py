@@ -8,8 +8,9 @@ add twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
@@ -65,25 +66,27 @@ FROM {recordset(_PATCH_COLUMNS)}
 WHERE w.id = x.id AND w.version < x.version
 """
 _NO_CONSENT: Row = {
-    "copay_per_claim_limit": Decimal("0.00"),
-    "copay_monthly_limit": Decimal("0.00"),
+    "copay_per_claim_limit": "0.00",
+    "copay_monthly_limit": "0.00",
     "copay_consent_set_at": None,
 }
+_OPENED, _CONSENT = WalletOpened.event_type, WalletCopayConsentSet.event_type
+_MONEY = frozenset(cls.event_type for cls in (WalletToppedUp, WalletDebited, WalletRefunded))
 
 
 @dataclass(slots=True)
 class _Change(AggregateChange):  # `row`: the wallet was opened in this batch
-    balance: Decimal | None = None
-    consent: WalletCopayConsentSet | None = None  # the batch's last
+    balance: str | None = None  # as the payloads say it: an amount's string
+    consent: Mapping[str, Any] | None = None  # the batch's last consent event's payload
 
     def consent_columns(self, *, opened: bool) -> Row:
         """A new row starts with no consent; a patch keeps the row's unless the batch set one."""
         if self.consent is None:
             return _NO_CONSENT if opened else dict.fromkeys(_NO_CONSENT)
         return {
-            "copay_per_claim_limit": self.consent.per_claim_limit,
-            "copay_monthly_limit": self.consent.monthly_limit,
-            "copay_consent_set_at": self.consent.at,
+            "copay_per_claim_limit": self.consent["per_claim_limit"],
+            "copay_monthly_limit": self.consent["monthly_limit"],
+            "copay_consent_set_at": self.consent["at"],
         }
 
 
@@ -92,22 +95,23 @@ class Wallets:
         self._changes: dict[UUID, _Change] = {}
 
     def add(self, item: Decoded) -> None:
-        recorded, event = item.recorded, item.event
+        recorded, data = item.recorded, item.data
         if recorded.aggregate_type != "wallet":
             return
         change = change_for(self._changes, recorded, _Change)
-        if isinstance(event, WalletOpened):
+        event_type = recorded.event_type
+        if event_type == _OPENED:
             change.row = {
-                "id": event.wallet_id,
-                "owner_user_id": event.owner_user_id,
-                "currency": event.currency,
-                "balance": Decimal("0.00"),
-                "opened_at": event.at,
+                "id": data["wallet_id"],
+                "owner_user_id": data["owner_user_id"],
+                "currency": data["currency"],
+                "balance": "0.00",
+                "opened_at": data["at"],
             }
-        elif isinstance(event, WalletToppedUp | WalletDebited | WalletRefunded):
-            change.balance = event.balance_after
-        elif isinstance(event, WalletCopayConsentSet):
-            change.consent = event
+        elif event_type in _MONEY:
+            change.balance = data["balance_after"]
+        elif event_type == _CONSENT:
+            change.consent = data
 
     async def write(self, conn: AsyncConnection[TupleRow], tables: Tables) -> None:
         inserts: list[Row] = []
