@@ -151,8 +151,9 @@ def _shape(model: type[BaseModel]) -> Check:
         if not (keys >= required and keys <= allowed):
             return False
         get = value.get  # an absent optional field reads as None: allowed only if nullable
+        values: Any = map(get, strings)
         try:
-            "".join(map(get, strings))  # the cheapest "all of these are str"
+            "".join(values)  # the cheapest "all of these are str"
         except TypeError:
             return False
         for names, kinds in scalars:
