@@ -63,8 +63,8 @@ def read_batch(messages: Sequence[Message], topic: str, log: logging.Logger) -> 
     return batch
 
 
-# Both groups consume up to 500 messages a poll (their `batch_size` default).
-_BATCH_SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000)
+# The groups consume up to 500 (balances) or 2000 (read models) messages a poll.
+_BATCH_SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
 
 
 def batch_histograms(

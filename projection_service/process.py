@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -49,6 +50,10 @@ async def _main(settings: Settings, metrics_port: int | None, metrics_host: str)
             metrics=metrics,
             outage_budget_s=settings.outage_budget_s,
         )
+        # Everything allocated so far lives as long as the process: keep the collector from
+        # walking it again and again (each batch allocates thousands of row dicts, and the
+        # oldest generation's collections scanned every module, schema and pool object).
+        gc.freeze()
         with exit_after_outage(log):
             await worker.run(stop)
     finally:

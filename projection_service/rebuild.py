@@ -1,6 +1,7 @@
 """Rebuild every read model from the PostgreSQL event store, while the live ones keep serving.
 
-1. Create `<table>__shadow` LIKE each live table, empty.
+1. Create `<table>__shadow` LIKE each live table, empty, with only its unique indexes (the
+   others and the foreign keys are built after step 3: cheaper than row by row).
 2. Replay the `events` table in position order into the shadows, chunk by chunk, each chunk
    one transaction through the very projector the consumer uses (tables=SHADOW).
 3. Catch up: an event whose transaction committed after the replay read past its position
@@ -36,7 +37,7 @@ from infrastructure.settings import Settings, SettingsError
 from projection_service.read_models import SHADOW, ApplyResult, apply_or_park, replay
 from projection_service.read_models.compare import TableComparison, compare_table
 from projection_service.read_models.shadow import (
-    add_foreign_keys,
+    add_indexes_and_foreign_keys,
     create_shadow,
     drop_shadow,
     lock_tables,
@@ -93,7 +94,10 @@ async def rebuild(
     lock_timeout_ms: int = 5000,
     progress: ProgressCallback | None = None,
 ) -> RebuildReport:
-    """Rebuild into shadow tables, compare, and (unless `dry_run`) swap them in."""
+    """Rebuild into shadow tables, compare, and (unless `dry_run`) swap them in. Takes two
+    connections of `pool` (one applies, one reads ahead)."""
+    if pool.max_size < 2:
+        raise ValueError("a rebuild needs a pool of at least 2 connections")
     report = progress or (lambda _: None)
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,))
@@ -103,10 +107,11 @@ async def rebuild(
             await create_shadow(conn)
             try:
                 first = await replay.horizon(conn)
-                result = await _replay(conn, chunk_size, report)
+                async with pool.connection() as reader:
+                    result = await _replay(conn, reader, chunk_size, report)
                 late = await replay.horizon(conn)
                 result += await _catch_up(conn, (first, 0), chunk_size, report)
-                await add_foreign_keys(conn)
+                await add_indexes_and_foreign_keys(conn)
                 comparisons = []
                 for done, table in enumerate(PROJECTED_TABLES, start=1):
                     comparisons.append(await compare_table(conn, table, examples=examples))
@@ -126,14 +131,27 @@ async def rebuild(
 
 
 async def _replay(
-    conn: AsyncConnection[TupleRow], chunk_size: int, report: ProgressCallback
+    conn: AsyncConnection[TupleRow],
+    reader: AsyncConnection[TupleRow],
+    chunk_size: int,
+    report: ProgressCallback,
 ) -> ApplyResult:
+    """The store in position order into the shadows; `reader` reads the next chunk while
+    `conn` applies this one (PostgreSQL serves the read while Python builds the rows)."""
     total = await replay.last_position(conn)
-    result, after = ApplyResult(), 0
-    while events := await replay.read_by_position(conn, after, chunk_size):
-        after = events[-1].position
-        result += await _apply_chunk(conn, events, after, result.applied)
-        report(RebuildProgress("replay", after, max(total, after)))
+    result = ApplyResult()
+    next_chunk = asyncio.ensure_future(replay.read_by_position(reader, 0, chunk_size))
+    try:
+        while events := await next_chunk:
+            after = events[-1].position
+            next_chunk = asyncio.ensure_future(replay.read_by_position(reader, after, chunk_size))
+            result += await _apply_chunk(conn, events, after, result.applied)
+            report(RebuildProgress("replay", after, max(total, after)))
+    finally:
+        if not next_chunk.done():
+            next_chunk.cancel()
+            with contextlib.suppress(BaseException):
+                await next_chunk
     return result
 
 

@@ -159,10 +159,7 @@ def _shape(model: type[BaseModel]) -> Check:
         for names, kinds in scalars:
             if not kinds.issuperset(map(type, map(get, names))):
                 return False
-        for name, ok in others:
-            if not ok(get(name)):
-                return False
-        return True
+        return all(ok(get(name)) for name, ok in others)
 
     return check
 

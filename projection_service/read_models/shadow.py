@@ -54,8 +54,10 @@ async def drop_shadow(conn: AsyncConnection[TupleRow], shadow: Tables = SHADOW) 
 async def create_shadow(
     conn: AsyncConnection[TupleRow], shadow: Tables = SHADOW, live: Tables = LIVE
 ) -> None:
-    """Fresh, empty shadow tables with the live tables' columns, defaults, checks and
-    indexes (not their foreign keys: see add_foreign_keys)."""
+    """Fresh, empty shadow tables with the live tables' columns, defaults, checks and unique
+    indexes (the upserts' conflict targets); not their other indexes nor their foreign keys,
+    which add_indexes_and_foreign_keys adds after the bulk load: maintaining them row by row
+    while loading costs several times building them once."""
     async with conn.transaction():
         await drop_shadow(conn, shadow)
         for table in PROJECTED_TABLES:
@@ -64,6 +66,35 @@ async def create_shadow(
                     shadow.identifier(table), live.identifier(table)
                 )
             )
+            for name, unique, _ in await _fetch(conn, _INDEXES, shadow.name(table)):
+                if not unique:
+                    await conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+
+
+async def add_indexes_and_foreign_keys(
+    conn: AsyncConnection[TupleRow], shadow: Tables = SHADOW, live: Tables = LIVE
+) -> None:
+    await add_indexes(conn, shadow, live)
+    await add_foreign_keys(conn, shadow, live)
+
+
+async def add_indexes(
+    conn: AsyncConnection[TupleRow], shadow: Tables = SHADOW, live: Tables = LIVE
+) -> None:
+    """Every index of a live table that its shadow lacks (same definition; the swap gives
+    them the live names)."""
+    for table in PROJECTED_TABLES:
+        have = {(u, d) for _, u, d in await _fetch(conn, _INDEXES, shadow.name(table))}
+        for _, unique, definition in await _fetch(conn, _INDEXES, live.name(table)):
+            if (unique, definition) not in have:
+                # `definition` is pg_get_indexdef's own text from USING on, not input
+                await conn.execute(
+                    sql.SQL("CREATE {}INDEX ON {} {}").format(
+                        sql.SQL("UNIQUE " if unique else ""),
+                        shadow.identifier(table),
+                        sql.SQL(definition),
+                    )
+                )
 
 
 async def add_foreign_keys(
