@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, NamedTuple, Union, get_args, get_origin
 from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
@@ -62,8 +61,7 @@ class PoisonEventError(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(NamedTuple):  # one per event: a named tuple is the cheapest to make
     recorded: RecordedEvent
     data: Mapping[str, Any]  # the payload in its JSON form, of the shape of its event's model
 
