@@ -7,11 +7,13 @@ anyway (money as strings goes into numeric exactly). So the hot path checks the 
 required field, no unknown one), each value's JSON kind (a string where the model has a
 UUID, Decimal, date, datetime or str; an integer; a list of such or of nested models; null
 only where the model allows it) and the allowed values of Literal fields. What a string
-holds (a well-formed UUID, amount, date) is checked by PostgreSQL's casts as the rows go in;
-a batch it refuses is applied again event by event with the full validation (`strict`), so
-the event is parked with pydantic's reason. A payload the shape check does not recognise is
-validated in full at once: it is either poison or, valid in another JSON form (a number for
-an amount, an upper-case UUID), projected from the model's canonical dump.
+holds (a well-formed UUID, amount, date) is checked by PostgreSQL's casts as the rows go in
+(a field that no read model keeps, such as `previous_expiry_date`, is thus only checked to be
+a string: it cannot spoil a row); a batch PostgreSQL refuses is applied again event by
+event with the full validation (`strict`), so the event is parked with pydantic's reason. A
+payload the shape check does not recognise is validated in full at once: it is either
+poison or, valid in another JSON form (a number for an amount, an upper-case UUID),
+projected from the model's canonical dump.
 """
 
 from __future__ import annotations
