@@ -12,6 +12,7 @@ in the card's stream. A new charge needs no look-up: the append refuses a second
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 from command_service.access import STAFF, acting_pharmacy, card_visible, require_role
@@ -25,6 +26,12 @@ from command_service.execution import (
     StreamWrite,
 )
 from command_service.ids import new_id
+from command_service.point_of_sale import (
+    beneficiary_by_national_id,
+    card_by_number,
+    one_beneficiary,
+)
+from domain.errors import CommandRejected
 from domain.events import ClaimAdjudicated, ClaimReversed
 from domain.medcard.claims import adjudicate, reverse_claim
 from domain.medcard.commands import ClaimItem, ClaimPrescription, ReverseClaim
@@ -41,7 +48,7 @@ from domain.wallet.model import WalletState, wallet_id_for
 from infrastructure.auth.tokens import Principal, Role
 from infrastructure.eventstore.port import EventStore, RecordedEvent
 from infrastructure.http.problems import Problem
-from schemas.api.commands import ClaimBody, ReversalBody
+from schemas.api.commands import CardClaimBody, ClaimBody, ReversalBody
 
 _NO_WALLET: Loaded[WalletState] = Loaded(None, 0)
 # A prescription's hold clashing at the append again and again means it keeps changing
@@ -50,11 +57,8 @@ MAX_HOLD_CLASHES = 3
 _CLAIM_EVENTS = (ClaimAdjudicated.event_type, ClaimReversed.event_type)
 
 
-async def claim_prescription(
-    executor: Executor, principal: Principal, card_id: UUID, body: ClaimBody, ctx: CommandContext
-) -> Outcome:
-    pharmacy_id = acting_pharmacy(principal)
-    command = ClaimPrescription(
+def _claim_command(body: ClaimBody, pharmacy_id: str, ctx: CommandContext) -> ClaimPrescription:
+    return ClaimPrescription(
         claim_id=new_id(),
         prescription_id=body.prescription_id,
         pharmacy_id=pharmacy_id,
@@ -73,6 +77,12 @@ async def claim_prescription(
         ),
         pay_copayment_from_wallet=body.pay_copayment_from_wallet,
     )
+
+
+async def claim_prescription(
+    executor: Executor, principal: Principal, card_id: UUID, body: ClaimBody, ctx: CommandContext
+) -> Outcome:
+    command = _claim_command(body, acting_pharmacy(principal), ctx)
     aggregates = executor.aggregates
     look_up_first = False  # the prescription's hold clashed: the state did not know of it
 
@@ -103,6 +113,8 @@ async def claim_prescription(
         cached = await aggregates.load(MEDCARD, card_id)
         if cached.state is not None:
             lock_ids.append(wallet_id_for(cached.state.user_id, cached.state.currency))
+    if body.mode == "quote":
+        return await _quote(executor, lock_ids, plan)
     ctx.status_code = 201
     for _ in range(MAX_HOLD_CLASHES):
         try:
@@ -115,6 +127,41 @@ async def claim_prescription(
         "the prescription kept changing under this claim; retry it",
         headers={"Retry-After": "1"},
     )
+
+
+async def _quote(
+    executor: Executor, lock_ids: list[UUID], plan: Callable[[], Awaitable[Plan]]
+) -> Outcome:
+    """The claim decided exactly as it would be booked (the same plan, under the same locks,
+    so no claim of this process slips between), and nothing appended: no claim, no wallet
+    debit or declined attempt, no Idempotency-Key. A duplicate of a standing charge answers
+    with that charge, as the claim would."""
+    async with executor.aggregates.locked(lock_ids):
+        try:
+            decided = await plan()
+        except CommandRejected:
+            with executor.aggregates.from_store():  # as Executor.run: refused on the store's
+                decided = await plan()
+    card = decided.writes[0].loaded
+    return Outcome(
+        decided.result, decided.result_aggregate, card.version, 0, created=True, quote=True
+    )
+
+
+async def claim_by_card_number(
+    executor: Executor, principal: Principal, body: CardClaimBody, ctx: CommandContext
+) -> Outcome:
+    """The card-id route's claim, for a point of sale that knows the card's printed number
+    (and maybe the beneficiary's national id): the same adjudication, answer and replay."""
+    acting_pharmacy(principal)  # the role first: a refused caller learns nothing of numbers
+    one_beneficiary(body.beneficiary_id, body.beneficiary_national_id)
+    card_id = await card_by_number(executor, body.card_number)
+    if body.beneficiary_national_id is not None:
+        beneficiary = await beneficiary_by_national_id(
+            executor, card_id, body.beneficiary_national_id
+        )
+        body = body.model_copy(update={"beneficiary_id": beneficiary})
+    return await claim_prescription(executor, principal, card_id, body, ctx)
 
 
 async def _standing_charge(

@@ -24,6 +24,7 @@ from uuid import UUID
 import orjson
 
 from command_service.aggregates import AggregateKind, Aggregates, Loaded, decode
+from command_service.card_numbers import CardNumbers
 from command_service.ids import new_id
 from domain.errors import CommandRejected
 from domain.events import DomainEvent
@@ -79,6 +80,7 @@ class Outcome:
     version: int
     position: int
     created: bool  # False: an identical earlier command's answer, nothing new written
+    quote: bool = False  # what the command would get: decided, nothing stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,7 @@ class Executor:
         self.appender = appender
         self.aggregates = aggregates
         self.card_numbers = card_numbers  # tests inject one that collides
+        self.card_directory = CardNumbers(store)  # card number -> card id (point of sale)
         self.version_conflicts = 0
 
     async def run(

@@ -39,6 +39,9 @@ def render(outcome: Outcome) -> dict[str, Any]:
     body["eventType"] = outcome.result.event_type
     body["version"] = outcome.version
     body["position"] = outcome.position
+    if outcome.quote:
+        body["mode"] = "quote"
+        body["position"] = None  # nothing was stored: the answer is no write to read back
     return body
 
 

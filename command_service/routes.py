@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from command_service import claim_commands, medcard_commands, wallet_commands
+from command_service import claim_commands, medcard_commands, point_of_sale, wallet_commands
 from command_service.execution import Outcome
 from command_service.http_endpoints import (
     WriteSide,
@@ -23,6 +23,7 @@ from command_service.http_endpoints import (
 )
 from schemas.api.commands import (
     AddBeneficiaryBody,
+    CardClaimBody,
     ClaimBody,
     CopayConsentBody,
     DebitBody,
@@ -101,6 +102,12 @@ ROUTES: list[Route] = [
         ClaimBody,
         name="claim_prescription",
     ),
+    command_route(
+        "/claims/prescriptions",
+        claim_commands.claim_by_card_number,
+        CardClaimBody,
+        name="claim_by_card_number",
+    ),
     command_route("/medcards", medcard_commands.issue_card, IssueCardBody, name="issue_card"),
     *(_lifecycle(action) for action in medcard_commands.LIFECYCLE),
     command_route(
@@ -122,6 +129,13 @@ ROUTES: list[Route] = [
         ReversalBody,
         optional_body=True,
         name="reverse_claim",
+    ),
+    # A query over POST (no side effect, no Idempotency-Key): not a command_route.
+    Route(
+        PREFIX + "/eligibility",
+        guarded(point_of_sale.check_eligibility),
+        methods=["POST"],
+        name="check_eligibility",
     ),
     command_route("/wallets", wallet_commands.open_wallet, OpenWalletBody, name="open_wallet"),
     command_route("/wallets/{wallet_id}/topups", wallet_commands.top_up, TopUpBody, name="top_up"),

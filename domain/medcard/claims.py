@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from domain.calendar import benefit_month, cairo_date
@@ -139,7 +140,7 @@ def adjudicate(
     beneficiary = command.beneficiary_id or card.primary_beneficiary_id
     copay_share = percent_of(total, card.copay_percent)
     remaining = card.remaining_in(month)
-    rejection = _rejection(card, command, beneficiary, remaining)
+    rejection = coverage_refusal(card, beneficiary, command.at, remaining)
     if rejection is not None and earlier is BEYOND_WINDOW:
         # A standing charge would be replayed or refused, not rejected anew.
         raise PriorChargeNeeded(command.prescription_id)
@@ -262,13 +263,16 @@ def reverse_claim(
     return ReversalDecision(reversal, [reversal], wallet_events)
 
 
-def _rejection(
-    card: MedCardState, command: ClaimPrescription, beneficiary: object, remaining: Decimal
+def coverage_refusal(
+    card: MedCardState, beneficiary: object, at: datetime, remaining: Decimal
 ) -> str | None:
+    """Why a claim for `beneficiary` at `at` would be rejected (its reason code), or None when
+    it would be covered, `remaining` being the benefit month's: the one rule a claim, a quote
+    and an eligibility check share."""
     status_reason = _STATUS_REASONS.get(card.status)
     if status_reason is not None:
         return status_reason
-    if cairo_date(command.at) > card.expiry_date:
+    if cairo_date(at) > card.expiry_date:
         return CARD_EXPIRED
     if beneficiary not in card.beneficiaries:
         return BENEFICIARY_NOT_ON_CARD

@@ -159,6 +159,14 @@ class MedCardState:
     def remaining_in(self, month: str) -> Decimal:
         return max(self.monthly_limit - self.spent_in(month), ZERO)
 
+    def beneficiary_with_national_id(self, national_id: str) -> UUID | None:
+        """The beneficiary on the card with this national id (a point of sale may know the
+        person, not our id); None when nobody on the card has it."""
+        for beneficiary_id, holder in self.beneficiaries.items():
+            if holder.national_id is not None and holder.national_id == national_id:
+                return beneficiary_id
+        return None
+
     def claim(self, claim_id: UUID) -> ClaimRecord | Beyond | None:
         wanted = claim_id.int  # UUID.__eq__ is Python code: ~8 µs over a full window
         for record in self.recent_claims:

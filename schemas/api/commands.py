@@ -17,7 +17,7 @@ import re
 from datetime import date
 from decimal import Decimal
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -207,12 +207,37 @@ class ClaimItemBody(Body):
     unit_price: Amount
 
 
+# "quote": the answer a claim would get, with nothing stored (docs/architecture.md, "Point of
+# sale"); "claim" books it.
+ClaimMode = Literal["claim", "quote"]
+# The number printed on a card: 16 digits (Luhn, prefix 6048: domain/identity.py). Any other
+# 16 digits name no card (404 card_not_found), as an unknown card id does.
+CARD_NUMBER_PATTERN = "^[0-9]{16}$"
+CardNumber = Annotated[str, StringConstraints(pattern=CARD_NUMBER_PATTERN)]
+
+
 class ClaimBody(Body):
     prescription_id: Text
     total_amount: Amount
     beneficiary_id: Uuid | None = None
     items: Annotated[list[ClaimItemBody], Field(max_length=200)] = []
     pay_copayment_from_wallet: Annotated[bool, Field(strict=True)] = False
+    mode: ClaimMode = Field(
+        "claim",
+        description="`quote`: answered as the claim would be now (200, `position` null), and"
+        " nothing is stored: no claim, no wallet debit, no Idempotency-Key",
+    )
+
+
+class CardClaimBody(ClaimBody):
+    """A claim naming the card by its printed number, as a pharmacy's system knows it."""
+
+    card_number: CardNumber
+    beneficiary_national_id: NationalId | None = Field(
+        None,
+        description="the beneficiary by national id instead of `beneficiaryId` (not both: 422"
+        " conflicting_beneficiary); one not on the card is 422 beneficiary_not_on_card",
+    )
 
 
 class ReversalBody(Body):
@@ -244,4 +269,16 @@ class CopayConsentBody(Body):
     )
     monthly_limit: Limit = Field(
         description="the most all claims may take in a calendar month (Africa/Cairo)"
+    )
+
+
+class EligibilityBody(Body):
+    """Would a claim on this card, for this beneficiary, be covered now? (No side effect.)"""
+
+    card_number: CardNumber
+    beneficiary_id: Uuid | None = None
+    beneficiary_national_id: NationalId | None = Field(
+        None,
+        description="the beneficiary by national id instead of `beneficiaryId` (not both: 422"
+        " conflicting_beneficiary); one not on the card is 422 beneficiary_not_on_card",
     )

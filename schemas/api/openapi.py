@@ -28,9 +28,11 @@ from schemas.api.commands import (
     NO_CONTROL_PATTERN,
     AddBeneficiaryBody,
     Body,
+    CardClaimBody,
     ClaimBody,
     CopayConsentBody,
     DebitBody,
+    EligibilityBody,
     HeaderRule,
     IssueCardBody,
     OpenWalletBody,
@@ -39,6 +41,7 @@ from schemas.api.commands import (
     TopUpBody,
 )
 from schemas.api.formats import DOMAIN_RULES, MAX_POSITION, decimal_schema, trimmed_text_pattern
+from schemas.api.point_of_sale import EligibilityAnswer
 from schemas.api.reads import (
     BeneficiaryList,
     Card,
@@ -94,7 +97,16 @@ COMMAND_ANSWER_SCHEMA: dict[str, Any] = {
     "properties": {
         "eventType": {"type": "string", "examples": ["medcard.issued"]},
         "version": {"type": "integer", "description": "the aggregate's version after it"},
-        "position": {"type": "integer", "description": "the event's position in the store"},
+        "position": {
+            "type": ["integer", "null"],
+            "description": "the event's position in the store; null for a claim's quote"
+            " (`mode: quote`: nothing was stored)",
+        },
+        "mode": {
+            "type": "string",
+            "enum": ["quote"],
+            "description": "only on a claim's quote: the answer the claim would get now",
+        },
     },
     "required": ["eventType", "version", "position"],
     "additionalProperties": True,
@@ -118,6 +130,8 @@ class WriteOperation:
     created: bool  # 201 when it creates something, else 200
     answers: str  # the event type(s) the answer is made from
     tag: str
+    # A query over POST (no side effect, no Idempotency-Key): its answer's model
+    response: type[BaseModel] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +177,18 @@ WRITES: tuple[WriteOperation, ...] = (
         ClaimBody,
         True,
         "Claim a prescription against a card (pharmacies)",
+        True,
+        "medcard.claim_adjudicated",
+        "claims",
+    ),
+    WriteOperation(
+        "POST",
+        f"{API}/claims/prescriptions",
+        "claim_by_card_number",
+        CardClaimBody,
+        True,
+        "Claim a prescription against the card with this printed number (pharmacies); the"
+        " card-id route's adjudication, answer and replay",
         True,
         "medcard.claim_adjudicated",
         "claims",
@@ -216,6 +242,20 @@ WRITES: tuple[WriteOperation, ...] = (
         False,
         "medcard.claim_reversed",
         "claims",
+    ),
+    WriteOperation(
+        "POST",
+        f"{API}/eligibility",
+        "check_eligibility",
+        EligibilityBody,
+        True,
+        "Would a claim on this card (by its printed number), for this beneficiary, be covered"
+        " now: the terms, the month's remaining benefit, the beneficiaries with masked names"
+        " (pharmacies and staff; no side effect)",
+        False,
+        "eligibility",
+        "claims",
+        response=EligibilityAnswer,
     ),
     WriteOperation(
         "POST",
@@ -342,6 +382,12 @@ ANSWER_IDS: dict[str, dict[str, Any]] = {
         "beneficiaryId": _UUID,
         "walletId": {"anyOf": [_UUID, {"type": "null"}]},
     },
+    "claim_by_card_number": {
+        "claimId": _UUID,
+        "medcardId": _UUID,
+        "beneficiaryId": _UUID,
+        "walletId": {"anyOf": [_UUID, {"type": "null"}]},
+    },
     "reverse_claim": {"claimId": _UUID, "medcardId": _UUID},
     "open_wallet": {"id": _UUID},
     "top_up": {"walletId": _UUID, "transactionId": _UUID},
@@ -407,6 +453,13 @@ LINKS: dict[str, list[Link]] = {
         *_card_links("medcardId"),
     ],
     "claim_prescription": [
+        Link(
+            "reverse_claim", {"path.card_id": _body("medcardId"), "path.claim_id": _body("claimId")}
+        ),
+        Link("get_claim", {"path.claim_id": _body("claimId")} | _POSITION),
+        *_card_links("medcardId"),
+    ],
+    "claim_by_card_number": [
         Link(
             "reverse_claim", {"path.card_id": _body("medcardId"), "path.claim_id": _body("claimId")}
         ),
@@ -503,7 +556,7 @@ def build_openapi(
     for op in ops:
         if isinstance(op, WriteOperation) and op.body is not None:
             models.append((op.body, "validation"))
-        elif isinstance(op, ReadOperation):
+        if op.response is not None:  # a read's answer, or a query's over POST
             models.append((op.response, "serialization"))
     refs, defs = models_json_schema(
         models, by_alias=True, ref_template=_REF, schema_generator=_WireSchema
@@ -600,7 +653,39 @@ def _header(rule: HeaderRule, description: str) -> dict[str, Any]:
     }
 
 
+def _query(op: WriteOperation, refs: Refs) -> dict[str, Any]:
+    """A query sent as a POST: its body, its answer, and no write's headers or outcomes."""
+    assert op.response is not None
+    assert op.body is not None
+    responses = {
+        "200": {
+            "description": f"the answer ({op.answers}); nothing is stored",
+            "content": {"application/json": {"schema": _ref(refs, op.response, "serialization")}},
+        },
+        "400": _problem("malformed JSON"),
+        "401": _problem("no or an invalid bearer token"),
+        "403": _problem("the caller's role may not do this"),
+        "404": _problem("no card has this number"),
+        "413": _problem(f"the body is over {MAX_BODY_BYTES // 1024} KiB"),
+        "415": _problem("the body is not application/json"),
+        "422": _problem("an invalid body, or a beneficiary not on the card"),
+    }
+    return {
+        "tags": [op.tag],
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "security": [{SECURITY_SCHEME: []}],
+        "responses": dict(sorted(responses.items())),
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(refs, op.body, "validation")}},
+        },
+    }
+
+
 def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
+    if op.response is not None:
+        return _query(op, refs)
     answer = {"content": {"application/json": {"schema": _answer_schema(op)}}}
     responses: dict[str, Any] = {}
     if op.created:
@@ -608,10 +693,13 @@ def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
             "description": f"done: made from the {op.answers} event (a request repeated with"
             " its Idempotency-Key gets the same answer again, with Idempotent-Replayed: true)"
         } | answer
-        responses["200"] = {
-            "description": "already done by an earlier command (nothing new was written);"
+        replayed = (
+            "already done by an earlier command (nothing new was written);"
             " header Idempotent-Replayed: true"
-        } | answer
+        )
+        if op.answers == "medcard.claim_adjudicated":
+            replayed += "; or, with `mode: quote`, the answer the claim would get (nothing stored)"
+        responses["200"] = {"description": replayed} | answer
     else:
         responses["200"] = {
             "description": f"done: made from the {op.answers} event (or an identical earlier"

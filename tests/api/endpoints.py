@@ -167,6 +167,51 @@ ENDPOINTS: list[Endpoint] = [
         forbidden_roles=("ops", "member"),
     ),
     Endpoint(
+        name="claim_by_card_number",
+        method="POST",
+        path="/claims/prescriptions",
+        # No card has this number in the world: every case here is refused before the look-up
+        # (a body, a token, a role), and a valid body's claim would be 404 card_not_found.
+        body={
+            "cardNumber": "6048000000000001",
+            "prescriptionId": "rx-bad-input",
+            "totalAmount": "20.00",
+            "beneficiaryNationalId": "29001150100123",
+            "items": [
+                {"drugCode": "D-1", "drugName": "Panadol", "quantity": 2, "unitPrice": "10.00"}
+            ],
+        },
+        required=("cardNumber", "prescriptionId", "totalAmount", "items.0.quantity"),
+        amounts=("totalAmount", "items.0.unitPrice"),
+        wrong_types=(
+            ("cardNumber", 6048000000000001),
+            ("cardNumber", "6048-0000-0000-0001"),
+            ("cardNumber", "604800000000000"),
+            ("cardNumber", "\u0666048000000000001"),
+            ("beneficiaryNationalId", 29001150100123),
+            ("mode", "booking"),
+            ("mode", True),
+            ("totalAmount", "twenty"),
+        ),
+        actor="pharmacy",
+        forbidden_roles=("ops", "member"),
+    ),
+    Endpoint(
+        name="check_eligibility",
+        method="POST",
+        path="/eligibility",
+        body={"cardNumber": "6048000000000001", "beneficiaryNationalId": "29001150100123"},
+        required=("cardNumber",),
+        wrong_types=(
+            ("cardNumber", 6048000000000001),
+            ("cardNumber", "6048 0000 0000 0001"),
+            ("beneficiaryId", "not-a-uuid"),
+            ("beneficiaryNationalId", ["29001150100123"]),
+        ),
+        actor="pharmacy",
+        forbidden_roles=("member",),
+    ),
+    Endpoint(
         name="reverse_claim",
         method="POST",
         path="/medcards/{card}/claims/{claim}/reversal",

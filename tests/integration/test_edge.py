@@ -25,6 +25,7 @@ import httpx
 import pytest
 import yaml
 
+from domain.identity import luhn_check_digit
 from infrastructure.http.edge_problems import EDGE_PROBLEMS, RETRY_AFTER
 from infrastructure.http.headers import NO_STORE, SECURITY_HEADERS
 from tests.integration.server_scripts import free_port, system_program
@@ -195,6 +196,40 @@ def test_different_cards_spread_over_both_processes(edge: Edge) -> None:
     assert set(seen) == set(edge.commands)
     # consistent hashing over 2 processes: neither gets (nearly) everything
     assert min(seen.count(c) for c in edge.commands) >= 8
+
+
+def _card_number(serial: int) -> str:
+    body = f"6048{serial:011d}"
+    return body + luhn_check_digit(body)
+
+
+def test_a_claim_by_card_number_reaches_the_cards_process_by_its_number(edge: Edge) -> None:
+    """POST /api/v1/claims/prescriptions names the card in its body: hashed on the number,
+    wherever it stands in the body, and different numbers spread over the processes."""
+    number = _card_number(1)
+    bodies = [
+        {"cardNumber": number, "prescriptionId": f"rx-{i}", "totalAmount": "10.00"}
+        for i in range(10)
+    ] + [{"prescriptionId": "rx-first", "totalAmount": "1.00", "cardNumber": number}]
+    with httpx.Client(base_url=edge.url) as client:
+        same = {
+            _ask(client, "POST", "/api/v1/claims/prescriptions", json=b)["instance"] for b in bodies
+        }
+        spread = [
+            _ask(
+                client,
+                "POST",
+                "/api/v1/claims/prescriptions",
+                json={"cardNumber": _card_number(serial), "prescriptionId": "rx"},
+            )
+            for serial in range(64)
+        ]
+    assert len(same) == 1
+    assert same <= set(edge.commands)
+    seen = [answer["instance"] for answer in spread]
+    assert set(seen) == set(edge.commands)
+    assert min(seen.count(c) for c in edge.commands) >= 8
+    assert json.loads(spread[0]["body"])["cardNumber"] == _card_number(0)  # passed on as sent
 
 
 def test_reads_and_the_rest_go_to_the_gateway(edge: Edge) -> None:
