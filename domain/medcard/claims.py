@@ -109,28 +109,11 @@ def adjudicate(
     is safe: the event store refuses a second hold on the prescription at the append."""
     if card is None:
         raise CommandRejected("card_not_found", "no such card", Kind.NOT_FOUND)
-    total = _amount(command.total_amount, "totalAmount")
-    items = [_checked_item(item) for item in command.items]
-    if items and sum((q * p for _, q, p in items), ZERO) != total:
-        raise CommandRejected(
-            "items_total_mismatch", "the items' quantity x unitPrice do not sum to totalAmount"
-        )
-    if not command.prescription_id.strip() or len(command.prescription_id) > 100:
-        raise CommandRejected(
-            "invalid_prescription_id", "prescriptionId must be 1 to 100 characters"
-        )
+    total, items = _checked_request(command)
     print_ = fingerprint(command)
     earlier = card.charge_of(command.prescription_id) if prior is None else prior.value
     if isinstance(earlier, ClaimRecord | ClaimAdjudicated):
-        if earlier.request_fingerprint != print_:
-            raise CommandRejected(
-                "duplicate_prescription",
-                "this prescription was already charged on this card with a different request",
-                Kind.CONFLICT,
-            )
-        if isinstance(earlier, ClaimRecord):
-            raise PriorChargeNeeded(command.prescription_id)  # to answer with its event
-        return ClaimDecision(earlier, [], [], replayed=True)
+        return _replayed(earlier, command, print_)
     if isinstance(card.claim(command.claim_id), ClaimRecord):
         # A reused id would overwrite the earlier claim's record (and its reversal). Claim
         # ids are minted by the service, so the window is all this check needs.
@@ -138,37 +121,24 @@ def adjudicate(
 
     month = benefit_month(command.at)
     beneficiary = command.beneficiary_id or card.primary_beneficiary_id
-    copay_share = percent_of(total, card.copay_percent)
     remaining = card.remaining_in(month)
     rejection = coverage_refusal(card, beneficiary, command.at, remaining)
     if rejection is not None and earlier is BEYOND_WINDOW:
         # A standing charge would be replayed or refused, not rejected anew.
         raise PriorChargeNeeded(command.prescription_id)
-    decision: Decision
-    if rejection is not None:
-        covered, reasons, decision = ZERO, [rejection], "rejected"
-    else:
-        covered = min(total - copay_share, remaining)
-        if covered == total - copay_share:
-            reasons, decision = [COVERED_WITHIN_LIMIT], "approved"
-        else:
-            reasons, decision = [LIMIT_PARTLY_USED_UP], "partially_approved"
+    copay_share = percent_of(total, card.copay_percent)
+    covered, reasons, decision = _split(total, copay_share, remaining, rejection)
     copayment = total - covered
-
     wallet_events: list[DomainEvent] = []
-    paid_from_wallet = ZERO
-    wallet_id = None
+    paid: WalletDebited | None = None
     if command.pay_copayment_from_wallet and decision != "rejected" and copayment > ZERO:
         if wallet is not None:
-            paid = pay_copay(
+            attempt = pay_copay(
                 wallet, PayCopay(command.claim_id, copayment, command.pharmacy_id, command.at)
             )
-            wallet_events.append(paid)  # the debit, or the declined attempt for the member
-            if isinstance(paid, WalletDebited):
-                wallet_id, paid_from_wallet = wallet.wallet_id, copayment
-        reasons.append(COPAY_FROM_WALLET if paid_from_wallet else WALLET_DECLINED)
-
-    splits = split_proportionally(covered, [q * p for _, q, p in items]) if items else []
+            wallet_events.append(attempt)  # the debit, or the declined attempt for the member
+            paid = attempt if isinstance(attempt, WalletDebited) else None
+        reasons.append(COPAY_FROM_WALLET if paid is not None else WALLET_DECLINED)
     claim = ClaimAdjudicated(
         claim_id=command.claim_id,
         prescription_id=command.prescription_id,
@@ -181,31 +151,84 @@ def adjudicate(
         covered_amount=covered,
         copayment_amount=copayment,
         copay_percent=card.copay_percent,
-        items=tuple(
-            ClaimItemSplit(
-                item_id=item.item_id,
-                drug_code=item.drug_code,
-                drug_name=item.drug_name,
-                quantity=quantity,
-                unit_price=price,
-                total_price=quantity * price,
-                covered_amount=share,
-                copayment_amount=quantity * price - share,
-            )
-            for (item, quantity, price), share in zip(items, splits, strict=True)
-        ),
+        items=_item_splits(items, covered),
         month=month,
         monthly_limit=card.monthly_limit,
         month_spent_after=card.spent_in(month) + covered,
         remaining_after=remaining - covered,
-        wallet_id=wallet_id,
-        copayment_paid_from_wallet=paid_from_wallet,
+        wallet_id=wallet.wallet_id if paid is not None and wallet is not None else None,
+        copayment_paid_from_wallet=copayment if paid is not None else ZERO,
         claimed_at=command.at,
         postings=transfer(
             covered, insurer_account(card.insurance_provider), pharmacy_account(command.pharmacy_id)
         ),
     )
     return ClaimDecision(claim, [claim], wallet_events, replayed=False)
+
+
+CheckedItem = tuple[ClaimItem, int, Decimal]
+
+
+def _replayed(
+    earlier: ClaimRecord | ClaimAdjudicated, command: ClaimPrescription, print_: str
+) -> ClaimDecision:
+    """A prescription charged already: the same request replays its answer, another is 409."""
+    if earlier.request_fingerprint != print_:
+        raise CommandRejected(
+            "duplicate_prescription",
+            "this prescription was already charged on this card with a different request",
+            Kind.CONFLICT,
+        )
+    if isinstance(earlier, ClaimRecord):
+        raise PriorChargeNeeded(command.prescription_id)  # to answer with its event
+    return ClaimDecision(earlier, [], [], replayed=True)
+
+
+def _checked_request(command: ClaimPrescription) -> tuple[Decimal, list[CheckedItem]]:
+    """The claim's total and items, once each is valid and the items sum to the total."""
+    total = _amount(command.total_amount, "totalAmount")
+    items = [_checked_item(item) for item in command.items]
+    if items and sum((q * p for _, q, p in items), ZERO) != total:
+        raise CommandRejected(
+            "items_total_mismatch", "the items' quantity x unitPrice do not sum to totalAmount"
+        )
+    if not command.prescription_id.strip() or len(command.prescription_id) > 100:
+        raise CommandRejected(
+            "invalid_prescription_id", "prescriptionId must be 1 to 100 characters"
+        )
+    return total, items
+
+
+def _split(
+    total: Decimal, copay_share: Decimal, remaining: Decimal, rejection: str | None
+) -> tuple[Decimal, list[str], Decision]:
+    """covered = min(total - copay, remaining monthly limit): the amount, reasons, decision."""
+    if rejection is not None:
+        return ZERO, [rejection], "rejected"
+    covered = min(total - copay_share, remaining)
+    if covered == total - copay_share:
+        return covered, [COVERED_WITHIN_LIMIT], "approved"
+    return covered, [LIMIT_PARTLY_USED_UP], "partially_approved"
+
+
+def _item_splits(items: list[CheckedItem], covered: Decimal) -> tuple[ClaimItemSplit, ...]:
+    """The covered amount shared over the items in proportion to their prices."""
+    if not items:
+        return ()
+    splits = split_proportionally(covered, [q * p for _, q, p in items])
+    return tuple(
+        ClaimItemSplit(
+            item_id=item.item_id,
+            drug_code=item.drug_code,
+            drug_name=item.drug_name,
+            quantity=quantity,
+            unit_price=price,
+            total_price=quantity * price,
+            covered_amount=share,
+            copayment_amount=quantity * price - share,
+        )
+        for (item, quantity, price), share in zip(items, splits, strict=True)
+    )
 
 
 def reverse_claim(
@@ -291,7 +314,7 @@ def _amount(value: Decimal, field: str) -> Decimal:
     return amount
 
 
-def _checked_item(item: ClaimItem) -> tuple[ClaimItem, int, Decimal]:
+def _checked_item(item: ClaimItem) -> CheckedItem:
     if not 1 <= item.quantity <= MAX_QUANTITY:
         raise CommandRejected("invalid_quantity", f"quantity must be 1 to {MAX_QUANTITY}")
     if not item.drug_code.strip() or not item.drug_name.strip():

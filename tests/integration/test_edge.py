@@ -204,8 +204,8 @@ def _card_number(serial: int) -> str:
 
 
 def test_a_claim_by_card_number_reaches_the_cards_process_by_its_number(edge: Edge) -> None:
-    """POST /api/v1/claims/prescriptions names the card in its body: hashed on the number,
-    wherever it stands in the body, and different numbers spread over the processes."""
+    """POST /api/v1/claims/prescriptions and /api/v1/eligibility name the card in the body:
+    hashed on the number, wherever it stands in the body; different numbers spread."""
     number = _card_number(1)
     bodies = [
         {"cardNumber": number, "prescriptionId": f"rx-{i}", "totalAmount": "10.00"}
@@ -215,6 +215,9 @@ def test_a_claim_by_card_number_reaches_the_cards_process_by_its_number(edge: Ed
         same = {
             _ask(client, "POST", "/api/v1/claims/prescriptions", json=b)["instance"] for b in bodies
         }
+        same.add(
+            _ask(client, "POST", "/api/v1/eligibility", json={"cardNumber": number})["instance"]
+        )
         spread = [
             _ask(
                 client,
