@@ -675,6 +675,8 @@ def _query(op: WriteOperation, refs: Refs) -> dict[str, Any]:
         "operationId": op.operation_id,
         "summary": op.summary,
         "security": [{SECURITY_SCHEME: []}],
+        # every operation lists its parameters, none here (no path id, no write's headers)
+        "parameters": _path_parameters(op.path),
         "responses": dict(sorted(responses.items())),
         "requestBody": {
             "required": True,
