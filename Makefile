@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help install up down smoke test lint unit format audit backup bench bench-quick bench-stream bench-reads bench-memory bench-pipeline locust fuzz chaos
+.PHONY: help install up down smoke test lint unit format audit backup bench bench-quick bench-stream bench-reads bench-memory bench-pipeline locust k6 fuzz chaos
 
 help:
 	@echo "make up     start PostgreSQL, Kafka, Cassandra and every service locally, print the URLs"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-memory  one command-service process's RSS over 1M claims on 10k cards"
 	@echo "make bench-pipeline  CPU per claim per process, open-loop latency and lag on a private make up stack"
 	@echo "make locust  Locust against the running stack (after make up): claims and card reads"
+	@echo "make k6     the guide's k6 run load-tests/medcard-claim.js against the running stack (p95 < 50 ms)"
 	@echo "make fuzz   Schemathesis (public OpenAPI) and GraphQL fuzz against the real services on private ports"
 	@echo "make chaos  crash every piece under load on private servers, then check every store"
 
@@ -75,6 +76,9 @@ bench-pipeline: install
 
 locust: install
 	scripts/locust.sh
+
+k6: install
+	scripts/k6.sh
 
 fuzz: install
 	.venv/bin/python -m tests.fuzz.run

@@ -1,13 +1,12 @@
 // k6 scenario for the claim path (seed 001: "k6 run load-tests/medcard-claim.js",
-// target 10,000 TPS with p95 < 50 ms).
+// target 10,000 TPS with p95 < 50 ms). `make k6` runs it against make up's stack.
 //
-//   BASE_URL=http://127.0.0.1:8000 \
 //   ADMIN_TOKEN=$(healthpay token --role admin) \
 //   TOKEN=$(healthpay token --role pharmacy --sub ph-1 --pharmacy-id ph-1) \
 //   k6 run load-tests/medcard-claim.js
 //
 // Environment:
-//   BASE_URL     the command service or the edge in front of it (default http://127.0.0.1:8000)
+//   BASE_URL     the edge or a command service (default http://127.0.0.1:3000: make up's edge)
 //   TOKEN        pharmacy bearer token for the claims (required)
 //   ADMIN_TOKEN  admin bearer token; setup() creates CARDS cards with it (default: TOKEN)
 //   CARD_IDS     optional comma-separated card ids to use instead of creating cards
@@ -28,7 +27,7 @@ import http from 'k6/http';
 import { check, fail } from 'k6';
 import { Counter } from 'k6/metrics';
 
-const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '');
+const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:3000').replace(/\/+$/, '');
 const TOKEN = __ENV.TOKEN || '';
 const ADMIN_TOKEN = __ENV.ADMIN_TOKEN || TOKEN;
 const CARDS = parseInt(__ENV.CARDS || '200', 10);
