@@ -8,7 +8,9 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from infrastructure.auth.tokens import Role, TokenCodec
@@ -17,11 +19,27 @@ from infrastructure.settings import Settings, SettingsError
 # The commands that sign or verify bearer tokens: they refuse to start without a usable key.
 NEEDS_SIGNING_KEY = frozenset({"token", "serve-commands", "serve-gateway"})
 
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subparsers = Any
 
-def main(argv: list[str] | None = None) -> int:
+
+Handler = Callable[[argparse.Namespace, Settings, TokenCodec | None], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="healthpay", description="HealthPay Ledger operations")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_db(commands)
+    _add_token(commands)
+    _add_servers(commands)
+    _add_stores(commands)
+    _add_events(commands)
+    return parser
 
+
+def _add_db(commands: Subparsers) -> None:
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_migrate = db_commands.add_parser(
@@ -31,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only", choices=["sql", "cql"], default=None, help="one store only (default: both)"
     )
 
+
+def _add_token(commands: Subparsers) -> None:
     token = commands.add_parser("token", help="print a bearer token for local use")
     token.add_argument("--role", choices=[r.value for r in Role], default=Role.ADMIN.value)
     token.add_argument(
@@ -39,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--pharmacy-id", default=None)
     token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds the token stays valid")
 
+
+def _add_servers(commands: Subparsers) -> None:
     commands_server = commands.add_parser("serve-commands", help="run one command-service process")
     commands_server.add_argument("--host", default="127.0.0.1")
     commands_server.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
@@ -59,21 +81,28 @@ def main(argv: list[str] | None = None) -> int:
             default="127.0.0.1",
             help="address /metrics listens on (0.0.0.0 in a container, scraped from outside)",
         )
+
+
+def _add_stores(commands: Subparsers) -> None:
     balances = commands.add_parser("balances", help="the CQL balance store")
     balance_commands = balances.add_subparsers(dest="balances_command", required=True)
     balance_commands.add_parser("migrate", help="create the keyspace, apply CQL migrations")
     balance_commands.add_parser("verify", help="compare CQL balances with the event store")
 
-    projections = commands.add_parser("projections", help="watch and rebuild projections")
+    projections = commands.add_parser("projections", help="watch, rebuild and redrive projections")
     projection_commands = projections.add_subparsers(dest="projections_command", required=True)
     projection_commands.add_parser("status", help="offsets, lag (events and seconds), parked")
     rebuild = projection_commands.add_parser(
         "rebuild", help="rebuild from the event store into shadow tables, compare, swap"
     )
-    rebuild.add_argument(
-        "name", nargs="?", default="all", help="read_models, balances (default: all)"
+    redrive = projection_commands.add_parser(
+        "redrive", help="apply parked events once fixed (a rebuild; their dead letters removed)"
     )
-    rebuild.add_argument("--dry-run", action="store_true", help="compare only; never swap")
+    for each in (rebuild, redrive):
+        each.add_argument(
+            "name", nargs="?", default="all", help="read_models, balances (default: all)"
+        )
+        each.add_argument("--dry-run", action="store_true", help="compare only; never swap")
 
     idempotency = commands.add_parser("idempotency", help="stored Idempotency-Key answers")
     idempotency_commands = idempotency.add_subparsers(dest="idempotency_command", required=True)
@@ -82,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     purge.add_argument("--dry-run", action="store_true", help="count them only")
 
+
+def _add_events(commands: Subparsers) -> None:
     events = commands.add_parser("events", help="read the event store")
     event_commands = events.add_subparsers(dest="events_command", required=True)
     show = event_commands.add_parser("show", help="a card's or wallet's history, decoded")
@@ -90,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     follow.add_argument("--from-start", action="store_true")
     follow.add_argument("--limit", type=int, default=None, help="stop after this many")
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     codec: TokenCodec | None = None
     try:
         settings = Settings.from_env()
@@ -101,78 +134,115 @@ def main(argv: list[str] | None = None) -> int:
         print(f"healthpay {args.command}: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return HANDLERS[args.command](args, settings, codec)
 
-    if args.command == "db":
-        from infrastructure.postgres.migrations import migrate
 
-        if args.only in (None, "sql"):
-            applied = asyncio.run(migrate(settings.postgres_url))
-            print("sql applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
-        if args.only in (None, "cql"):
-            from cli import balances as cql_balances
+def _db(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from infrastructure.postgres.migrations import migrate
 
-            print("cql ", end="")
-            return cql_balances.migrate(settings)
-        return 0
-    if args.command == "token":
-        role = Role(args.role)
-        pharmacy_id = args.pharmacy_id
-        if role is Role.PHARMACY and not pharmacy_id:
-            pharmacy_id = args.sub or "pharmacy-1"
-        subject = args.sub or pharmacy_id or role.value
-        assert codec is not None
-        print(codec.issue(role, subject, pharmacy_id=pharmacy_id, ttl_seconds=args.ttl))
-        return 0
-    if args.command == "serve-commands":
-        from command_service.server import serve
-
-        serve(settings, args.host, args.port or settings.port)
-        return 0
-    if args.command == "serve-gateway":
-        from api_gateway.server import serve as serve_gateway
-
-        serve_gateway(settings, args.host, args.port)
-        return 0
-    if args.command == "relay":
-        from command_service.relay.process import run_relay
-
-        run_relay(settings, args.metrics_port, args.metrics_host)
-        return 0
-    if args.command == "project":
-        from projection_service.process import run_projection_worker
-
-        run_projection_worker(settings, args.metrics_port, args.metrics_host)
-        return 0
-    if args.command == "project-balances":
-        from projection_service.balances.process import run_balance_projection
-
-        run_balance_projection(settings, args.metrics_port, args.metrics_host)
-        return 0
-    if args.command == "balances":
+    if args.only in (None, "sql"):
+        applied = asyncio.run(migrate(settings.postgres_url))
+        print("sql applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    if args.only in (None, "cql"):
         from cli import balances as cql_balances
 
-        if args.balances_command == "migrate":
-            return cql_balances.migrate(settings)
-        return cql_balances.verify(settings)
-    if args.command == "projections":
-        from cli import projections as ops
+        print("cql ", end="")
+        return cql_balances.migrate(settings)
+    return 0
 
-        if args.projections_command == "status":
-            return ops.status(settings)
-        return ops.run_rebuild(settings, args.name, args.dry_run)
-    if args.command == "idempotency":
-        return _purge_idempotency(settings, args.dry_run)
-    if args.command == "events":
-        from cli import events as history
 
-        if args.events_command == "show":
-            return history.show(settings.postgres_url, args.aggregate_id)
-        stop = threading.Event()
-        signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-        return history.tail(settings.postgres_url, args.from_start, stop, args.limit)
-    parser.error(f"unknown command {args.command}")
-    return 2
+def _token(args: argparse.Namespace, _: Settings, codec: TokenCodec | None) -> int:
+    role = Role(args.role)
+    pharmacy_id = args.pharmacy_id
+    if role is Role.PHARMACY and not pharmacy_id:
+        pharmacy_id = args.sub or "pharmacy-1"
+    subject = args.sub or pharmacy_id or role.value
+    assert codec is not None
+    print(codec.issue(role, subject, pharmacy_id=pharmacy_id, ttl_seconds=args.ttl))
+    return 0
+
+
+def _serve_commands(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from command_service.server import serve
+
+    serve(settings, args.host, args.port or settings.port)
+    return 0
+
+
+def _serve_gateway(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from api_gateway.server import serve as serve_gateway
+
+    serve_gateway(settings, args.host, args.port)
+    return 0
+
+
+def _relay(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from command_service.relay.process import run_relay
+
+    run_relay(settings, args.metrics_port, args.metrics_host)
+    return 0
+
+
+def _project(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from projection_service.process import run_projection_worker
+
+    run_projection_worker(settings, args.metrics_port, args.metrics_host)
+    return 0
+
+
+def _project_balances(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from projection_service.balances.process import run_balance_projection
+
+    run_balance_projection(settings, args.metrics_port, args.metrics_host)
+    return 0
+
+
+def _balances(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from cli import balances as cql_balances
+
+    if args.balances_command == "migrate":
+        return cql_balances.migrate(settings)
+    return cql_balances.verify(settings)
+
+
+def _projections(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from cli import projections as ops
+
+    if args.projections_command == "status":
+        return ops.status(settings)
+    if args.projections_command == "redrive":
+        return ops.run_redrive(settings, args.name, args.dry_run)
+    return ops.run_rebuild(settings, args.name, args.dry_run)
+
+
+def _idempotency(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    return _purge_idempotency(settings, args.dry_run)
+
+
+def _events(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from cli import events as history
+
+    if args.events_command == "show":
+        return history.show(settings.postgres_url, args.aggregate_id)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    return history.tail(settings.postgres_url, args.from_start, stop, args.limit)
+
+
+HANDLERS: dict[str, Handler] = {
+    "db": _db,
+    "token": _token,
+    "serve-commands": _serve_commands,
+    "serve-gateway": _serve_gateway,
+    "relay": _relay,
+    "project": _project,
+    "project-balances": _project_balances,
+    "balances": _balances,
+    "projections": _projections,
+    "idempotency": _idempotency,
+    "events": _events,
+}
 
 
 def _purge_idempotency(settings: Settings, dry_run: bool) -> int:

@@ -1,10 +1,12 @@
-"""`healthpay projections status|rebuild`."""
+"""`healthpay projections status|rebuild|redrive`."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -15,6 +17,12 @@ from infrastructure.postgres.pool import open_pool
 from infrastructure.settings import Settings
 from projection_service.balances.consumer import DEFAULT_GROUP as BALANCES_GROUP
 from projection_service.rebuild import RebuildProgress, print_report, rebuild
+from projection_service.redrive import (
+    RedriveReport,
+    print_redrive,
+    redrive_balances,
+    redrive_read_models,
+)
 
 _RELAY = """
 SELECT c.relay, c.published, c.updated_at,
@@ -171,38 +179,54 @@ def _age_at(consumer: Consumer, tp: TopicPartition) -> float | None:
         return None
 
 
-def run_rebuild(settings: Settings, name: str, dry_run: bool) -> int:
+def run_rebuild(settings: Settings, name: str, dry_run: bool, *, redrive: bool = False) -> int:
+    """A rebuild, or (`redrive`) a rebuild only where events are parked, which then drops
+    the dead letters of those it applied (projection_service/redrive.py)."""
     if name not in {"all", "read_models", "balances"}:
         print(f"unknown projection {name!r}: known are read_models, balances (all)")
         return 2
     code = 0
     if name in {"all", "read_models"}:
-        code = max(code, _rebuild_read_models(settings, dry_run))
+        code = max(code, _rebuild_read_models(settings, dry_run, redrive))
     if name in {"all", "balances"}:
-        code = max(code, _rebuild_balances(settings, dry_run, required=name == "balances"))
+        code = max(code, _rebuild_balances(settings, dry_run, name == "balances", redrive))
     return code
 
 
-def _rebuild_read_models(settings: Settings, dry_run: bool) -> int:
+def run_redrive(settings: Settings, name: str, dry_run: bool) -> int:
+    return run_rebuild(settings, name, dry_run, redrive=True)
+
+
+def _progress_bar() -> tuple[ProgressBar, Callable[[RebuildProgress], None]]:
     bar = ProgressBar("replay")
 
     def progress(step: RebuildProgress) -> None:
         bar.update(step.done, step.total, label=step.phase)
 
+    return bar, progress
+
+
+def _rebuild_read_models(settings: Settings, dry_run: bool, redrive: bool) -> int:
+    bar, progress = _progress_bar()
+
     async def go() -> int:
         pool = await open_pool(settings.postgres_url, 1, 2)
         try:
-            report = await rebuild(pool, dry_run=dry_run, progress=progress)
+            if redrive:
+                redriven, report = await redrive_read_models(
+                    pool, dry_run=dry_run, progress=progress
+                )
+            else:
+                redriven, report = None, await rebuild(pool, dry_run=dry_run, progress=progress)
         finally:
             await pool.close()
         bar.finish()
-        print_report(report)
-        return 0 if report.swapped or report.identical else 1
+        return _outcome(report, redriven, print_report)
 
     return asyncio.run(go())
 
 
-def _rebuild_balances(settings: Settings, dry_run: bool, required: bool = True) -> int:
+def _rebuild_balances(settings: Settings, dry_run: bool, required: bool, redrive: bool) -> int:
     """The CQL balance tables: a new table version, compared, then the registry flipped.
     Under `all`, an unreachable CQL store is reported and skipped (deployments without one)."""
     from cassandra.cluster import NoHostAvailable  # type: ignore[import-untyped]
@@ -210,11 +234,7 @@ def _rebuild_balances(settings: Settings, dry_run: bool, required: bool = True) 
     from infrastructure.cassandra.session import CqlConfig, connect
     from projection_service.balances.rebuild import print_balance_report, rebuild_balances
 
-    bar = ProgressBar("replay")
-
-    def progress(step: RebuildProgress) -> None:
-        bar.update(step.done, step.total, label=step.phase)
-
+    bar, progress = _progress_bar()
     config = CqlConfig.from_settings(settings)
     try:
         connection = connect(config)
@@ -224,10 +244,21 @@ def _rebuild_balances(settings: Settings, dry_run: bool, required: bool = True) 
         print(f"\nbalances: SKIPPED, CQL store {settings.scylla_hosts} unreachable: {exc}")
         return 0
     with connection as cql:
-        report = rebuild_balances(
-            cql.session, config.keyspace, settings.postgres_url, dry_run=dry_run,
-            progress=progress,
-        )  # fmt: skip
+        args = (cql.session, config.keyspace, settings.postgres_url)
+        if redrive:
+            redriven, report = redrive_balances(*args, dry_run=dry_run, progress=progress)
+        else:
+            redriven, report = None, rebuild_balances(*args, dry_run=dry_run, progress=progress)
     bar.finish()
-    print_balance_report(report)
-    return 0 if report.swapped or report.identical else 1
+    return _outcome(report, redriven, print_balance_report)
+
+
+def _outcome(report: Any, redriven: RedriveReport | None, show: Callable[[Any], None]) -> int:
+    """Prints the rebuild's report, then the redrive's. A rebuild fails when a dry run finds
+    differences (so a scheduled check can alert); a redrive when events stay parked."""
+    if report is not None:
+        show(report)
+    if redriven is None:
+        return 0 if report.swapped or report.identical else 1
+    print_redrive(redriven)
+    return 0 if redriven.ok else 1

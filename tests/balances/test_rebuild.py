@@ -204,3 +204,35 @@ async def test_the_cli_rebuilds_balances(
         assert run_rebuild(settings, "balances", dry_run=False) == 0
         assert "swapped in: readers now use version 2" in capsys.readouterr().out
     assert _balance(cql, ks, 2, seeded.wallet_id) == seeded.balance
+
+
+async def test_redrive_applies_a_parked_balance_event_and_drops_its_dead_letter(
+    api: Api, postgres_url: str, cql: CqlConnection, config: CqlConfig, projector: BalanceProjector
+) -> None:
+    """A top-up the projection of the day parked (a fault since fixed) is missing from the
+    wallet's balance; the redrive replays the store into a new version, which holds it."""
+    import psycopg
+
+    from projection_service.balances.parking import BalanceParking, Parked
+    from projection_service.read_models import KafkaLocation
+    from projection_service.redrive import redrive_balances
+
+    seeded = await seed(api)
+    ks = config.keyspace
+    events = recorded_events(postgres_url)
+    [last_top_up] = [e for e in events if e.event_type == "wallet.topped_up"][-1:]
+    projector.project([e for e in events if e is not last_top_up])
+    wallet = str(last_top_up.aggregate_id)
+    assert wallet == seeded.wallet_id
+    assert _balance(cql, ks, 1, wallet) != seeded.balance  # the parked top-up is missing
+    location = KafkaLocation("healthpay.events.wallet", 0, last_top_up.position)
+    BalanceParking(postgres_url).park([Parked(location, "a fault since fixed", last_top_up)])
+
+    report, rebuilt = redrive_balances(cql.session, ks, postgres_url)
+
+    assert rebuilt is not None
+    assert (rebuilt.swapped, rebuilt.bad) == (True, 0)
+    assert (report.redriven, report.still_parked) == ((last_top_up.event_id,), ())
+    assert _balance(cql, ks, current_version(cql.session, ks), wallet) == seeded.balance
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT count(*) FROM parked_events").fetchone() == (0,)
