@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -36,7 +37,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_servers(commands)
     _add_stores(commands)
     _add_events(commands)
+    _add_backup(commands)
     return parser
+
+
+def _add_backup(commands: Subparsers) -> None:
+    backup = commands.add_parser(
+        "backup", help="a verified base backup of the event store's PostgreSQL (with its WAL)"
+    )
+    backup.add_argument("directory", type=Path, help="where base-<UTC time> is made")
+    backup.add_argument("--url", default=None, help="the server (default: POSTGRES_URL)")
+    restore = commands.add_parser(
+        "restore", help="a new data directory from a base backup (+ WAL archive: point in time)"
+    )
+    restore.add_argument("base", type=Path, help="a base-<time> directory of healthpay backup")
+    restore.add_argument("data", type=Path, help="the new data directory (must not exist)")
+    restore.add_argument("--wal-archive", type=Path, default=None, help="PG_WAL_ARCHIVE's files")
+    restore.add_argument("--target-time", default=None, help="replay up to this time, then stop")
 
 
 def _add_db(commands: Subparsers) -> None:
@@ -230,6 +247,20 @@ def _events(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) 
     return history.tail(settings.postgres_url, args.from_start, stop, args.limit)
 
 
+def _backup(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from cli import backup
+
+    try:
+        if args.command == "backup":
+            print(backup.base_backup(args.url or settings.postgres_url, args.directory))
+        else:
+            print(backup.restore(args.base, args.data, args.wal_archive, args.target_time))
+    except backup.BackupError as exc:
+        print(f"healthpay {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 HANDLERS: dict[str, Handler] = {
     "db": _db,
     "token": _token,
@@ -242,6 +273,8 @@ HANDLERS: dict[str, Handler] = {
     "projections": _projections,
     "idempotency": _idempotency,
     "events": _events,
+    "backup": _backup,
+    "restore": _backup,
 }
 
 

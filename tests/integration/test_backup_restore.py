@@ -1,7 +1,9 @@
-"""The backup drill on a real PostgreSQL (scripts/backup.sh, scripts/pg.sh with a WAL archive):
-load claims, take a base backup, load more, destroy the server and its data, restore, and
-find every event again: all of them from the base backup plus the archived WAL, and exactly
-those committed before the target time from a point-in-time recovery. Timings are printed."""
+"""The backup drill on a real PostgreSQL (scripts/backup.sh, i.e. `healthpay backup|restore`,
+and scripts/pg.sh with a WAL archive): load claims, take a base backup, load more, project
+them, destroy the server and its data, restore, and find every event again: all of them from
+the base backup plus the archived WAL, with the read models as they were and as a rebuild
+from the restored events makes them, and exactly those committed before the target time from
+a point-in-time recovery. Timings are printed."""
 
 from __future__ import annotations
 
@@ -18,10 +20,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from infrastructure.eventstore.port import RecordedEvent
 from infrastructure.postgres.migrations import migrate_sync
+from infrastructure.postgres.pool import open_pool
+from projection_service.rebuild import rebuild
 from tests.api.support import Tokens, api_settings, claim, issue_card, running_api
 from tests.integration.postgres_harness import PG_SH
 from tests.integration.server_scripts import free_port, run_script
+from tests.projections.support import Snapshot, pool_snapshot, project
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +66,35 @@ async def _archive_current_segment(url: str, archive: Path) -> None:
     while not (archive / row[0]).exists():
         assert time.monotonic() < deadline, f"{row[0]} never reached the archive"
         await asyncio.sleep(0.1)
+
+
+async def _read_models(url: str, *, project_all: bool = False) -> tuple[Snapshot, bool]:
+    """The read models (after projecting every event, if asked), and whether a rebuild from
+    the events would give exactly them."""
+    pool = await open_pool(url, 1, 2)
+    try:
+        if project_all:
+            await project(pool, await _recorded(url))
+        return await pool_snapshot(pool), (await rebuild(pool, dry_run=True)).identical
+    finally:
+        await pool.close()
+
+
+async def _promoted(url: str) -> None:
+    """A restored server answers reads while it replays; it writes once it has promoted."""
+    deadline = time.monotonic() + 60
+    while True:
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        if row == (False,):
+            return
+        assert time.monotonic() < deadline, "the restored server never promoted"
+        await asyncio.sleep(0.2)
+
+
+async def _recorded(url: str) -> list[RecordedEvent]:
+    async with running_api("postgres", url) as api:
+        return await api.store.read_all(0, 100_000)
 
 
 def _stop(data: Path) -> None:
@@ -101,6 +136,9 @@ async def test_base_backup_and_wal_archive_restore_every_event(workdir: Path) ->
         at_target = _events(url)
         await _load(url, cards=2, claims=2, tag="late")  # after the target
         everything = _events(url)
+        projected, replayable = await _read_models(url, project_all=True)
+        assert replayable
+        assert len(projected["prescription_claims"]) == 5 * 4 + 5 * 4 + 2 * 2
         await _archive_current_segment(url, archive)
         assert len(at_backup) < len(at_target) < len(everything)
         _stop(source)
@@ -111,6 +149,8 @@ async def test_base_backup_and_wal_archive_restore_every_event(workdir: Path) ->
         full = _restore(base, str(restored[-1]), str(archive))
         full_s = time.monotonic() - started
         assert _events(full) == everything, "the base backup plus the archive lost events"
+        await _promoted(full)
+        assert await _read_models(full) == (projected, True)
 
         started = time.monotonic()
         restored.append(tmp_path / "pitr")
