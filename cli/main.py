@@ -38,7 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stores(commands)
     _add_events(commands)
     _add_backup(commands)
+    _add_settlement(commands)
     return parser
+
+
+def _add_settlement(commands: Subparsers) -> None:
+    settlement = commands.add_parser("settlement", help="what insurers owe pharmacies")
+    settlement_commands = settlement.add_subparsers(dest="settlement_command", required=True)
+    report = settlement_commands.add_parser(
+        "report", help="per insurer and pharmacy for a month, from the ledger's postings"
+    )
+    report.add_argument("--period", required=True, help="YYYY-MM (a benefit month, Cairo)")
+    report.add_argument("--insurer", default=None, help="one insurer (its provider name)")
+    report.add_argument("--pharmacy", default=None, help="one pharmacy (its id)")
+    report.add_argument("--format", choices=["csv", "json"], default="csv")
 
 
 def _add_backup(commands: Subparsers) -> None:
@@ -261,6 +274,14 @@ def _backup(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) 
     return 0
 
 
+def _settlement(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from cli import settlement
+
+    return settlement.run(
+        settings.postgres_url, args.period, args.insurer, args.pharmacy, args.format
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "db": _db,
     "token": _token,
@@ -275,6 +296,7 @@ HANDLERS: dict[str, Handler] = {
     "events": _events,
     "backup": _backup,
     "restore": _backup,
+    "settlement": _settlement,
 }
 
 
