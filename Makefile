@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help install up down smoke test lint unit format audit backup bench bench-quick bench-stream bench-reads bench-memory bench-pipeline locust k6 fuzz chaos
+.PHONY: help install up down smoke test lint unit format audit backup bench bench-quick bench-stream bench-reads bench-memory bench-pipeline bench-kafka locust k6 fuzz chaos
 
 help:
 	@echo "make up     start PostgreSQL, Kafka, Cassandra and every service locally, print the URLs"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench-stream  relay, projector and rebuild events/s on a 100k-event backlog"
 	@echo "make bench-reads   GraphQL and REST card reads (p95 at 16 connections) against bare endpoints"
 	@echo "make bench-memory  one command-service process's RSS over 1M claims on 10k cards"
+	@echo "make bench-kafka  the broker's and clients' CPU per event for Kafka client settings side by side"
 	@echo "make bench-pipeline  CPU per claim per process, open-loop latency and lag on a private make up stack"
 	@echo "make locust  Locust against the running stack (after make up): claims and card reads"
 	@echo "make k6     the guide's k6 run load-tests/medcard-claim.js against the running stack (p95 < 50 ms)"
@@ -70,6 +71,9 @@ bench-reads: install
 
 bench-memory: install
 	.venv/bin/python load-tests/memory_bench.py
+bench-kafka: install
+	.venv/bin/python load-tests/kafka_bench.py
+
 bench-pipeline: install
 	@scripts/need.sh k6 >/dev/null
 	.venv/bin/python load-tests/pipeline_bench.py
