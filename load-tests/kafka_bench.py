@@ -57,6 +57,8 @@ class Variant:
     producer: dict[str, Any] = field(default_factory=dict)
     consumer: dict[str, Any] = field(default_factory=dict)
     partitions: int | None = None  # None: --partitions
+    rate_factor: int = 1  # times --rate
+    interval: float = 0.01  # s between the relay's batches
 
 
 # What the relay and the projections set (command_service/relay/publisher.py,
@@ -65,12 +67,13 @@ PRODUCER = {"enable.idempotence": True, "acks": "all", "linger.ms": 5}
 WAIT = {"fetch.min.bytes": 262_144, "fetch.wait.max.ms": 50}
 LZ4, NONE = {"compression.type": "lz4"}, {"compression.type": "none"}
 VARIANTS = (
-    Variant("lz4, fetch at once (today)", LZ4),
-    Variant("lz4, fetch at once, 6 partitions", LZ4, partitions=6),
-    Variant("none, fetch at once", NONE),
-    Variant("lz4, linger 20 ms", LZ4 | {"linger.ms": 20}),
-    Variant("lz4, fetch waits 50 ms", LZ4, WAIT),
-    Variant("none, fetch waits 50 ms", NONE, WAIT),
+    Variant("today: lz4, fetch at once, batches every 10 ms", LZ4),
+    Variant("6 partitions", LZ4, partitions=6),
+    Variant("no compression", NONE),
+    Variant("fetch waits up to 50 ms", LZ4, WAIT),
+    Variant("batches every 50 ms", LZ4, interval=0.05),
+    Variant("batches every 50 ms, fetch waits 50 ms", LZ4, WAIT, interval=0.05),
+    Variant("today at 3x the rate", LZ4, rate_factor=3),
 )
 
 
@@ -122,8 +125,8 @@ def _consume(brokers: str, topic: str, group: str, config: dict[str, Any], want:
         consumer.close()
 
 
-def _produce(brokers: str, topic: str, config: dict[str, Any], events: int, rate: int) -> None:
-    producer = Producer({"bootstrap.servers": brokers} | PRODUCER | config)
+def _produce(brokers: str, topic: str, variant: Variant, events: int, rate: int) -> None:
+    producer = Producer({"bootstrap.servers": brokers} | PRODUCER | variant.producer)
     values = [_value(n) for n in range(events)]
     start, sent = time.monotonic(), 0
     while sent < events:
@@ -133,7 +136,7 @@ def _produce(brokers: str, topic: str, config: dict[str, Any], events: int, rate
         if producer.flush(30):
             raise BenchError("the broker did not acknowledge a batch within 30 s")
         sent = due
-        time.sleep(0.01)
+        time.sleep(variant.interval)
 
 
 def _round(
@@ -154,7 +157,7 @@ def _round(
     ]
     for thread in consumers:
         thread.start()
-    _produce(brokers, topic, variant.producer, args.events, args.rate)
+    _produce(brokers, topic, variant, args.events, args.rate * variant.rate_factor)
     for thread in consumers:
         thread.join()
     after, client_after = cpu_snapshot(), time.process_time()
