@@ -157,7 +157,14 @@ class Fleet:
     every one of them in `stop_all`, whatever happened in between."""
 
     def __init__(self, postgres_url: str, jwt_secret: str) -> None:
-        self.env = {"POSTGRES_URL": postgres_url, "JWT_SECRET": jwt_secret}
+        # The faults these fleets go through are meant to be ridden out: a restart slower than
+        # the production budget (60 s; a shared box has seen Kafka take longer) must not end
+        # a worker. tests/integration/test_workers_ride_out_outages.py tests the budget itself.
+        self.env = {
+            "POSTGRES_URL": postgres_url,
+            "JWT_SECRET": jwt_secret,
+            "OUTAGE_BUDGET_S": "300",
+        }
         self.started: list[HealthpayProcess] = []
         self._count = 0
         self._lock = threading.Lock()  # processes start from several threads at once
