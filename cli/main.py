@@ -82,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     purge.add_argument("--dry-run", action="store_true", help="count them only")
 
+    kafka = commands.add_parser("kafka", help="the events topic")
+    kafka_commands = kafka.add_subparsers(dest="kafka_command", required=True)
+    topic = kafka_commands.add_parser(
+        "create-topic", help="create KAFKA_TOPIC with KAFKA_PARTITIONS partitions (or check it)"
+    )
+    topic.add_argument("--replication-factor", type=int, default=1)
     events = commands.add_parser("events", help="read the event store")
     event_commands = events.add_subparsers(dest="events_command", required=True)
     show = event_commands.add_parser("show", help="a card's or wallet's history, decoded")
@@ -162,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         return ops.run_rebuild(settings, args.name, args.dry_run)
     if args.command == "idempotency":
         return _purge_idempotency(settings, args.dry_run)
+    if args.command == "kafka":
+        from cli import kafka as events_topic
+
+        return events_topic.create_topic(settings, args.replication_factor)
     if args.command == "events":
         from cli import events as history
 
