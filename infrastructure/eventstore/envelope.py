@@ -1,4 +1,5 @@
-"""The event envelope: how a committed event travels on Kafka (value = orjson of this dict).
+"""The event envelope: how a committed event travels on Kafka (value: one JSON object, the
+fields of `_head`, then `data` and `metadata`).
 
 Stable field names, never Python class paths; `data` is the event payload exactly as stored
 (money as strings). Consumers deduplicate by `event_id` and order per aggregate by `version`.
