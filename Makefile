@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help install up down smoke test lint unit format audit backup bench bench-quick bench-stream bench-reads bench-memory bench-pipeline bench-kafka locust k6 fuzz chaos
+.PHONY: help install up down smoke test lint unit format audit backup bench bench-quick bench-stream bench-reads bench-memory bench-pipeline bench-kafka bench-relay-encode locust k6 fuzz chaos
 
 help:
 	@echo "make up     start PostgreSQL, Kafka, Cassandra and every service locally, print the URLs"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-memory  one command-service process's RSS over 1M claims on 10k cards"
 	@echo "make bench-kafka  the broker's and clients' CPU per event for Kafka client settings side by side"
 	@echo "make bench-pipeline  CPU per claim per process, open-loop latency and lag on a private make up stack"
+	@echo "make bench-relay-encode  relay CPU per event: stored JSON passed through vs decoded and re-encoded"
 	@echo "make locust  Locust against the running stack (after make up): claims and card reads"
 	@echo "make k6     the guide's k6 run load-tests/medcard-claim.js against the running stack (p95 < 50 ms)"
 	@echo "make fuzz   Schemathesis (public OpenAPI) and GraphQL fuzz against the real services on private ports"
@@ -77,6 +78,8 @@ bench-kafka: install
 bench-pipeline: install
 	@scripts/need.sh k6 >/dev/null
 	.venv/bin/python load-tests/pipeline_bench.py
+bench-relay-encode: install
+	.venv/bin/python load-tests/relay_encode_bench.py
 
 locust: install
 	scripts/locust.sh

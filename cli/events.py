@@ -13,16 +13,12 @@ from uuid import UUID
 import orjson
 import psycopg
 
-from command_service.relay.tail import Checkpoint, read_after
+from infrastructure.eventstore.log_reads import LOG_START, committed_head, read_committed
+from infrastructure.eventstore.rows import recorded_event
 
 _SHOW = """
 SELECT position, version, event_type, timestamp, event_data, metadata
 FROM events WHERE aggregate_id = %s ORDER BY version
-"""
-_HEAD = """
-SELECT transaction_id::text::bigint, position FROM events
-WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY transaction_id DESC, position DESC LIMIT 1
 """
 _SENSITIVE = re.compile(r'("(?:national_id|phone_number)":\s*")([^"]*)(")')
 
@@ -66,12 +62,12 @@ def tail(conninfo: str, from_start: bool, stop: threading.Event, limit: int | No
     """Follows committed events in commit-safe order (the relay's reader): none is missed."""
     printed = 0
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        head = None if from_start else conn.execute(_HEAD).fetchone()
-        checkpoint = Checkpoint(0, 0) if head is None else Checkpoint(head[0], head[1])
+        checkpoint = LOG_START if from_start else committed_head(conn)
         while not stop.is_set():
-            batch = read_after(conn, checkpoint, 500)
-            for reached, event in batch:
+            batch = read_committed(conn, checkpoint, 500)
+            for reached, stored in batch:
                 checkpoint = reached
+                event = recorded_event(stored)
                 print(
                     f"{event.aggregate_id} "
                     + _line(

@@ -143,6 +143,12 @@ def _add_stores(commands: Subparsers) -> None:
 
 
 def _add_events(commands: Subparsers) -> None:
+    kafka = commands.add_parser("kafka", help="the events topic")
+    kafka_commands = kafka.add_subparsers(dest="kafka_command", required=True)
+    topic = kafka_commands.add_parser(
+        "create-topic", help="create KAFKA_TOPIC with KAFKA_PARTITIONS partitions (or check it)"
+    )
+    topic.add_argument("--replication-factor", type=int, default=1)
     events = commands.add_parser("events", help="read the event store")
     event_commands = events.add_subparsers(dest="events_command", required=True)
     show = event_commands.add_parser("show", help="a card's or wallet's history, decoded")
@@ -249,6 +255,12 @@ def _idempotency(args: argparse.Namespace, settings: Settings, _: TokenCodec | N
     return _purge_idempotency(settings, args.dry_run)
 
 
+def _kafka(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from cli import kafka as events_topic
+
+    return events_topic.create_topic(settings, args.replication_factor)
+
+
 def _events(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
     from cli import events as history
 
@@ -293,6 +305,7 @@ HANDLERS: dict[str, Handler] = {
     "balances": _balances,
     "projections": _projections,
     "idempotency": _idempotency,
+    "kafka": _kafka,
     "events": _events,
     "backup": _backup,
     "restore": _backup,

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     cors_origins: HostList = Field(default=(), validation_alias="CORS_ORIGINS")
     kafka_brokers: HostList = Field(default=("127.0.0.1:29092",), validation_alias="KAFKA_BROKERS")
     kafka_topic: str = Field(default="healthpay.events.wallet", validation_alias="KAFKA_TOPIC")
+    # Partitions of the events topic when `healthpay kafka create-topic` creates it: the most
+    # members a consumer group can use (key = aggregate id). 24 leaves room for 5 command and
+    # 3 projection instances to grow (24 splits evenly over 2, 3, 4, 6, 8 and 12 workers); a
+    # partition costs the broker little. Fixed once the topic exists (docs/capacity.md).
+    kafka_partitions: int = Field(default=24, validation_alias="KAFKA_PARTITIONS", gt=0)
     scylla_hosts: HostList = Field(default=("127.0.0.1:29042",), validation_alias="SCYLLA_HOSTS")
     scylla_keyspace: str = Field(default="healthpay_balances", validation_alias="SCYLLA_KEYSPACE")
     pool_min_size: int = Field(default=4, validation_alias="PG_POOL_MIN", ge=0)

@@ -135,14 +135,20 @@ def cpu_snapshot() -> CpuSnapshot:
             stat = (entry / "stat").read_text()
         except OSError:  # gone meanwhile
             continue
-        f = stat[stat.rindex(")") + 2 :].split()  # fields 3.. of proc(5)
-        snap[int(entry.name)] = ProcCpu(
-            int(f[1]),
-            int(f[2]),
-            (int(f[11]) + int(f[12])) / tick,
-            (int(f[13]) + int(f[14])) / tick,
-        )
+        snap[int(entry.name)] = _proc_cpu(stat, tick)
     return snap
+
+
+def own_cpu() -> float:
+    """CPU seconds (user + system, all threads) this process has spent, from /proc/self/stat."""
+    return _proc_cpu(Path("/proc/self/stat").read_text(), os.sysconf("SC_CLK_TCK")).cpu
+
+
+def _proc_cpu(stat: str, tick: int) -> ProcCpu:
+    f = stat[stat.rindex(")") + 2 :].split()  # fields 3.. of proc(5)
+    return ProcCpu(
+        int(f[1]), int(f[2]), (int(f[11]) + int(f[12])) / tick, (int(f[13]) + int(f[14])) / tick
+    )
 
 
 def process_tree(snap: CpuSnapshot, roots: Iterable[int], prune: Iterable[int] = ()) -> set[int]:

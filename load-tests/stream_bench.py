@@ -92,7 +92,7 @@ from cli.balances import find_differences
 from command_service.ids import new_id
 from command_service.relay.publisher import KafkaPublisher, PublishFailed
 from command_service.relay.relay import Relay
-from command_service.relay.tail import START, Checkpoint, load_checkpoint
+from command_service.relay.tail import load_checkpoint
 from domain.calendar import cairo_date
 from domain.events import DomainEvent
 from domain.identity import GOVERNORATES, new_card_number
@@ -116,6 +116,7 @@ from domain.wallet import model as wallet_model
 from domain.wallet.model import WalletState, wallet_id_for
 from infrastructure.cassandra.migrations import migrate as migrate_cql
 from infrastructure.cassandra.session import CqlConfig, connect, parse_hosts
+from infrastructure.eventstore.log_reads import LOG_START, LogKey
 from infrastructure.eventstore.port import (
     AppendRequest,
     Committed,
@@ -124,6 +125,7 @@ from infrastructure.eventstore.port import (
     StreamAppend,
 )
 from infrastructure.eventstore.postgres import PostgresEventStore
+from infrastructure.eventstore.rows import StoredEvent
 from infrastructure.postgres.migrations import migrate_sync
 from infrastructure.postgres.pool import open_pool
 from infrastructure.settings import Settings
@@ -989,7 +991,7 @@ class TimedPublisher:
         self.seconds = 0.0
         self.failures = 0
 
-    def publish(self, events: Sequence[RecordedEvent]) -> None:
+    def publish(self, events: Sequence[StoredEvent]) -> None:
         t0 = time.monotonic()
         try:
             self.inner.publish(events)
@@ -1009,8 +1011,8 @@ def run_relay(cfg: Config, servers: Servers, total: int, meter: CpuMeter) -> Pha
     published = steps = 0
     try:
         with psycopg.connect(servers.postgres_url, autocommit=True) as conn:
-            checkpoint: Checkpoint = load_checkpoint(conn, relay.name)
-            if checkpoint != START:
+            checkpoint: LogKey = load_checkpoint(conn, relay.name)
+            if checkpoint != LOG_START:
                 raise BenchError(f"the relay checkpoint is {checkpoint}, not 0")
             before = meter.sample()
             deadline = before.at + cfg.timeout

@@ -31,6 +31,8 @@ from psycopg import AsyncConnection
 from psycopg.errors import DeadlockDetected, LockNotAvailable
 from psycopg.rows import TupleRow
 
+from infrastructure.eventstore import log_reads
+from infrastructure.eventstore.log_reads import LogKey
 from infrastructure.eventstore.port import RecordedEvent
 from infrastructure.postgres.pool import Pool, open_pool
 from infrastructure.settings import Settings, SettingsError
@@ -106,18 +108,20 @@ async def rebuild(
         try:
             await create_shadow(conn)
             try:
-                first = await replay.horizon(conn)
+                first = await log_reads.horizon_async(conn)
                 async with pool.connection() as reader:
                     result = await _replay(conn, reader, chunk_size, report)
-                late = await replay.horizon(conn)
-                result += await _catch_up(conn, (first, 0), chunk_size, report)
+                late = await log_reads.horizon_async(conn)
+                result += await _catch_up(conn, LogKey(first, 0), chunk_size, report)
                 await add_indexes_and_foreign_keys(conn)
                 comparisons = []
                 for done, table in enumerate(PROJECTED_TABLES, start=1):
                     comparisons.append(await compare_table(conn, table, examples=examples))
                     report(RebuildProgress("compare", done, len(PROJECTED_TABLES)))
                 if not dry_run:
-                    result += await _swap(conn, (late, 0), chunk_size, lock_timeout_ms, report)
+                    result += await _swap(
+                        conn, LogKey(late, 0), chunk_size, lock_timeout_ms, report
+                    )
             except BaseException:
                 if not keep_shadow:
                     await _drop_quietly(conn)
@@ -138,13 +142,15 @@ async def _replay(
 ) -> ApplyResult:
     """The store in position order into the shadows; `reader` reads the next chunk while
     `conn` applies this one (PostgreSQL serves the read while Python builds the rows)."""
-    total = await replay.last_position(conn)
+    total = await log_reads.last_position_async(conn)
     result = ApplyResult()
-    next_chunk = asyncio.ensure_future(replay.read_by_position(reader, 0, chunk_size))
+    next_chunk = asyncio.ensure_future(log_reads.read_by_position_async(reader, 0, chunk_size))
     try:
         while events := await next_chunk:
             after = events[-1].position
-            next_chunk = asyncio.ensure_future(replay.read_by_position(reader, after, chunk_size))
+            next_chunk = asyncio.ensure_future(
+                log_reads.read_by_position_async(reader, after, chunk_size)
+            )
             result += await _apply_chunk(conn, events, after, result.applied)
             report(RebuildProgress("replay", after, max(total, after)))
     finally:
@@ -157,7 +163,7 @@ async def _replay(
 
 async def _catch_up(
     conn: AsyncConnection[TupleRow],
-    after: replay.CatchUpKey,
+    after: LogKey,
     chunk_size: int,
     report: ProgressCallback,
 ) -> ApplyResult:
@@ -173,7 +179,7 @@ async def _catch_up(
 
 async def _swap(
     conn: AsyncConnection[TupleRow],
-    after: replay.CatchUpKey,
+    after: LogKey,
     chunk_size: int,
     lock_timeout_ms: int,
     report: ProgressCallback,

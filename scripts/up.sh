@@ -51,9 +51,10 @@ export POSTGRES_URL=${POSTGRES_URL:-postgresql://healthpay@127.0.0.1:$PG_PORT/he
 KAFKA_PORT=${KAFKA_PORT:-29092}
 export KAFKA_TOPIC=${KAFKA_TOPIC:-healthpay.events.wallet}
 scripts/kafka.sh start "$STACK/kafka-broker" "$KAFKA_PORT" "${KAFKA_CONTROLLER_PORT:-29093}"
-scripts/kafka.sh topic "$STACK/kafka-broker" "$KAFKA_TOPIC" 6
-watch kafka scripts/kafka.sh "$STACK/kafka-broker" "$KAFKA_PORT" "${KAFKA_CONTROLLER_PORT:-29093}"
 export KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}
+# KAFKA_PARTITIONS partitions (infrastructure/settings.py; docs/capacity.md says why 24).
+.venv/bin/healthpay kafka create-topic >/dev/null
+watch kafka scripts/kafka.sh "$STACK/kafka-broker" "$KAFKA_PORT" "${KAFKA_CONTROLLER_PORT:-29093}"
 
 start() {  # name, then the command
   local name=$1

@@ -7,8 +7,8 @@ from typing import Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from infrastructure.eventstore.envelope import to_envelope
-from infrastructure.eventstore.port import RecordedEvent
+from infrastructure.eventstore.envelope import stored_envelope
+from infrastructure.eventstore.rows import StoredEvent
 
 
 class PublishFailed(RuntimeError):
@@ -21,7 +21,7 @@ class ProducerBroken(RuntimeError):
 
 
 class Publisher(Protocol):
-    def publish(self, events: Sequence[RecordedEvent]) -> None:
+    def publish(self, events: Sequence[StoredEvent]) -> None:
         """Returns only when every event is durably accepted; raises PublishFailed otherwise."""
 
     def close(self) -> None: ...
@@ -45,7 +45,7 @@ class KafkaPublisher:
             }
         )
 
-    def publish(self, events: Sequence[RecordedEvent]) -> None:
+    def publish(self, events: Sequence[StoredEvent]) -> None:
         failures: list[KafkaError] = []
 
         def delivered(error: KafkaError | None, message: Message) -> None:
@@ -58,7 +58,7 @@ class KafkaPublisher:
                     self.producer.produce(
                         self.topic,
                         key=str(event.aggregate_id).encode(),
-                        value=to_envelope(event),
+                        value=stored_envelope(event),  # the stored JSON, not re-encoded
                         on_delivery=delivered,
                     )
                     break
@@ -79,10 +79,10 @@ class ListPublisher:
     """Keeps what was published, for tests of the relay's reading and checkpointing."""
 
     def __init__(self) -> None:
-        self.published: list[RecordedEvent] = []
+        self.published: list[StoredEvent] = []
         self.fail_next = False
 
-    def publish(self, events: Sequence[RecordedEvent]) -> None:
+    def publish(self, events: Sequence[StoredEvent]) -> None:
         if self.fail_next:
             self.fail_next = False
             raise PublishFailed("told to fail")

@@ -23,7 +23,8 @@ import psycopg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from command_service.relay.publisher import Publisher, PublishFailed
-from command_service.relay.tail import Checkpoint, load_checkpoint, read_after, save_checkpoint
+from command_service.relay.tail import load_checkpoint, save_checkpoint
+from infrastructure.eventstore.log_reads import LogKey, read_committed
 from infrastructure.outage import POSTGRES_UNAVAILABLE, Outage
 
 log = logging.getLogger("healthpay.relay")
@@ -125,10 +126,10 @@ class Relay:
                 stop.wait(self.idle_wait)
 
     def step(
-        self, conn: psycopg.Connection[tuple[object, ...]], after: Checkpoint
-    ) -> tuple[Checkpoint, int]:
+        self, conn: psycopg.Connection[tuple[object, ...]], after: LogKey
+    ) -> tuple[LogKey, int]:
         """Publishes the next batch; returns the new checkpoint and how many went out."""
-        batch = read_after(conn, after, self.batch_size)
+        batch = read_committed(conn, after, self.batch_size)
         if not batch:
             self.metrics.lag.set(0)
             return after, 0

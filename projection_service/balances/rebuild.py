@@ -32,8 +32,8 @@ from typing import Any
 
 import psycopg
 
-from infrastructure.eventstore.port import RecordedEvent
-from infrastructure.eventstore.rows import EVENT_COLUMNS, recorded_event
+from infrastructure.eventstore import log_reads
+from infrastructure.eventstore.log_reads import LogKey
 from projection_service.balances.projector import BalanceProjector
 from projection_service.balances.versions import (
     LOGICAL_TABLES,
@@ -58,14 +58,6 @@ from projection_service.rebuild import (
 )
 
 _LOCK_KEY = 0x4850426C52656264  # "HPBlRebd": not the read models' lock, both may run
-
-_COLUMNS = f"{EVENT_COLUMNS}, transaction_id::text"
-_BY_POSITION = f"SELECT {_COLUMNS} FROM events WHERE position > %s ORDER BY position LIMIT %s"
-_CATCH_UP = f"""
-SELECT {_COLUMNS} FROM events WHERE (transaction_id, position) > (%s::xid8, %s)
-ORDER BY transaction_id, position LIMIT %s
-"""
-_HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
 
 # Primary-key columns per table, in key order (the rest are compared as values).
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -143,17 +135,17 @@ def _rebuild(
     try:
         projector = BalanceProjector(session, keyspace, version=target)
         applied = bad = 0
-        first = _horizon(conn)
+        first = log_reads.horizon(conn)
         # 2. replay
-        total = _last_position(conn)
+        total = log_reads.last_position(conn)
         after = 0
-        while events := _read(conn, _BY_POSITION, (after, chunk_size)):
+        while events := log_reads.read_by_position(conn, after, chunk_size):
             after = events[-1].position
             result = projector.project(events)
             applied, bad = applied + result.events, bad + result.bad
             report(RebuildProgress("replay", after, max(total, after)))
         # 3. catch up
-        late = _horizon(conn)
+        late = log_reads.horizon(conn)
         a, b = _catch_up(conn, projector, first, chunk_size, report)
         applied, bad = applied + a, bad + b
         # 4. compare
@@ -243,34 +235,16 @@ def _previous(session: Any, keyspace: str) -> int | None:
 def _catch_up(
     conn: psycopg.Connection[Any],
     projector: BalanceProjector,
-    horizon: str,
+    horizon: int,
     chunk_size: int,
     report: ProgressCallback,
 ) -> tuple[int, int]:
     applied = bad = 0
-    after: tuple[str, int] = (horizon, 0)
+    after = LogKey(horizon, 0)
     while True:
-        rows = conn.execute(_CATCH_UP, (*after, chunk_size)).fetchall()
-        if not rows:
+        events, after = log_reads.read_from(conn, after, chunk_size)
+        if not events:
             return applied, bad
-        after = (rows[-1][10], rows[-1][0])
-        result = projector.project([recorded_event(r) for r in rows])
+        result = projector.project(events)
         applied, bad = applied + result.events, bad + result.bad
         report(RebuildProgress("catch_up", applied, applied))
-
-
-def _read(
-    conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...]
-) -> list[RecordedEvent]:
-    return [recorded_event(r) for r in conn.execute(query, params).fetchall()]
-
-
-def _horizon(conn: psycopg.Connection[Any]) -> str:
-    row = conn.execute(_HORIZON).fetchone()
-    assert row is not None
-    return str(row[0])
-
-
-def _last_position(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
-    return 0 if row is None else int(row[0])

@@ -13,7 +13,8 @@ from psycopg.types.json import Jsonb
 
 from command_service.relay.publisher import ListPublisher
 from command_service.relay.relay import Relay
-from command_service.relay.tail import START, load_checkpoint
+from command_service.relay.tail import load_checkpoint
+from infrastructure.eventstore.log_reads import LOG_START as START
 
 pytestmark = pytest.mark.integration
 

@@ -18,6 +18,7 @@ from cli.main import main
 from cli.settlement import report
 from domain.calendar import benefit_month
 from domain.events import event_from_payload
+from domain.money import ZERO
 from domain.settlement import Recorded, settle
 from tests.api.support import (
     API,
@@ -155,9 +156,9 @@ async def test_a_reversal_counts_in_the_month_it_happened(postgres_url: str) -> 
     this = {(x.insurer, x.pharmacy): x for x in settle(period, later)}
     after = {(x.insurer, x.pharmacy): x for x in settle(next_period, later)}
     misr_1 = this["insurer:misr", "pharmacy:ph-1"]
-    assert (misr_1.reversals, misr_1.reversed, misr_1.copay_refunded) == (0, 0, 0)
+    assert (misr_1.reversals, misr_1.reversed, misr_1.copay_refunded) == (0, ZERO, ZERO)
     moved = after["insurer:misr", "pharmacy:ph-1"]
-    assert (moved.claims, moved.covered, moved.reversals) == (0, 0, 1)
+    assert (moved.claims, moved.covered, moved.reversals) == (0, ZERO, 1)
     assert moved.copay_refunded == Decimal("30.00")
     assert moved.net_covered == -moved.reversed < 0
     assert set(after) == {("insurer:misr", "pharmacy:ph-1"), ("insurer:misr", "pharmacy:ph-2")}

@@ -187,6 +187,8 @@ def _required_env(args: argparse.Namespace) -> set[str]:
         return {"POSTGRES_URL", "KAFKA_BROKERS"}
     if command == "project-balances":  # PostgreSQL: its dead letters (parked_events)
         return {"POSTGRES_URL", "KAFKA_BROKERS"} | cql
+    if command == "kafka":  # kafka-init: creates the events topic
+        return {"KAFKA_BROKERS"}
     if command == "idempotency":  # the purge of expired Idempotency-Key answers
         return {"POSTGRES_URL"}
     if command == "db":  # the CQL migrators queue on a PostgreSQL advisory lock
@@ -317,7 +319,7 @@ def _selects(selector: dict[str, Any], deployment: dict[str, Any]) -> bool:
 def test_every_deployment_has_a_disruption_budget_and_bounded_autoscaling() -> None:
     deployments, budgets = _of_kind("Deployment"), _of_kind("PodDisruptionBudget")
     scalers = _of_kind("HorizontalPodAutoscaler")
-    partitions = int(_kafka_init_argument("--partitions"))
+    partitions = _topic_partitions()
     for name, deployment in deployments.items():
         (budget,) = [b for b in budgets.values() if _selects(b["spec"]["selector"], deployment)]
         spec = budget["spec"]
@@ -430,8 +432,7 @@ def test_every_process_refuses_to_start_with_the_placeholder_secret() -> None:
 
 def test_consumer_groups_fit_the_topic() -> None:
     # each partition goes to one member of a group: more replicas than partitions idle
-    partitions = int(_kafka_init_argument("--partitions"))
-    assert partitions == 6
+    partitions = _topic_partitions()
     for name in ("projection-service", "balance-projection"):
         assert _of_kind("Deployment")[name]["spec"]["replicas"] <= partitions
 
@@ -512,15 +513,19 @@ def test_compose_kafka_topic_is_the_one_the_processes_use() -> None:
         _compose_env(s).get("KAFKA_TOPIC", isolated_settings().kafka_topic)
         for _, s, _ in _compose_commands()
     }
-    assert topics == {_kafka_init_argument("--topic")}
+    assert len(topics) == 1, topics
+    assert "kafka-init" in {name for name, _, _ in _compose_commands()}
     cluster_id = _compose_env(_compose_services()["kafka"])["CLUSTER_ID"]
     assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16, "KRaft wants a base64 UUID"
 
 
-def _kafka_init_argument(flag: str) -> str:
-    command = [str(part) for part in _compose_services()["kafka-init"]["command"]]
-    assert {"--create", "--if-not-exists"} <= set(command), command
-    return command[command.index(flag) + 1]
+def _topic_partitions() -> int:
+    """The partitions kafka-init gives the topic: `healthpay kafka create-topic` with the
+    KAFKA_PARTITIONS compose passes (unset: the settings' default)."""
+    init = _compose_services()["kafka-init"]
+    assert init["command"] == ["healthpay", "kafka", "create-topic"]
+    raw = _compose_env(init).get("KAFKA_PARTITIONS")
+    return int(raw) if raw else isolated_settings().kafka_partitions
 
 
 def _k8s_env(container: dict[str, Any]) -> dict[str, str]:
@@ -597,7 +602,7 @@ def test_compose_depends_on_converges() -> None:
         if "POSTGRES_URL" in required:
             assert {"postgres", "migrate"} - {name} <= needs, name
         if "KAFKA_BROKERS" in required:
-            assert "kafka-init" in needs, name
+            assert {"kafka", "kafka-init"} - {name} <= needs, name
         if "SCYLLA_HOSTS" in required:
             assert "scylla" in needs, name
     assert closure("edge") >= {"command-service", "api-gateway"}
