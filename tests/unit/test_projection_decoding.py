@@ -29,7 +29,16 @@ WALLET = uuid4()
 def recorded(event: Any, aggregate_type: str = "wallet", **data: Any) -> RecordedEvent:
     payload = {**event.payload(), **data}
     return RecordedEvent(
-        7, uuid4(), WALLET, aggregate_type, event.event_type, 1, 3, payload, {}, AT
+        7,
+        uuid4(),
+        WALLET,
+        aggregate_type,
+        event.event_type,
+        event.schema_version,
+        3,
+        payload,
+        {},
+        AT,
     )
 
 
@@ -41,6 +50,7 @@ def topped_up() -> WalletToppedUp:
         amount=Decimal("100.00"),
         balance_after=Decimal("350.00"),
         at=AT,
+        paid_at=None,
         postings=(Posting(account="a", amount=Decimal("-100.00")),
                   Posting(account="b", amount=Decimal("100.00"))),
     )  # fmt: skip
