@@ -371,7 +371,11 @@ def _transaction_json(r: Row) -> dict[str, Any]:
         "position": r["position"],
     }
     if r["type"] == "topup":
-        body |= {"gateway": r["gateway"], "gatewayReference": r["reference"]}
+        body |= {
+            "gateway": r["gateway"],
+            "gatewayReference": r["reference"],
+            "paidAt": _iso(r["paid_at"]),
+        }
     elif r["type"] == "debit":
         body |= {"purpose": r["purpose"], "reference": r["reference"]}
     elif r["type"] == "declined":  # a claim's copayment: the claim, and why (the member's)

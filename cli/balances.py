@@ -4,7 +4,9 @@ against the event store (the source of truth).
 verify compares every wallet's balance with the latest `balance_after` of its stream (0 for
 a wallet with no money movement yet) and every card-month's total with the latest
 `month_spent_after` of that card and month, in both directions (missing and extra rows).
-It reads whole tables: an operator's check, not something to run per request.
+It reads whole tables: an operator's check, not something to run per request. The latest
+event of each key is read through domain/upcasting.py like every other reader of the store
+(only the card-month grouping reads `month` in SQL: a field kept by every version).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, TextIO
 
 import psycopg
 
+from domain.upcasting import upcast
 from infrastructure.cassandra.migrations import migrate as migrate_cql
 from infrastructure.cassandra.session import CqlConfig, connect
 from infrastructure.postgres.locks import CQL_MIGRATIONS, advisory_lock
@@ -24,8 +27,7 @@ from infrastructure.settings import Settings
 from projection_service.balances.versions import current_version, table_name
 
 _WALLETS = """
-SELECT DISTINCT ON (aggregate_id) aggregate_id, version,
-       COALESCE(event_data->>'balance_after', '0')
+SELECT DISTINCT ON (aggregate_id) aggregate_id, event_type, schema_version, event_data
 FROM events
 WHERE aggregate_type = 'wallet'
   AND event_type IN ('wallet.opened', 'wallet.topped_up', 'wallet.debited', 'wallet.refunded')
@@ -33,7 +35,7 @@ ORDER BY aggregate_id, version DESC
 """
 _CARD_MONTHS = """
 SELECT DISTINCT ON (aggregate_id, event_data->>'month')
-       aggregate_id, event_data->>'month', version, event_data->>'month_spent_after'
+       aggregate_id, event_data->>'month', event_type, schema_version, event_data
 FROM events
 WHERE event_type IN ('medcard.claim_adjudicated', 'medcard.claim_reversed')
 ORDER BY aggregate_id, event_data->>'month', version DESC
@@ -56,8 +58,14 @@ class Difference:
 
 def expected_from_event_store(conninfo: str) -> tuple[dict[Key, Decimal], dict[Key, Decimal]]:
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        wallets = {(row[0],): Decimal(row[2]) for row in conn.execute(_WALLETS)}
-        months = {(row[0], row[1]): Decimal(row[3]) for row in conn.execute(_CARD_MONTHS)}
+        wallets = {
+            (wallet,): Decimal(upcast(kind, version, data).get("balance_after", "0"))
+            for wallet, kind, version, data in conn.execute(_WALLETS)
+        }  # wallet.opened has no balance_after: nothing moved yet
+        months = {
+            (card, month): Decimal(upcast(kind, version, data)["month_spent_after"])
+            for card, month, kind, version, data in conn.execute(_CARD_MONTHS)
+        }
     return wallets, months
 
 

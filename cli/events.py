@@ -13,11 +13,13 @@ from uuid import UUID
 import orjson
 import psycopg
 
+from domain.events import UnknownEventType
+from domain.upcasting import upcast
 from infrastructure.eventstore.log_reads import LOG_START, committed_head, read_committed
 from infrastructure.eventstore.rows import recorded_event
 
 _SHOW = """
-SELECT position, version, event_type, timestamp, event_data, metadata
+SELECT position, version, event_type, schema_version, timestamp, event_data
 FROM events WHERE aggregate_id = %s ORDER BY version
 """
 _SENSITIVE = re.compile(r'("(?:national_id|phone_number)":\s*")([^"]*)(")')
@@ -31,19 +33,29 @@ def _keep_tail(value: str) -> str:
     return "*" * max(len(value) - 3, 0) + value[-3:]
 
 
-def describe(event_type: str, data: dict[str, Any]) -> str:
+def describe(event_type: str, schema_version: int, data: Any) -> str:
+    """The event's telling fields, as the current schema version names them; one this release
+    cannot read is shown as stored, marked, so the operator still sees it."""
     keys = (
         "decision", "reasons", "total_amount", "covered_amount", "copayment_amount",
         "month_spent_after", "restored_amount", "amount", "balance_after", "status",
         "expiry_date", "prescription_id", "pharmacy_id", "gateway", "gateway_reference",
+        "paid_at",
     )  # fmt: skip
-    shown = {k: data[k] for k in keys if k in data}
+    try:
+        current = upcast(event_type, schema_version, data)
+    except (UnknownEventType, TypeError, ValueError):
+        return f"(unreadable v{schema_version}) " + mask(orjson.dumps(data).decode())
+    shown = {k: current[k] for k in keys if k in current}
     return mask(orjson.dumps(shown).decode())
 
 
-def _line(position: int, version: int, at: datetime, event_type: str, data: Any) -> str:
+def _line(
+    position: int, version: int, at: datetime, event_type: str, schema_version: int, data: Any
+) -> str:
     stamp = at.isoformat(timespec="milliseconds")
-    return f"{position:>10} v{version:<5} {stamp}  {event_type:<28} {describe(event_type, data)}"
+    details = describe(event_type, schema_version, data)
+    return f"{position:>10} v{version:<5} {stamp}  {event_type:<28} {details}"
 
 
 def show(conninfo: str, aggregate_id: UUID) -> int:
@@ -53,8 +65,8 @@ def show(conninfo: str, aggregate_id: UUID) -> int:
         print(f"no events for {aggregate_id}")
         return 1
     print(f"{'position':>10} {'version':<6} {'time':<29} {'event':<28} details")
-    for position, version, event_type, at, data, _metadata in rows:
-        print(_line(position, version, at, event_type, data))
+    for position, version, event_type, schema_version, at, data in rows:
+        print(_line(position, version, at, event_type, schema_version, data))
     return 0
 
 
@@ -71,7 +83,12 @@ def tail(conninfo: str, from_start: bool, stop: threading.Event, limit: int | No
                 print(
                     f"{event.aggregate_id} "
                     + _line(
-                        event.position, event.version, event.timestamp, event.event_type, event.data
+                        event.position,
+                        event.version,
+                        event.timestamp,
+                        event.event_type,
+                        event.schema_version,
+                        event.data,
                     ),
                     flush=True,
                 )

@@ -21,9 +21,9 @@ from domain.events import (
     MedCardIssued,
     WalletDebited,
     WalletRefunded,
-    event_from_payload,
 )
 from domain.settlement import Recorded, SettlementLine, settle
+from domain.upcasting import event_from_payload
 
 # What settlement reads; everything else in the log is left in the database.
 _TYPES = [

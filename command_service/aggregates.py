@@ -28,9 +28,10 @@ from uuid import UUID
 
 from pydantic import TypeAdapter
 
-from domain.events import DomainEvent, event_from_payload
+from domain.events import DomainEvent
 from domain.medcard.state import MedCardState
 from domain.medcard.state import evolve as evolve_card
+from domain.upcasting import event_from_payload
 from domain.wallet.model import WalletState
 from domain.wallet.model import evolve as evolve_wallet
 from infrastructure.eventstore.port import EventStore, RecordedEvent, Snapshot
@@ -82,7 +83,8 @@ WALLET: AggregateKind[WalletState] = AggregateKind(
     evolve_wallet,
     TypeAdapter(WalletState),
     wallet_size,
-    state_version=2,  # 2: copay consent
+    # 2: copay consent; 3: the top-ups it keeps are wallet.topped_up v2 (with paid_at)
+    state_version=3,
 )
 # A stream that gained this many events since its last snapshot gets a new one.
 SNAPSHOT_AFTER = 100
@@ -106,6 +108,7 @@ class Loaded(Generic[S]):
 
 
 def decode(event: RecordedEvent) -> DomainEvent:
+    """A stored event of any known schema version as its current domain event."""
     return event_from_payload(event.event_type, event.schema_version, event.data)
 
 

@@ -30,6 +30,7 @@ from domain.errors import CommandRejected
 from domain.events import DomainEvent
 from domain.identity import new_card_number
 from domain.uniqueness import keys_freed, keys_taken
+from domain.upcasting import upcast
 from infrastructure.eventstore.group_commit import AppendQueueFull, GroupCommitAppender
 from infrastructure.eventstore.port import (
     AppendOutcome,
@@ -242,7 +243,11 @@ class Executor:
     async def find(self, aggregate_id: UUID, event: DomainEvent) -> Any:
         payload = event.payload()
         for recorded in await self.store.read_stream(aggregate_id):
-            if recorded.event_type == event.event_type and recorded.data == payload:
+            # Compared as the current version: `event` came from a state folded from
+            # upcast events, and the stored one may be of an older version.
+            if recorded.event_type == event.event_type and (
+                upcast(recorded.event_type, recorded.schema_version, recorded.data) == payload
+            ):
                 return recorded
         raise LookupError(f"{event.event_type} not found in stream {aggregate_id}")
 

@@ -108,6 +108,7 @@ def _body(event: DomainEvent, aggregate_id: UUID) -> dict[str, Any]:
             return _wallet_entry(aggregate_id, "topup", event.topup_id, event) | {
                 "gateway": event.gateway,
                 "gatewayReference": event.gateway_reference,
+                "paidAt": None if event.paid_at is None else event.paid_at.isoformat(),
             }
         case WalletDebited():
             return _wallet_entry(aggregate_id, "debit", event.debit_id, event) | {

@@ -61,6 +61,7 @@ async def top_up(
         gateway_reference=body.gateway_reference,
         amount=body.amount,
         at=ctx.at,
+        paid_at=body.paid_at,
     )
     ctx.status_code = 201
     for _ in range(2):

@@ -263,6 +263,7 @@ class Transaction:
     position: Long
     gateway: str | None = None
     gateway_reference: str | None = None
+    paid_at: str | None = None  # topup: when the gateway says the member paid; null: not told
     purpose: str | None = None
     reference: str | None = None
     debit_id: str | None = None

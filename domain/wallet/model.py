@@ -51,6 +51,7 @@ class TopUp:
     gateway_reference: str
     amount: Decimal
     at: datetime
+    paid_at: datetime | None = None  # the gateway's time of payment, if it told it
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +219,7 @@ def _top_up(state: WalletState, command: TopUp) -> WalletDecision:
         amount=amount,
         balance_after=state.balance + amount,
         at=command.at,
+        paid_at=command.paid_at,
         postings=transfer(
             amount, gateway_account(command.gateway), wallet_account(state.wallet_id)
         ),

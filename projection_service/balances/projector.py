@@ -25,6 +25,8 @@ from uuid import UUID
 from cassandra.concurrent import execute_concurrent  # type: ignore[import-untyped]
 from cassandra.query import UNSET_VALUE  # type: ignore[import-untyped]
 
+from domain.events import UnknownEventType
+from domain.upcasting import upcast
 from infrastructure.cassandra.session import prepare_idempotent
 from infrastructure.eventstore.port import RecordedEvent
 from projection_service.balances.versions import current_version, table_name
@@ -166,7 +168,7 @@ class BalanceProjector:
                 continue
             try:
                 row_writes, entries = self._writes(event)
-            except (KeyError, TypeError, ArithmeticError, ValueError) as exc:
+            except (UnknownEventType, KeyError, TypeError, ArithmeticError, ValueError) as exc:
                 bad.append((event, f"{type(exc).__name__}: {exc}"))
                 log.error(
                     "cannot project %s %s v%s (%s): %s", event.event_type,
@@ -197,7 +199,9 @@ class BalanceProjector:
         list[tuple[tuple[Any, ...], Any, tuple[Any, ...]]], list[tuple[Any, tuple[Any, ...]]]
     ]:
         ts = write_timestamp(e.version)
-        d = e.data
+        # The current version's fields, whatever version was stored (domain/upcasting.py);
+        # a version this release cannot read is refused here, not read by guesswork.
+        d = upcast(e.event_type, e.schema_version, e.data)
         at = e.timestamp
         # Rows are collapsed per (statement, row): wallet.opened also writes `currency`.
         if e.event_type == WALLET_OPENED:

@@ -1,5 +1,8 @@
 """From a recorded event to a checked payload, or a poison event to park.
 
+A payload of an older schema version is first read as the current one (domain/upcasting.py),
+so every read model sees one shape per event type; an unknown version is poison.
+
 Validating every payload into its domain event (pydantic: UUIDs, Decimals, datetimes, nested
 models) cost more than all the rest of projecting it, and the read models want the JSON form
 anyway (money as strings goes into numeric exactly). So the hot path checks the payload's
@@ -36,8 +39,8 @@ from domain.events import (
     MedCardIssued,
     UnknownEventType,
     WalletOpened,
-    event_from_payload,
 )
+from domain.upcasting import event_from_payload, upcast
 from infrastructure.eventstore.port import RecordedEvent
 
 _AGGREGATE_TYPE: dict[str, str] = {
@@ -72,16 +75,17 @@ def decode(recorded: RecordedEvent, *, strict: bool = False) -> Decoded:
     """`recorded`'s payload, checked (see the module's docstring); `strict` validates it in
     full, as the domain model does. Raises PoisonEventError."""
     event_type = recorded.event_type
-    cls = EVENT_TYPES.get(event_type)
-    if cls is None or recorded.schema_version != cls.schema_version:
-        raise PoisonEventError(
-            recorded, f"unknown event type {event_type} v{recorded.schema_version}"
-        )
+    try:  # an older schema version is read as the current one (domain/upcasting.py)
+        data = upcast(event_type, recorded.schema_version, recorded.data)
+    except UnknownEventType as exc:
+        raise PoisonEventError(recorded, f"unknown event type {exc}") from exc
+    except (TypeError, ValueError) as exc:  # an old payload an upcaster cannot read
+        raise PoisonEventError(recorded, f"invalid payload: {type(exc).__name__}") from exc
+    cls = EVENT_TYPES[event_type]
     if recorded.aggregate_type != _AGGREGATE_TYPE[event_type]:
         raise PoisonEventError(recorded, f"aggregate type {recorded.aggregate_type!r}")
     if recorded.version < 1:
         raise PoisonEventError(recorded, f"version {recorded.version}")
-    data = recorded.data
     own = _OWN_ID.get(event_type)
     if (
         not strict

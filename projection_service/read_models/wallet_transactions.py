@@ -21,6 +21,7 @@ _COLUMNS = (
     ("reference", "text"),
     ("purpose", "text"),
     ("at", "timestamptz"),
+    ("paid_at", "timestamptz"),
     ("version", "int"),
     ("position", "bigint"),
 )
@@ -52,6 +53,8 @@ class WalletTransactions:
         else:
             return
         balance = data["balance"] if event_type == _DECLINED else data["balance_after"]
+        # `data` is the current version (decoding upcasts): a v1 top-up's paid_at is null.
+        paid_at = data["paid_at"] if event_type == _TOPPED_UP else None
         self._rows.append(
             {
                 "id": tx_id,
@@ -63,6 +66,7 @@ class WalletTransactions:
                 "reference": reference,
                 "purpose": purpose,
                 "at": data["at"],
+                "paid_at": paid_at,
                 "version": recorded.version,
                 "position": recorded.position,
             }

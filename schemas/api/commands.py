@@ -14,13 +14,15 @@ Every constraint of the write side's input is declared here, so the published do
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
 from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -248,10 +250,24 @@ class OpenWalletBody(Body):
     user_id: Text
 
 
+def _in_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+# A moment given with its offset, kept in UTC like every time the ledger records.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
 class TopUpBody(Body):
     gateway: Short
     gateway_reference: Reference
     amount: Amount
+    paid_at: UtcDatetime | None = Field(
+        None,
+        description="when the gateway says the member paid (its callback's payment time, with"
+        " a UTC offset; kept in UTC) for reconciliation; null if not given. A retried"
+        " callback with another time is still the same top-up",
+    )
 
 
 class DebitBody(Body):

@@ -193,6 +193,11 @@ class Transaction(Answer):
     position: Position
     gateway: str | SkipJsonSchema[None] = Field(default=None, description="topup only")
     gateway_reference: str | SkipJsonSchema[None] = Field(default=None, description="topup only")
+    paid_at: datetime | None = Field(
+        default=None,
+        description="topup only: when the gateway says the member paid; null: it did not say"
+        " (every top-up recorded before the ledger asked)",
+    )
     purpose: str | SkipJsonSchema[None] = Field(
         default=None, description='debit only: e.g. "purchase", "claim_copayment"'
     )

@@ -2,5 +2,6 @@
 
 The files under `schemas/json/` are generated from the pydantic models in `domain.events` by
 `python -m schemas.events.generate` and committed. A committed version never changes: a change
-to an event's payload is a new `schema_version` and a new file (upcasters live beside them).
+to an event's payload is a new `schema_version` and a new file, with an upcaster from the
+version before it in domain/upcasting.py.
 """

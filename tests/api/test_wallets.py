@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from tests.api.support import API, Api, Tokens, created, open_wallet, refused, top_up
 
 
@@ -105,6 +107,45 @@ async def test_gateway_callback_retried_with_a_new_idempotency_key_replays(
         "wallet.opened",
         "wallet.topped_up",
     ]
+
+
+async def test_a_top_up_keeps_the_gateways_payment_time_in_utc_and_a_retry_keeps_the_first(
+    api: Api, tokens: Tokens
+) -> None:
+    wallet = await open_wallet(api, tokens.ops(), "w-paid-at")
+    url = f"{API}/wallets/{wallet['id']}/topups"
+
+    def body(paid_at: object) -> dict[str, object]:
+        return {
+            "gateway": "fawry",
+            "gatewayReference": "FWR-T",
+            "amount": "10.00",
+            "paidAt": paid_at,
+        }
+
+    first = created(
+        await api.client.post(url, json=body("2026-12-01T11:00:00+02:00"), headers=tokens.ops())
+    )
+    assert first["paidAt"] == "2026-12-01T09:00:00+00:00"
+    # The gateway retries its callback with another time: the same payment, replayed.
+    again = await api.client.post(url, json=body("2026-12-01T09:05:00Z"), headers=tokens.ops())
+    assert again.status_code == 200, again.text
+    assert (again.json()["transactionId"], again.json()["paidAt"]) == (
+        first["transactionId"],
+        first["paidAt"],
+    )
+    [_, topped] = await api.store.read_stream(UUID(wallet["id"]))
+    assert (topped.schema_version, topped.data["paid_at"]) == (2, "2026-12-01T09:00:00Z")
+    without = created(await top_up(api, tokens.ops(), wallet["id"], "5.00", "FWR-U"))
+    assert without["paidAt"] is None
+    # A time without its offset says nothing certain: refused at the edge.
+    problem = await refused(
+        api,
+        api.client.post(url, json=body("2026-12-01T11:00:00"), headers=tokens.ops()),
+        422,
+        "validation_failed",
+    )
+    assert [e["field"] for e in problem["errors"]] == ["paidAt"]
 
 
 async def test_debit_is_idempotent_by_reference(api: Api, tokens: Tokens) -> None:

@@ -17,9 +17,9 @@ import pytest
 from cli.main import main
 from cli.settlement import report
 from domain.calendar import benefit_month
-from domain.events import event_from_payload
 from domain.money import ZERO
 from domain.settlement import Recorded, settle
+from domain.upcasting import event_from_payload
 from tests.api.support import (
     API,
     Api,

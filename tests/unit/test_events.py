@@ -15,10 +15,10 @@ from domain.events import (
     DomainEvent,
     MedCardActivated,
     UnknownEventType,
-    event_from_payload,
 )
 from domain.medcard.state import MedCardState
 from domain.medcard.state import evolve as evolve_card
+from domain.upcasting import event_from_payload
 from domain.wallet.model import WalletState
 from domain.wallet.model import evolve as evolve_wallet
 from tests.unit.builders import T0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid4
 
 import pytest
@@ -29,7 +29,16 @@ WALLET = uuid4()
 def recorded(event: Any, aggregate_type: str = "wallet", **data: Any) -> RecordedEvent:
     payload = {**event.payload(), **data}
     return RecordedEvent(
-        7, uuid4(), WALLET, aggregate_type, event.event_type, 1, 3, payload, {}, AT
+        7,
+        uuid4(),
+        WALLET,
+        aggregate_type,
+        event.event_type,
+        event.schema_version,
+        3,
+        payload,
+        {},
+        AT,
     )
 
 
@@ -41,6 +50,7 @@ def topped_up() -> WalletToppedUp:
         amount=Decimal("100.00"),
         balance_after=Decimal("350.00"),
         at=AT,
+        paid_at=None,
         postings=(Posting(account="a", amount=Decimal("-100.00")),
                   Posting(account="b", amount=Decimal("100.00"))),
     )  # fmt: skip
@@ -49,6 +59,30 @@ def topped_up() -> WalletToppedUp:
 def test_a_payload_as_the_model_dumps_it_is_taken_as_it_is() -> None:
     event = recorded(topped_up())
     assert decode(event).data is event.data
+
+
+def test_a_v1_top_up_is_projected_as_v2_on_the_fast_path_and_the_strict_one() -> None:
+    event = recorded(topped_up())
+    v1 = replace(
+        event, schema_version=1, data={k: v for k, v in event.data.items() if k != "paid_at"}
+    )
+    for strict in (False, True):
+        assert decode(v1, strict=strict).data == event.data
+    assert "paid_at" not in v1.data, "the stored payload is not changed"
+
+
+@pytest.mark.parametrize("version", [0, 3])
+def test_a_schema_version_this_release_cannot_read_is_poison(version: int) -> None:
+    with pytest.raises(PoisonEventError, match=f"unknown event type wallet.topped_up v{version}"):
+        decode(replace(recorded(topped_up()), schema_version=version))
+
+
+def test_a_v1_payload_an_upcaster_cannot_read_is_poison() -> None:
+    # jsonb holds any JSON value: the type says Mapping, a corrupt row need not be one
+    not_an_object = cast("dict[str, Any]", ["not", "an", "object"])
+    event = replace(recorded(topped_up()), schema_version=1, data=not_an_object)
+    with pytest.raises(PoisonEventError, match="invalid payload"):
+        decode(event)
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,7 @@ def test_top_up() -> None:
             amount=D("250.50"),
             balance_after=D("250.50"),
             at=T0,
+            paid_at=None,
             postings=(
                 Posting(account="gateway_clearing:paymob", amount=D("-250.50")),
                 Posting(account=WALLET_ACCOUNT, amount=D("250.50")),
