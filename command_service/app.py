@@ -61,7 +61,13 @@ def create_app(
             executor = Executor(store, appender, aggregates)
             if card_numbers is not None:
                 executor.card_numbers = card_numbers
-            app.state.write_side = WriteSide(executor, store, tokens)
+            app.state.write_side = WriteSide(
+                executor,
+                store,
+                tokens,
+                fawry_security_key=settings.fawry_security_key,
+                paymob_hmac_secret=settings.paymob_hmac_secret,
+            )
             app.state.ping = ping
             try:
                 yield

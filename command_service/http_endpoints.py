@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -50,6 +50,9 @@ class WriteSide:
     store: EventStore
     tokens: TokenVerifier
     in_flight: set[tuple[str, str]] = field(default_factory=set)
+    # The gateways' callback keys (infrastructure/settings.py); None: not configured.
+    fawry_security_key: SecretStr | None = None
+    paymob_hmac_secret: SecretStr | None = None
 
 
 def authenticate(side: WriteSide, request: Request) -> Principal:
@@ -152,17 +155,23 @@ def _answer(outcome: Outcome, ctx: CommandContext) -> Response:
     )
 
 
-def _metadata(request: Request, principal: Principal, key: str | None) -> dict[str, Any]:
+def correlation_id(request: Request) -> str:
+    """The client's X-Correlation-Id for this request, or a new one when it sent none."""
     correlation = request.headers.get("x-correlation-id")
     if not correlation:
-        correlation = str(new_id())
-    elif not CORRELATION_ID.accepts(correlation):
+        return str(new_id())
+    if not CORRELATION_ID.accepts(correlation):
         raise Problem(
             400,
             "invalid_correlation_id",
             f"X-Correlation-Id must be 1 to {CORRELATION_ID.max_length} characters of"
             " visible ASCII or spaces",
         )
+    return correlation
+
+
+def _metadata(request: Request, principal: Principal, key: str | None) -> dict[str, Any]:
+    correlation = correlation_id(request)
     actor: dict[str, Any] = {"role": principal.role.value, "sub": principal.subject}
     if principal.pharmacy_id:
         actor["pharmacy_id"] = principal.pharmacy_id

@@ -11,7 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from command_service import claim_commands, medcard_commands, point_of_sale, wallet_commands
+from command_service import (
+    claim_commands,
+    medcard_commands,
+    payment_callbacks,
+    point_of_sale,
+    wallet_commands,
+)
 from command_service.execution import Outcome
 from command_service.http_endpoints import (
     WriteSide,
@@ -146,5 +152,20 @@ ROUTES: list[Route] = [
         CopayConsentBody,
         method="PUT",
         name="set_copay_consent",
+    ),
+    # The gateways' callbacks: no bearer token, the gateway's signature authenticates them
+    # (command_service/payment_callbacks.py); no Idempotency-Key, the gateway's payment
+    # reference makes a repeat harmless.
+    Route(
+        PREFIX + "/payments/fawry/callback",
+        guarded(payment_callbacks.fawry_callback),
+        methods=["POST"],
+        name="fawry_callback",
+    ),
+    Route(
+        PREFIX + "/payments/paymob/callback",
+        guarded(payment_callbacks.paymob_callback),
+        methods=["POST"],
+        name="paymob_callback",
     ),
 ]

@@ -64,6 +64,18 @@ async def top_up(
         paid_at=body.paid_at,
     )
     ctx.status_code = 201
+    return await credit(executor, principal, wallet_id, command, ctx)
+
+
+async def credit(
+    executor: Executor,
+    principal: Principal | None,
+    wallet_id: UUID,
+    command: TopUp,
+    ctx: CommandContext,
+) -> Outcome:
+    """Credits the wallet with the top-up, or answers with the one that reference already
+    made; `principal` None: the gateway itself, whose callback's signature was verified."""
     for _ in range(2):
         try:
             return await _on_wallet(executor, principal, wallet_id, command, ctx)
@@ -116,7 +128,7 @@ async def set_copay_consent(
 
 async def _on_wallet(
     executor: Executor,
-    principal: Principal,
+    principal: Principal | None,
     wallet_id: UUID,
     command: WalletCommand,
     ctx: CommandContext,
@@ -125,7 +137,7 @@ async def _on_wallet(
 ) -> Outcome:
     async def plan() -> Plan:
         loaded = await executor.aggregates.load(WALLET, wallet_id)
-        if exists:
+        if exists and principal is not None:
             wallet_visible(principal, loaded.state)
         decision = decide(loaded.state, command)
         return Plan(

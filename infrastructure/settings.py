@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     # How long the relay and the projections retry a lost PostgreSQL, Kafka or CQL store before
     # they exit for a restart (infrastructure/outage.py).
     outage_budget_s: float = Field(default=60.0, validation_alias="OUTAGE_BUDGET_S", gt=0)
+    # The payment gateways' keys for their callbacks (command_service/payment_callbacks.py);
+    # unset, that gateway's callback answers 503 gateway_not_configured.
+    fawry_security_key: SecretStr | None = Field(
+        default=None, validation_alias="FAWRY_SECURITY_KEY"
+    )
+    paymob_hmac_secret: SecretStr | None = Field(
+        default=None, validation_alias="PAYMOB_HMAC_SECRET"
+    )
 
     _split_lists = field_validator("cors_origins", "kafka_brokers", "scylla_hosts", mode="before")(
         _split

@@ -1,4 +1,5 @@
-"""Request bodies of the write API (camelCase on the wire, unknown fields refused).
+"""Request bodies of the write API (camelCase on the wire, unknown fields refused; the payment
+gateways' callbacks are the gateways' own bodies, at the end).
 
 Every constraint of the write side's input is declared here, so the published documents
 (schemas/api/openapi.py) are derived from what is enforced:
@@ -298,3 +299,88 @@ class EligibilityBody(Body):
         description="the beneficiary by national id instead of `beneficiaryId` (not both: 422"
         " conflicting_beneficiary); one not on the card is 422 beneficiary_not_on_card",
     )
+
+
+# --------------------------------------------------------------- payment-gateway callbacks
+#
+# The gateways' own bodies, as they document them: their field names, and every field they
+# send besides the ones read here ignored (a gateway adds fields without notice; refusing
+# them would refuse genuine payments). The fields a signature covers are taken exactly as
+# sent: no trimming, since the signature is over the text as the gateway wrote it.
+
+Signed = Annotated[str, StringConstraints(max_length=200, pattern=NO_CONTROL_PATTERN)]
+SignedId = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN)
+]
+Flag = Annotated[bool, Field(strict=True)]  # true or false; not "true", not 1
+Integer = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
+
+
+class GatewayBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=False, frozen=True)
+
+
+class FawryNotificationBody(GatewayBody):
+    """FawryPay's server-to-server notification V2 (camelCase, Fawry's spelling throughout,
+    `paymentRefrenceNumber` included)."""
+
+    model_config = ConfigDict(alias_generator=to_camel)
+
+    fawry_ref_number: SignedId = Field(
+        description="Fawry's reference of the payment: it credits one wallet, once"
+    )
+    merchant_ref_number: SignedId = Field(
+        description="the order's merchant reference: `<walletId>:<suffix>` (the wallet topped"
+        " up; another reference is 422 unknown_merchant_reference)"
+    )
+    payment_amount: Limit
+    order_amount: Limit = Field(description="what the wallet is credited with")
+    order_status: SignedId = Field(description="only PAID credits; any other is acknowledged")
+    payment_method: Signed
+    payment_refrence_number: Signed | None = None
+    message_signature: Annotated[
+        str, StringConstraints(max_length=128, pattern=NO_CONTROL_PATTERN)
+    ] = Field(description="SHA-256 (hex) over the signed fields and the merchant's security key")
+
+
+class PaymobOrder(GatewayBody):
+    id: Integer
+    merchant_order_id: SignedId | None = Field(
+        None, description="the merchant reference: `<walletId>:<suffix>`"
+    )
+
+
+class PaymobSourceData(GatewayBody):
+    pan: Signed | None = None
+    sub_type: Signed | None = None
+    type: Signed | None = None
+
+
+class PaymobTransaction(GatewayBody):
+    """The fields of Paymob's transaction that its HMAC covers, and the merchant reference."""
+
+    amount_cents: Integer = Field(description="the wallet is credited amount_cents / 100")
+    created_at: Signed
+    currency: Signed
+    error_occured: Flag  # Paymob's spelling
+    has_parent_transaction: Flag
+    id: Integer = Field(description="Paymob's transaction id: it credits one wallet, once")
+    integration_id: Integer
+    is_3d_secure: Flag
+    is_auth: Flag
+    is_capture: Flag
+    is_refunded: Flag
+    is_standalone_payment: Flag
+    is_voided: Flag
+    order: PaymobOrder
+    owner: Integer
+    pending: Flag
+    source_data: PaymobSourceData
+    success: Flag
+
+
+class PaymobCallbackBody(GatewayBody):
+    """Paymob's transaction processed callback; its HMAC comes in the `hmac` query parameter."""
+
+    type: Literal["TRANSACTION"]
+    obj: PaymobTransaction

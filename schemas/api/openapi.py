@@ -33,9 +33,11 @@ from schemas.api.commands import (
     CopayConsentBody,
     DebitBody,
     EligibilityBody,
+    FawryNotificationBody,
     HeaderRule,
     IssueCardBody,
     OpenWalletBody,
+    PaymobCallbackBody,
     ReversalBody,
     StatusChangeBody,
     TopUpBody,
@@ -132,6 +134,9 @@ class WriteOperation:
     tag: str
     # A query over POST (no side effect, no Idempotency-Key): its answer's model
     response: type[BaseModel] | None = None
+    # A payment gateway's callback: the gateway's signature authenticates it, not a token
+    signature: str | None = None  # what the signature is, in the gateway's own words
+    signature_parameter: str | None = None  # the query parameter carrying it, if not the body
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +307,38 @@ WRITES: tuple[WriteOperation, ...] = (
         "wallet.copay_consent_set",
         "wallets",
     ),
+    WriteOperation(
+        "POST",
+        f"{API}/payments/fawry/callback",
+        "fawry_callback",
+        FawryNotificationBody,
+        True,
+        "FawryPay's server-to-server notification V2: a PAID order credits the wallet its"
+        " merchantRefNumber names (`<walletId>:<suffix>`) with orderAmount, once per"
+        " fawryRefNumber",
+        False,
+        "wallet.topped_up",
+        "payments",
+        signature="messageSignature: SHA-256 (hex) of fawryRefNumber, merchantRefNumber,"
+        " paymentAmount and orderAmount (two decimals), orderStatus, paymentMethod,"
+        " paymentRefrenceNumber and the merchant's security key (FAWRY_SECURITY_KEY)",
+    ),
+    WriteOperation(
+        "POST",
+        f"{API}/payments/paymob/callback",
+        "paymob_callback",
+        PaymobCallbackBody,
+        True,
+        "Paymob's transaction processed callback: a successful payment credits the wallet its"
+        " order's merchant_order_id names (`<walletId>:<suffix>`) with amount_cents / 100, once"
+        " per transaction id",
+        False,
+        "wallet.topped_up",
+        "payments",
+        signature="the `hmac` query parameter: HMAC-SHA512 (hex), keyed by the merchant's HMAC"
+        " secret (PAYMOB_HMAC_SECRET), of the transaction's fields Paymob lists, in its order",
+        signature_parameter="hmac",
+    ),
 )
 
 READS: tuple[ReadOperation, ...] = (
@@ -365,6 +402,11 @@ _TAGS = [
     {"name": "medcards", "description": "MedCards, their lifecycle and beneficiaries"},
     {"name": "claims", "description": "Prescription claims"},
     {"name": "wallets", "description": "Member wallets"},
+    {
+        "name": "payments",
+        "description": "The payment gateways' callbacks (no bearer token: the gateway's"
+        " signature authenticates them)",
+    },
 ]
 
 # ------------------------------------------------------------------ what answers carry
@@ -685,9 +727,92 @@ def _query(op: WriteOperation, refs: Refs) -> dict[str, Any]:
     }
 
 
+def _callback(op: WriteOperation, refs: Refs) -> dict[str, Any]:
+    """A gateway's callback: its signature instead of a token, its reference instead of an
+    Idempotency-Key, and a 200 for everything the gateway should not send again."""
+    assert op.body is not None
+    assert op.signature is not None
+    parameters = []
+    if op.signature_parameter is not None:
+        parameters.append(
+            {
+                "name": op.signature_parameter,
+                "in": "query",
+                "required": True,
+                "description": "the gateway's signature of the body (hexadecimal)",
+                "schema": {"type": "string"},
+            }
+        )
+    credited = {
+        "allOf": [
+            {"$ref": _REF.format(model="CommandAnswer")},
+            {
+                "type": "object",
+                "properties": {"credited": {"const": True}, **ANSWER_IDS["top_up"]},
+                "required": ["credited", *sorted(ANSWER_IDS["top_up"])],
+            },
+        ]
+    }
+    text = {"type": "string"}
+    acknowledged = {
+        "type": "object",
+        "properties": {
+            "credited": {"const": False},
+            "gateway": text,
+            "gatewayReference": text,
+            "status": {"type": "string", "description": "the gateway's word for the payment"},
+        },
+        "required": ["credited", "gateway", "gatewayReference", "status"],
+        "additionalProperties": False,
+    }
+    answer = {"oneOf": [credited, acknowledged]}
+    responses = {
+        "200": {
+            "description": "acknowledged: the wallet credited (from the wallet.topped_up event,"
+            " `credited: true`), a repeat answered with that first credit (Idempotent-Replayed:"
+            " true), or a payment that took no money (`credited: false`, nothing stored)",
+            "content": {"application/json": {"schema": answer}},
+        },
+        "400": _problem(
+            "malformed JSON, or an X-Correlation-Id not 1 to"
+            f" {CORRELATION_ID.max_length} printable ASCII characters"
+        ),
+        "401": _problem(f"invalid_signature: the signature is not the gateway's ({op.signature})"),
+        "409": _problem(
+            "this gateway reference already credited another wallet, or this one"
+            " with another amount"
+        ),
+        "413": _problem(f"the body is over {MAX_BODY_BYTES // 1024} KiB"),
+        "415": _problem("the body is not application/json"),
+        "422": _problem(
+            "an invalid body, a merchant reference that names no wallet"
+            " (unknown_merchant_reference), or a currency wallets do not hold"
+        ),
+        "503": _problem(
+            "gateway_not_configured (its key is not set), or the event store did not confirm"
+            " the write; the gateway sends the callback again",
+            retry_after=True,
+        ),
+    }
+    return {
+        "tags": [op.tag],
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "security": [],
+        "parameters": parameters,
+        "responses": dict(sorted(responses.items())),
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(refs, op.body, "validation")}},
+        },
+    }
+
+
 def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
     if op.response is not None:
         return _query(op, refs)
+    if op.signature is not None:
+        return _callback(op, refs)
     answer = {"content": {"application/json": {"schema": _answer_schema(op)}}}
     responses: dict[str, Any] = {}
     if op.created:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from tests.api.support import API, beneficiary_body
 
@@ -37,6 +37,11 @@ class Endpoint:
     actor: str = "admin"
     forbidden_roles: tuple[str, ...] = ()  # roles refused whatever the object
     member_allowed: bool = False  # a member may call it on their own card or wallet
+    # "signature": a payment gateway's callback, authenticated by the gateway's signature and
+    # not by a bearer token (which it ignores); its valid body carries no valid signature
+    auth: Literal["bearer", "signature"] = "bearer"
+    # fields besides the documented ones are ignored (a gateway's body), not refused
+    open_body: bool = False
 
     def url(self, ids: dict[str, str]) -> str:
         return API + self.path.format(**ids)
@@ -273,6 +278,81 @@ ENDPOINTS: list[Endpoint] = [
     ),
 ]
 
+# The payment gateways' callbacks: only the fields read, so that every string in the body is
+# one the service checks (the bad-input matrix puts control characters in each of them).
+_FAWRY_BODY: dict[str, Any] = {
+    "fawryRefNumber": "970177",
+    "merchantRefNumber": "9e1b4f3a-6f1e-4f59-9d51-1f1f2f3f4f5f:bad-input",
+    "paymentAmount": 152.5,
+    "orderAmount": 150,
+    "orderStatus": "PAID",
+    "paymentMethod": "PAYATFAWRY",
+    "paymentRefrenceNumber": "24480",
+    "messageSignature": "0" * 64,
+}
+_PAYMOB_BODY: dict[str, Any] = {
+    "type": "TRANSACTION",
+    "obj": {
+        "amount_cents": 25050,
+        "created_at": "2026-12-04T11:33:44.592345",
+        "currency": "EGP",
+        "error_occured": False,
+        "has_parent_transaction": False,
+        "id": 192036465,
+        "integration_id": 4097558,
+        "is_3d_secure": True,
+        "is_auth": False,
+        "is_capture": False,
+        "is_refunded": False,
+        "is_standalone_payment": True,
+        "is_voided": False,
+        "order": {"id": 217503754, "merchant_order_id": "bad-input"},
+        "owner": 302852,
+        "pending": False,
+        "source_data": {"pan": "2346", "sub_type": "MasterCard", "type": "card"},
+        "success": True,
+    },
+}
+ENDPOINTS += [
+    Endpoint(
+        name="fawry_callback",
+        method="POST",
+        path="/payments/fawry/callback",
+        body=_FAWRY_BODY,
+        required=("fawryRefNumber", "merchantRefNumber", "orderAmount", "messageSignature"),
+        wrong_types=(
+            ("fawryRefNumber", 970177),
+            ("orderAmount", "lots"),
+            ("orderAmount", True),
+            ("paymentAmount", -1),
+            ("orderAmount", "150.005"),
+            ("orderStatus", None),
+        ),
+        auth="signature",
+        open_body=True,
+    ),
+    Endpoint(
+        name="paymob_callback",
+        method="POST",
+        path="/payments/paymob/callback",
+        body=_PAYMOB_BODY,
+        required=("type", "obj", "obj.amount_cents", "obj.id", "obj.success", "obj.order.id"),
+        wrong_types=(
+            ("type", "TOKEN"),
+            ("obj.success", "true"),
+            ("obj.pending", 0),
+            ("obj.amount_cents", "25050"),
+            ("obj.amount_cents", 250.5),
+            ("obj.id", -1),
+            ("obj.order", 217503754),
+        ),
+        auth="signature",
+        open_body=True,
+    ),
+]
+
+BEARER = [e for e in ENDPOINTS if e.auth == "bearer"]
+SIGNED = [e for e in ENDPOINTS if e.auth == "signature"]
 BY_NAME = {endpoint.name: endpoint for endpoint in ENDPOINTS}
 WITH_BODY = [e for e in ENDPOINTS if e.body is not None]
 WITH_REQUIRED_BODY = [e for e in WITH_BODY if not e.body_optional]

@@ -41,6 +41,9 @@ SECRET = "api-tests-secret-0123456789abcdef-0123456789abcdef"
 # Earlier versions signed with this when JWT_SECRET was unset; now refused as a setting
 # (infrastructure/settings.py PUBLISHED_SECRETS) and so never a key.
 OLD_DEFAULT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+# The payment gateways' keys in these tests (each gateway issues the real one to the merchant).
+FAWRY_SECURITY_KEY = "fawry-test-security-key"
+PAYMOB_HMAC_SECRET = "paymob-test-hmac-secret"
 PHARMACY = "pharmacy-1"
 OTHER_PHARMACY = "pharmacy-2"
 ALL_EVENTS = 1_000_000
@@ -53,6 +56,8 @@ def api_settings(postgres_url: str | None = None, **overrides: Any) -> Settings:
         "pool_min_size": 1,
         "pool_max_size": 4,
         "environment": "test",
+        "fawry_security_key": FAWRY_SECURITY_KEY,
+        "paymob_hmac_secret": PAYMOB_HMAC_SECRET,
         **overrides,
     }
     if postgres_url is not None:
@@ -258,9 +263,10 @@ async def running_api(
     backend: Backend,
     postgres_url: str | None = None,
     card_numbers: Callable[[], str] | None = None,
+    **settings_overrides: Any,
 ) -> AsyncIterator[Api]:
     """The command service as built by its composition root, started through its lifespan."""
-    settings = api_settings(postgres_url)
+    settings = api_settings(postgres_url, **settings_overrides)
     if backend == "memory":
         app = create_app(settings, memory_store, card_numbers=card_numbers)
     else:

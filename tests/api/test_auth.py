@@ -1,4 +1,7 @@
-"""Authentication and authorisation on every write endpoint; refusals store nothing."""
+"""Authentication and authorisation on every write endpoint; refusals store nothing.
+
+A bearer token on every endpoint but the payment gateways' callbacks, whose authentication
+is the gateway's signature (tests/api/test_payment_callbacks.py for the genuine ones)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import pytest
 
 from command_service.routes import ROUTES
 from tests.api.conftest import World
-from tests.api.endpoints import BY_NAME, ENDPOINTS, Endpoint
+from tests.api.endpoints import BEARER, BY_NAME, ENDPOINTS, SIGNED, Endpoint
 from tests.api.support import Api, Headers, Tokens, assert_problem, refused
 
 BAD_TOKENS: dict[str, Callable[[Tokens], Headers]] = {
@@ -38,7 +41,7 @@ def _params(*names: str) -> list[Any]:
     return [pytest.param(name, id=name) for name in names]
 
 
-ENDPOINT_PARAMS = [pytest.param(e, id=e.name) for e in ENDPOINTS]
+ENDPOINT_PARAMS = [pytest.param(e, id=e.name) for e in BEARER]
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINT_PARAMS)
@@ -80,9 +83,7 @@ async def test_bad_token_is_401_invalid_token(
 
 def _role_cases() -> list[Any]:
     return [
-        pytest.param(e, role, id=f"{e.name}-{role}")
-        for e in ENDPOINTS
-        for role in e.forbidden_roles
+        pytest.param(e, role, id=f"{e.name}-{role}") for e in BEARER for role in e.forbidden_roles
     ]
 
 
@@ -100,7 +101,7 @@ async def test_wrong_role_is_403(
 
 
 def _foreign_cases() -> list[Any]:
-    return [pytest.param(e, id=e.name) for e in ENDPOINTS if e.ids_in_path()]
+    return [pytest.param(e, id=e.name) for e in BEARER if e.ids_in_path()]
 
 
 @pytest.mark.parametrize("endpoint", _foreign_cases())
@@ -127,6 +128,43 @@ async def test_member_on_another_members_object_learns_nothing(
         assert_problem(on_foreign, 404, code)
     else:
         assert_problem(on_foreign, 403, "forbidden")
+
+
+def _signed_cases() -> list[Any]:
+    headers: dict[str, Callable[[Tokens], Headers]] = {
+        "no_token": lambda _: {},
+        "garbage_token": lambda _: {"Authorization": "Bearer not.a.jwt"},
+        "admin_token": Tokens.admin,
+        "ops_token": Tokens.ops,
+    }
+    return [
+        pytest.param(e, make, id=f"{e.name}-{name}")
+        for e in SIGNED
+        for name, make in headers.items()
+    ]
+
+
+@pytest.mark.parametrize(("endpoint", "headers"), _signed_cases())
+async def test_a_callback_without_the_gateways_signature_is_401_whatever_the_token(
+    module_api: Api,
+    world: World,
+    tokens: Tokens,
+    endpoint: Endpoint,
+    headers: Callable[[Tokens], Headers],
+) -> None:
+    """No token is asked for, and none, not even staff's, stands in for the signature."""
+    await refused(
+        module_api, _send(module_api, endpoint, world, headers(tokens)), 401, "invalid_signature"
+    )
+
+
+@pytest.mark.parametrize("endpoint", [pytest.param(e, id=e.name) for e in SIGNED])
+async def test_a_callback_401_challenges_no_bearer_token(
+    module_api: Api, world: World, endpoint: Endpoint
+) -> None:
+    response = await _send(module_api, endpoint, world, {})
+    assert_problem(response, 401, "invalid_signature")
+    assert "www-authenticate" not in response.headers
 
 
 async def test_member_cannot_open_a_wallet_for_someone_else(

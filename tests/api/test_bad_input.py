@@ -125,28 +125,33 @@ def body_cases() -> list[Any]:
             ),
         )
         add("no_content_type", BodyCase(e, _dumps(valid), None, 415, "unsupported_media_type"))
-        add(
-            "unknown_field",
-            BodyCase(
-                e,
-                _dumps({**valid, "unexpected": 1}),
-                JSON,
-                422,
-                "validation_failed",
-                "unexpected",
-            ),
-        )
-        add(
-            "snake_case_field",
-            BodyCase(
-                e,
-                _dumps({**valid, "user_id": "x"}),
-                JSON,
-                422,
-                "validation_failed",
-                "user_id",
-            ),
-        )
+        if e.open_body:
+            # A gateway's body: what it adds is ignored; the signature is what then fails.
+            unknown = _dumps({**valid, "unexpected": "\u0000"})
+            add("unknown_field", BodyCase(e, unknown, JSON, 401, "invalid_signature"))
+        else:
+            add(
+                "unknown_field",
+                BodyCase(
+                    e,
+                    _dumps({**valid, "unexpected": 1}),
+                    JSON,
+                    422,
+                    "validation_failed",
+                    "unexpected",
+                ),
+            )
+            add(
+                "snake_case_field",
+                BodyCase(
+                    e,
+                    _dumps({**valid, "user_id": "x"}),
+                    JSON,
+                    422,
+                    "validation_failed",
+                    "user_id",
+                ),
+            )
         for dotted in e.required:
             add(
                 f"missing-{dotted}",

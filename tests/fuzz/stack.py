@@ -64,9 +64,12 @@ def running_stack() -> Iterator[Stack]:
         url = postgres.create_database()
         with fleet_of(url, SECRET) as fleet:
             # a short minPosition bound: most fuzzed reads name ids that do not exist, and each
-            # of those waits the whole bound before its 404
+            # of those waits the whole bound before its 404; the gateways' keys set, so that a
+            # fuzzed callback meets their signature check (401), not 503 gateway_not_configured
             fleet.env = {**fleet.env, "HEALTHPAY_ENV": "test", "PG_POOL_MAX": "8",
-                         "READ_WAIT_SECONDS": str(READ_WAIT_SECONDS)}  # fmt: skip
+                         "READ_WAIT_SECONDS": str(READ_WAIT_SECONDS),
+                         "FAWRY_SECURITY_KEY": "fuzz-fawry-key",
+                         "PAYMOB_HMAC_SECRET": "fuzz-paymob-secret"}  # fmt: skip
             fleet.use_kafka(kafka.bootstrap, topic)
             commands = fleet.command_service()
             fleet.env = {**fleet.env, "COMMAND_SERVICE_URL": commands.url}

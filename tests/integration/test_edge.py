@@ -268,6 +268,18 @@ def test_commands_without_a_card_id_reach_a_command_process(edge: Edge) -> None:
     assert wallet["instance"] in edge.commands
 
 
+def test_the_payment_gateways_callbacks_reach_a_command_process_as_sent(edge: Edge) -> None:
+    """No token (the signature is in the body or the query), both passed on unchanged."""
+    notification = {"fawryRefNumber": "970177", "messageSignature": "ab" * 32}
+    paths = ["/api/v1/payments/fawry/callback", "/api/v1/payments/paymob/callback?hmac=ab12"]
+    with httpx.Client(base_url=edge.url) as client:
+        for path in paths:
+            answer = _ask(client, "POST", path, json=notification)
+            assert answer["instance"] in edge.commands, path
+            assert answer["path"] == path
+            assert json.loads(answer["body"]) == notification
+
+
 def test_proxy_headers_and_request_id(edge: Edge) -> None:
     with httpx.Client(base_url=edge.url) as client:
         mine = _ask(client, "POST", "/api/v1/medcards", headers={"X-Request-ID": "req-123"})

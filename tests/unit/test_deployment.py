@@ -63,6 +63,8 @@ SECRETS = {
     "JWT_SECRET_ID",
     "JWT_PREVIOUS_SECRET",
     "JWT_PREVIOUS_SECRET_ID",
+    "FAWRY_SECURITY_KEY",
+    "PAYMOB_HMAC_SECRET",
 }
 # Labels a scrape adds to every series (prometheus.yml's relabelling), and histograms' `le`.
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "le"}

@@ -16,11 +16,13 @@ GUIDE = ROOT / "docs" / "product-spec.md"
 
 # Read by infrastructure/cassandra/session.py beside Settings.
 CQL_VARIABLES = {"SCYLLA_DC", "SCYLLA_RF"}
-# The guide's external services: listed, empty, read by nothing yet.
+# The guide's external services: listed, empty, read by nothing yet (the payment gateways'
+# callbacks read their signing keys, FAWRY_SECURITY_KEY and PAYMOB_HMAC_SECRET, instead).
 NOT_READ_YET = {"CEQUENS_API_KEY", "FAWRY_MERCHANT_CODE", "PAYMOB_API_KEY"}
+GATEWAY_KEYS = {"FAWRY_SECURITY_KEY", "PAYMOB_HMAC_SECRET"}
 # A deployment's own values, not a default: the key id of the first key, the guide's replicas.
 DEPLOYMENT_VALUES = {"JWT_SECRET_ID": "k1", "SCYLLA_DC": "dc1", "SCYLLA_RF": "3"}
-SECRETS = {"JWT_SECRET", "JWT_PREVIOUS_SECRET", *NOT_READ_YET}
+SECRETS = {"JWT_SECRET", "JWT_PREVIOUS_SECRET", *GATEWAY_KEYS, *NOT_READ_YET}
 
 
 def _assignments(text: str) -> dict[str, str]:
@@ -76,5 +78,8 @@ def test_the_example_as_it_stands_signs_nothing(
         monkeypatch.setenv(name, value)
     settings = Settings.from_env()  # every value parses
     assert settings.environment == "production"
+    # empty is unset: the callbacks answer 503 until the merchant's keys are set
+    assert settings.fawry_security_key is None
+    assert settings.paymob_hmac_secret is None
     with pytest.raises(SettingsError, match="JWT_SECRET is not set"):
         settings.signing_keys()
