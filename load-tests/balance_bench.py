@@ -10,8 +10,8 @@ stream bench) or the cluster of BENCH_SCYLLA_HOSTS; streams from tests/balances/
 (claims, reversals and lifecycle events of cards over two months, wallets' top-ups, debits
 and refunds; each event carries its absolute total, as the command service writes them):
 
-  busy    100 cards x 100 events + 25 wallets x 40 events (cards see many claims a batch)
-  spread  3,000 cards x 4 events + 600 wallets x 4 events (a card about once in 6 batches)
+  busy    200 cards x 100 events + 50 wallets x 40 events (cards see many claims a batch)
+  spread  10,000 cards x 4 events + 2,000 wallets x 4 events (a card about once in 20 batches)
 
 Each (mix, mode) pass projects the whole stream in batches of --batch events (the consumer's
 batch size) into a fresh keyspace; a warm-up pass of each mode comes first, not counted
@@ -202,7 +202,7 @@ def body(a: argparse.Namespace, tmp: Path, stops: list[Callable[[], None]]) -> t
                     if rnd:  # round 0 warms the JIT up
                         passes.append(done)
     table, doc = report(passes)
-    print(f"batches of {a.batch} events, {a.rounds} rounds, commit {m.get('commit')}")
+    print(f"batches of {a.batch} events, {a.rounds} rounds, commit {m['git']}")
     print(table)
     if a.json:
         write_json(a.json, {"machine": m, "batch": a.batch, "rounds": a.rounds, "passes": doc})
