@@ -1320,14 +1320,17 @@ def start_cql(cfg: Config, cleanup: Cleanup, tmp: Path, run_id: str) -> CqlNode:
 
 
 class MeasuredProjector(BalanceProjector):
-    """The real projector; counts the CQL statements it sent (upserts + history entries)."""
+    """The real projector; counts the CQL statements it wrote (upserts + history entries) and
+    the requests it sent them in (one per partition and batch)."""
 
     writes = 0
+    requests = 0
     balance_events = 0
 
     def project(self, events: Sequence[RecordedEvent]) -> Any:
         result = super().project(events)
         self.writes += result.statements
+        self.requests += result.requests
         self.balance_events += result.events
         return result
 
@@ -1397,6 +1400,7 @@ async def run_balances(
         **progress.details(before, done),  # apply: CQL writes + offset commits
         "balance_events": projector.balance_events,
         "cql_writes": writes,
+        "cql_requests": projector.requests,
         "cql_writes_per_second": round(writes / result.seconds) if result.seconds else None,
         "cql_writes_per_second_after_join": round(writes / steady) if steady else None,
         "failed_batches": int(
