@@ -24,9 +24,10 @@ from uuid import UUID
 import orjson
 from starlette.requests import Request
 
+from api_gateway.access import refusal
 from api_gateway.read_models import Conn
 from api_gateway.watermarks import Wanted, Watermarks
-from infrastructure.auth.tokens import Principal, Role, TokenVerifier
+from infrastructure.auth.tokens import Principal, TokenVerifier
 from infrastructure.http.problems import Problem
 from infrastructure.postgres.pool import Pool
 
@@ -73,7 +74,7 @@ def waitable(principal: Principal, wanted: Wanted) -> Wanted | None:
     nothing whatever the position (not a UUID; a card number that is not digits)."""
     if wanted.position == 0:
         return None
-    if principal.role is Role.PHARMACY and wanted.stream in _CLOSED_TO_PHARMACIES:
+    if refusal(principal, wanted.stream) is not None:
         return None
     if wanted.stream == "card_number":
         return wanted if wanted.key.isascii() and wanted.key.isdigit() else None
@@ -82,9 +83,6 @@ def waitable(principal: Principal, wanted: Wanted) -> Wanted | None:
     except ValueError:
         return None
     return Wanted(wanted.stream, key, wanted.position)
-
-
-_CLOSED_TO_PHARMACIES = frozenset({"card", "card_number", "wallet"})
 
 
 async def fresh_read(

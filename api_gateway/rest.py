@@ -1,10 +1,9 @@
 """REST reads under /api/v1 over the read models, with object-level authorization.
 
-Who sees what (docs/design.md §7): admin and ops everything; a member only their own cards
-(with their claims and beneficiaries) and wallets — another's is "not found", so ids cannot
-be probed; a pharmacy only the claims it posted (another's is "not found") and no card or
-wallet (403: §7 gives a pharmacy no read of a card, it acts on cards only through claims).
-Routes are plain Starlette endpoints, like the write side's (docs/design.md §3).
+Who sees what is api_gateway/access.py's rule; here it is said in HTTP: an object the caller
+may not see is 404 (as one that exists nowhere, so ids cannot be probed), a kind of object
+the caller's role may not read at all is 403. Routes are plain Starlette endpoints, like the
+write side's (docs/design.md §3).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api_gateway import read_models as q
+from api_gateway.access import Kind, refusal, visible_to
 from api_gateway.freshness import (
     Load,
     Read,
@@ -32,7 +32,7 @@ from api_gateway.freshness import (
     page_limit,
 )
 from api_gateway.watermarks import Stream, Wanted
-from infrastructure.auth.tokens import Principal, Role
+from infrastructure.auth.tokens import Principal
 from infrastructure.http.bearer import authenticate
 from infrastructure.http.problems import Problem, problem_response
 
@@ -81,20 +81,10 @@ def _path_id(request: Request, name: str, code: str, what: str) -> UUID:
         raise Problem(404, code, f"no such {what}") from exc
 
 
-def _no_pharmacy(principal: Principal, what: str) -> None:
-    if principal.role is Role.PHARMACY:
-        raise Problem(403, "forbidden", f"the pharmacy role may not read {what}")
-
-
-def visible_to(principal: Principal, owned: q.Owned | None) -> q.Owned | None:
-    """The row if this caller may see it; None (= not found) otherwise."""
-    if owned is None:
-        return None
-    if principal.role is Role.MEMBER and owned.owner != principal.subject:
-        return None
-    if principal.role is Role.PHARMACY and owned.pharmacy_id != principal.pharmacy_id:
-        return None
-    return owned
+def _may_read(principal: Principal, kind: Kind) -> None:
+    why = refusal(principal, kind)
+    if why is not None:
+        raise Problem(403, "forbidden", why)
 
 
 async def _answer(
@@ -131,7 +121,7 @@ def _card_load(
 
 
 async def get_card(request: Request, side: ReadSide, principal: Principal) -> Response:
-    _no_pharmacy(principal, "cards")
+    _may_read(principal, "card")
     card_id = _path_id(request, "card_id", "card_not_found", "card")
     now = side.clock()
 
@@ -146,7 +136,7 @@ async def get_card(request: Request, side: ReadSide, principal: Principal) -> Re
 
 
 async def get_beneficiaries(request: Request, side: ReadSide, principal: Principal) -> Response:
-    _no_pharmacy(principal, "cards")
+    _may_read(principal, "card")
     card_id = _path_id(request, "card_id", "card_not_found", "card")
 
     async def items(conn: q.Conn) -> Any:
@@ -157,7 +147,7 @@ async def get_beneficiaries(request: Request, side: ReadSide, principal: Princip
 
 
 async def get_card_claims(request: Request, side: ReadSide, principal: Principal) -> Response:
-    _no_pharmacy(principal, "cards")
+    _may_read(principal, "card")
     card_id = _path_id(request, "card_id", "card_not_found", "card")
     limit = page_limit(request)
     cursor = request.query_params.get("cursor")
@@ -192,7 +182,7 @@ async def get_claim(request: Request, side: ReadSide, principal: Principal) -> R
 
 
 async def get_wallet(request: Request, side: ReadSide, principal: Principal) -> Response:
-    _no_pharmacy(principal, "wallets")
+    _may_read(principal, "wallet")
     wallet_id = _path_id(request, "wallet_id", "wallet_not_found", "wallet")
 
     async def load(conn: q.Conn) -> Read | None:
@@ -205,7 +195,7 @@ async def get_wallet(request: Request, side: ReadSide, principal: Principal) -> 
 async def get_wallet_transactions(
     request: Request, side: ReadSide, principal: Principal
 ) -> Response:
-    _no_pharmacy(principal, "wallets")
+    _may_read(principal, "wallet")
     wallet_id = _path_id(request, "wallet_id", "wallet_not_found", "wallet")
     limit = page_limit(request)
     cursor = request.query_params.get("cursor")

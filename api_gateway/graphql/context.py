@@ -22,11 +22,11 @@ from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from api_gateway import read_models as q
+from api_gateway.access import Kind, refusal, visible_to
 from api_gateway.commands_client import CommandService
 from api_gateway.freshness import ReadSide
-from api_gateway.rest import visible_to
 from api_gateway.watermarks import Wanted
-from infrastructure.auth.tokens import Principal, Role
+from infrastructure.auth.tokens import Principal
 
 ClaimsKey = q.ClaimsKey
 ClaimsPage = q.ClaimsPage
@@ -113,7 +113,7 @@ class Context(BaseContext):
         return self._principal
 
     def sees(self, owned: q.Owned | None) -> q.Owned | None:
-        """The same object-level rule as the REST reads."""
+        """The object-level rule (api_gateway/access.py): None when not the caller's."""
         return visible_to(self.principal, owned)
 
     def visible(self, owned: q.Owned | None, what: str) -> q.Owned:
@@ -124,9 +124,11 @@ class Context(BaseContext):
             raise error("NOT_FOUND", f"no such {what}")
         return found
 
-    def no_pharmacy(self, what: str) -> None:
-        if self.principal.role is Role.PHARMACY:
-            raise error("FORBIDDEN", f"the pharmacy role may not read {what}")
+    def may_read(self, kind: Kind) -> None:
+        """FORBIDDEN when the caller's role may read no object of this kind."""
+        why = refusal(self.principal, kind)
+        if why is not None:
+            raise error("FORBIDDEN", why)
 
     async def conn(self) -> q.Conn:
         async with self._opening:

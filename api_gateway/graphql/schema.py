@@ -3,9 +3,9 @@
 Money stays a two-decimal string and timestamps ISO strings, as in the REST bodies. Every
 read goes through the request's DataLoaders (api_gateway/graphql/context.py), so the number
 of SQL statements a query costs does not grow with the number of cards, claims or wallets.
-Authorization is the REST reads': a member sees only their own cards, claims and wallets
-(another's is null with a NOT_FOUND error, so ids cannot be probed); a pharmacy only the
-claims it posted, and no card or wallet (FORBIDDEN).
+Authorization is api_gateway/access.py's, as for the REST reads: an object the caller may not
+see is null with a NOT_FOUND error (so ids cannot be probed), a kind the caller's role may
+not read at all FORBIDDEN.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ class Claim:
     @strawberry.field
     async def medcard(self, info: Info[Context, None]) -> Medcard | None:
         ctx = info.context
-        ctx.no_pharmacy("cards")
+        ctx.may_read("card")
         return _medcard(ctx.visible(await ctx.cards.load(UUID(str(self.medcard_id))), "card"))
 
 
@@ -316,7 +316,7 @@ class Wallet:
 
 
 async def _my_medcards(ctx: Context) -> list[Medcard]:
-    ctx.no_pharmacy("cards")
+    ctx.may_read("card")
     ids = await ctx.card_ids.load(ctx.principal.subject)
     found = await ctx.cards.load_many(ids)
     return [_medcard(c) for c in map(ctx.sees, found) if c is not None]
@@ -349,7 +349,7 @@ class Query:
         self, info: Info[Context, None], id: strawberry.ID, min_position: MinPosition = None
     ) -> Medcard | None:
         ctx = info.context
-        ctx.no_pharmacy("cards")
+        ctx.may_read("card")
         card_id = _uuid(id)
         found = ctx.visible(None if card_id is None else await ctx.cards.load(card_id), "card")
         require_position(ctx, "medcard", id, found.position, min_position)
@@ -360,7 +360,7 @@ class Query:
         self, info: Info[Context, None], card_number: str, min_position: MinPosition = None
     ) -> Medcard | None:
         ctx = info.context
-        ctx.no_pharmacy("cards")
+        ctx.may_read("card")
         found = ctx.visible(await ctx.cards_by_number.load(card_number), "card")
         require_position(ctx, "medcardByNumber", card_number, found.position, min_position)
         return _medcard(found)
@@ -381,7 +381,7 @@ class Query:
         self, info: Info[Context, None], id: strawberry.ID, min_position: MinPosition = None
     ) -> Wallet | None:
         ctx = info.context
-        ctx.no_pharmacy("wallets")
+        ctx.may_read("wallet")
         wallet_id = _uuid(id)
         found = ctx.visible(
             None if wallet_id is None else await ctx.wallets.load(wallet_id), "wallet"
