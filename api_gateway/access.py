@@ -10,7 +10,8 @@ gives it no read of a card; it acts on cards only through claims. How a refusal 
 
 from __future__ import annotations
 
-from api_gateway.read_models import Owned
+from typing import Protocol, TypeVar
+
 from api_gateway.watermarks import Stream
 from infrastructure.auth.tokens import Principal, Role
 
@@ -28,7 +29,20 @@ def refusal(principal: Principal, kind: Kind) -> str | None:
     return None
 
 
-def visible_to(principal: Principal, owned: Owned | None) -> Owned | None:
+class Guarded(Protocol):
+    """A read's object as far as the rule looks: whose it is, which pharmacy posted it."""
+
+    @property
+    def owner(self) -> str: ...
+
+    @property
+    def pharmacy_id(self) -> str | None: ...
+
+
+G = TypeVar("G", bound=Guarded)
+
+
+def visible_to(principal: Principal, owned: G | None) -> G | None:
     """The row if this caller may see it; None (= not found) otherwise."""
     if owned is None:
         return None

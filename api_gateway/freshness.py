@@ -130,6 +130,33 @@ def decode_cursor(cursor: str) -> list[Any]:
     return value
 
 
+def claims_after(cursor: str) -> tuple[datetime, UUID]:
+    """The keyset position (claimed_at, id) a claims cursor names (`claims_cursor`'s)."""
+    value = decode_cursor(cursor)
+    try:
+        return datetime.fromisoformat(value[0]), UUID(value[1])
+    except (IndexError, TypeError, ValueError) as exc:
+        raise Problem(400, "invalid_cursor", "the cursor is not one this API issued") from exc
+
+
+def claims_cursor(claimed_at: str, claim_id: str) -> str:
+    """The cursor after a claim, from its body's claimedAt and claimId."""
+    return encode_cursor([claimed_at, claim_id])
+
+
+def transactions_before(cursor: str) -> int:
+    """The position a transactions cursor names (the last transaction shown)."""
+    value = decode_cursor(cursor)
+    if len(value) != 1 or not isinstance(value[0], int) or isinstance(value[0], bool):
+        raise Problem(400, "invalid_cursor", "the cursor is not one this API issued")
+    return value[0]
+
+
+def transactions_cursor(position: int) -> str:
+    """The cursor after a transaction, from its body's position."""
+    return encode_cursor([position])
+
+
 def page_limit(request: Request, default: int = 20, maximum: int = 100) -> int:
     raw = request.query_params.get("limit")
     if raw is None:

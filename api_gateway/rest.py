@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -25,11 +24,13 @@ from api_gateway.freshness import (
     Load,
     Read,
     ReadSide,
-    decode_cursor,
-    encode_cursor,
+    claims_after,
+    claims_cursor,
     fresh_read,
     min_position,
     page_limit,
+    transactions_before,
+    transactions_cursor,
 )
 from api_gateway.watermarks import Stream, Wanted
 from infrastructure.auth.tokens import Principal
@@ -42,6 +43,7 @@ POSITION_HEADER = "X-Projection-Position"
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+WHOLE_CARD = q.CardPlan(beneficiaries=True)  # GET /medcards/{id}: the card, its beneficiaries
 
 
 def _endpoint(handler: Callable[[Request, ReadSide, Principal], Awaitable[Response]]) -> Endpoint:
@@ -126,11 +128,9 @@ async def get_card(request: Request, side: ReadSide, principal: Principal) -> Re
     now = side.clock()
 
     async def load(conn: q.Conn) -> Read | None:
-        card = visible_to(principal, await q.card(conn, card_id, now))
-        if card is None:
-            return None
-        body = card.body | {"beneficiaries": await q.beneficiaries(conn, card_id)}
-        return Read(card.position, body)
+        # one statement answers the whole body, which goes out as PostgreSQL wrote it
+        card = visible_to(principal, await q.card_view(conn, card_id, now, WHOLE_CARD))
+        return None if card is None else Read(card.position, orjson.Fragment(card.document))
 
     return await _answer(request, side, principal, load, "card_not_found", "card", card_id)
 
@@ -151,17 +151,11 @@ async def get_card_claims(request: Request, side: ReadSide, principal: Principal
     card_id = _path_id(request, "card_id", "card_not_found", "card")
     limit = page_limit(request)
     cursor = request.query_params.get("cursor")
-    after: tuple[datetime, UUID] | None = None
-    if cursor:
-        value = decode_cursor(cursor)
-        try:
-            after = (datetime.fromisoformat(value[0]), UUID(value[1]))
-        except (IndexError, TypeError, ValueError) as exc:
-            raise Problem(400, "invalid_cursor", "the cursor is not one this API issued") from exc
+    after = claims_after(cursor) if cursor else None
 
     async def page(conn: q.Conn) -> Any:
         items, last = await q.claims_page(conn, card_id, limit, after)
-        next_cursor = encode_cursor([last[0].isoformat(), str(last[1])]) if last else None
+        next_cursor = claims_cursor(items[-1]["claimedAt"], items[-1]["claimId"]) if last else None
         return {"items": items, "nextCursor": next_cursor}
 
     load = _card_load(side, principal, card_id, page)
@@ -199,19 +193,14 @@ async def get_wallet_transactions(
     wallet_id = _path_id(request, "wallet_id", "wallet_not_found", "wallet")
     limit = page_limit(request)
     cursor = request.query_params.get("cursor")
-    before: int | None = None
-    if cursor:
-        value = decode_cursor(cursor)
-        if len(value) != 1 or not isinstance(value[0], int) or isinstance(value[0], bool):
-            raise Problem(400, "invalid_cursor", "the cursor is not one this API issued")
-        before = value[0]
+    before = transactions_before(cursor) if cursor else None
 
     async def load(conn: q.Conn) -> Read | None:
         found = visible_to(principal, await q.wallet(conn, wallet_id))
         if found is None:
             return None
         items, last = await q.transactions_page(conn, wallet_id, limit, before)
-        next_cursor = encode_cursor([last]) if last is not None else None
+        next_cursor = transactions_cursor(last) if last is not None else None
         return Read(found.position, {"items": items, "nextCursor": next_cursor})
 
     return await _answer(request, side, principal, load, "wallet_not_found", "wallet", wallet_id)
