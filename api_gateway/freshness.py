@@ -86,17 +86,23 @@ def waitable(principal: Principal, wanted: Wanted) -> Wanted | None:
 
 
 async def fresh_read(
-    side: ReadSide, principal: Principal, wanted: Wanted | None, load: Load
+    side: ReadSide,
+    principal: Principal,
+    wanted: Wanted | None,
+    load: Load,
+    *,
+    one_statement: bool = False,
 ) -> Read | None:
     """`load` in one consistent snapshot; with `wanted`, one that reflects its position, or,
     after `side.wait_seconds`, a 504 problem if the object is there but behind. None: absent or
-    not the caller's (with `wanted`: still, after the wait)."""
-    read = await _snapshot(side.pool, load)
+    not the caller's (with `wanted`: still, after the wait). `one_statement`: `load` sends
+    one SQL statement, which is a snapshot by itself."""
+    read = await _snapshot(side.pool, load, one_statement)
     asked = None if wanted is None else waitable(principal, wanted)
     if asked is None or (read is not None and read.position >= asked.position):
         return read
     settled = asked in await side.watermarks.settle([asked], side.wait_seconds)
-    read = await _snapshot(side.pool, load)
+    read = await _snapshot(side.pool, load, one_statement)
     # Absent (or not the caller's: both alike, after the same wait) is not found; only an
     # object that is there, behind the position, is the projection's delay.
     if settled or read is None or read.position >= asked.position:
@@ -110,7 +116,12 @@ async def fresh_read(
     )
 
 
-async def _snapshot(pool: Pool, load: Load) -> Read | None:
+async def _snapshot(pool: Pool, load: Load, one_statement: bool) -> Read | None:
+    if one_statement:
+        # one statement sees one snapshot whatever the transaction: on the pool's autocommit
+        # connection it costs one round trip instead of three (BEGIN, it, COMMIT)
+        async with pool.connection() as conn:
+            return await load(conn)
     # the gateway's pool begins REPEATABLE READ, READ ONLY transactions (snapshot_reads)
     async with pool.connection() as conn, conn.transaction():
         return await load(conn)

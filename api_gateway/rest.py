@@ -97,11 +97,14 @@ async def _answer(
     code: str,
     what: Stream,
     key: UUID,
+    *,
+    one_statement: bool = False,
 ) -> Response:
-    """`load`'s answer; with minPosition, once the stream of `what` `key` names reached it."""
+    """`load`'s answer; with minPosition, once the stream of `what` `key` names reached it.
+    `one_statement`: `load` sends one SQL statement (then it needs no transaction)."""
     position = min_position(request)
     wanted = None if position is None else Wanted(what, str(key), position)
-    read = await fresh_read(side, principal, wanted, load)
+    read = await fresh_read(side, principal, wanted, load, one_statement=one_statement)
     if read is None:
         raise Problem(404, code, f"no such {what}")
     return _json(read)
@@ -132,7 +135,9 @@ async def get_card(request: Request, side: ReadSide, principal: Principal) -> Re
         card = visible_to(principal, await q.card_view(conn, card_id, now, WHOLE_CARD))
         return None if card is None else Read(card.position, orjson.Fragment(card.document))
 
-    return await _answer(request, side, principal, load, "card_not_found", "card", card_id)
+    return await _answer(
+        request, side, principal, load, "card_not_found", "card", card_id, one_statement=True
+    )
 
 
 async def get_beneficiaries(request: Request, side: ReadSide, principal: Principal) -> Response:
@@ -169,7 +174,9 @@ async def get_claim(request: Request, side: ReadSide, principal: Principal) -> R
         found = visible_to(principal, await q.claim(conn, claim_id))
         return None if found is None else Read(found.position, found.body)
 
-    return await _answer(request, side, principal, load, "claim_not_found", "claim", claim_id)
+    return await _answer(
+        request, side, principal, load, "claim_not_found", "claim", claim_id, one_statement=True
+    )
 
 
 # -------------------------------------------------------------------------------- wallets
@@ -183,7 +190,9 @@ async def get_wallet(request: Request, side: ReadSide, principal: Principal) -> 
         found = visible_to(principal, await q.wallet(conn, wallet_id))
         return None if found is None else Read(found.position, found.body)
 
-    return await _answer(request, side, principal, load, "wallet_not_found", "wallet", wallet_id)
+    return await _answer(
+        request, side, principal, load, "wallet_not_found", "wallet", wallet_id, one_statement=True
+    )
 
 
 async def get_wallet_transactions(

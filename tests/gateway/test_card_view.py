@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.api.support import API, Tokens, claim, created, issue_card
@@ -130,3 +131,36 @@ async def test_what_the_plan_cannot_use_is_read_and_refused_by_its_own_field(
         refused = await gql(gateway, member, query, id=card_id)
         assert codes(refused) == ["BAD_USER_INPUT"], refused
         assert refused["errors"][0]["path"] == path
+
+
+async def test_a_one_statement_rest_read_opens_no_transaction_and_a_longer_one_does(
+    gateway: Gateway, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, object]] = []
+    original_execute = psycopg.AsyncCursor.execute
+    original_transaction = psycopg.AsyncConnection.transaction
+
+    async def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(("statement", self.connection.info.transaction_status))
+        return await original_execute(self, query, *args, **kwargs)
+
+    def transaction(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(("transaction", None))
+        return original_transaction(self, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", execute)
+    monkeypatch.setattr(psycopg.AsyncConnection, "transaction", transaction)
+    world, member = gateway.world, tokens.member("member-a")
+    idle = psycopg.pq.TransactionStatus.IDLE
+    for path in (f"/medcards/{world.family_card}", f"/wallets/{world.wallet_a}"):
+        seen.clear()
+        assert (await gateway.client.get(f"{API}{path}", headers=member)).status_code == 200
+        assert seen == [("statement", idle)], path
+
+    seen.clear()
+    path = f"{API}/medcards/{world.family_card}/beneficiaries"
+    assert (await gateway.client.get(path, headers=member)).status_code == 200
+    # the card, then its beneficiaries: both in one snapshot
+    assert seen[0] == ("transaction", None)
+    assert [s for s, _ in seen[1:]] == ["statement", "statement"]
+    assert idle not in {status for _, status in seen[1:]}
