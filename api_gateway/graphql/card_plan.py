@@ -7,6 +7,9 @@ optimisation: the fields still resolve through the request's DataLoaders, which 
 read primes, so anything the plan leaves out (two different claims pages under one card, an
 argument the field will refuse, an argument given as something other than a literal or a
 variable) is read by its own loader as before, and refused by its own field.
+
+When the card is the operation's only root field and the plan covers every field under it
+(`reads_alone`), its statement is the request's only read and runs without a transaction.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from api_gateway.read_models import CardPlan
 _UNKNOWN = object()  # an argument the plan does not read (the field reads it itself)
 
 
-def _fields(
-    selections: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode]
-) -> Iterator[FieldNode]:
+Fragments = Mapping[str, FragmentDefinitionNode]
+
+
+def _fields(selections: SelectionSetNode | None, fragments: Fragments) -> Iterator[FieldNode]:
     """The fields of a selection set, fragments spread (a cycle is refused by validation)."""
     for selection in selections.selections if selections is not None else ():
         if isinstance(selection, FieldNode):
@@ -67,7 +71,7 @@ def _argument(field: FieldNode, name: str, variables: Mapping[str, Any], default
     return default
 
 
-def _selects_items(claims: FieldNode, fragments: Mapping[str, FragmentDefinitionNode]) -> bool:
+def _selects_items(claims: FieldNode, fragments: Fragments) -> bool:
     return any(
         item.name.value == "items"
         for edges in _fields(claims.selection_set, fragments)
@@ -112,3 +116,44 @@ def card_plan(info: Info[Any, Any]) -> CardPlan:
         claim_items=items and claims is not None,
         months=tuple(dict.fromkeys(months)),
     )
+
+
+def _claims_read_nothing_more(claims: FieldNode, fragments: Fragments, items: bool) -> bool:
+    """A claims page's selection whose fields are all in the page the plan fetched: plain
+    fields, and the items when the plan fetched them (a claim's medcard is another read)."""
+    for field in _fields(claims.selection_set, fragments):
+        if field.name.value != "edges":
+            continue  # pageInfo, __typename: plain data
+        for node in _fields(field.selection_set, fragments):
+            if node.name.value != "node":
+                continue  # cursor
+            for inner in _fields(node.selection_set, fragments):
+                name = inner.name.value
+                if name == "medcard" or (name == "items" and not items):
+                    return False
+    return True
+
+
+def reads_alone(info: Info[Any, Any], plan: CardPlan) -> bool:
+    """Whether the card's one statement is the whole operation's only read: the card is its
+    only root field and every field under it is in `plan` or refuses before it reads (a bad
+    month). Such an operation needs no transaction around its one statement."""
+    raw = info._raw_info
+    fragments = raw.fragments
+    if len(list(_fields(raw.operation.selection_set, fragments))) != 1:
+        return False
+    for card in raw.field_nodes:
+        for field in _fields(card.selection_set, fragments):
+            name = field.name.value
+            if field.selection_set is None or name in ("primaryHolder", "monthlySpend"):
+                continue  # plain data; each valid month is in the plan, a bad one reads nothing
+            if name == "beneficiaries" and plan.beneficiaries:
+                continue
+            if (
+                name == "claims"
+                and plan.claims is not None
+                and _claims_read_nothing_more(field, fragments, plan.claim_items)
+            ):
+                continue
+            return False
+    return True

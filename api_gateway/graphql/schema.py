@@ -39,7 +39,7 @@ from api_gateway.graphql.arguments import (
     transactions_before,
     uuid_or_none,
 )
-from api_gateway.graphql.card_plan import card_plan
+from api_gateway.graphql.card_plan import card_plan, reads_alone
 from api_gateway.graphql.consent import CopayConsent
 from api_gateway.graphql.context import Context, error
 from api_gateway.graphql.cost import MAX_COST, cost_limit
@@ -281,6 +281,11 @@ class Wallet:
         )
 
 
+async def _card_view(info: Info[Context, None], key: UUID | str) -> Owned | None:
+    plan = card_plan(info)
+    return await info.context.card_view(key, plan, alone=reads_alone(info, plan))
+
+
 async def _my_medcards(ctx: Context) -> list[Medcard]:
     ctx.may_read("card")
     ids = await ctx.card_ids.load(ctx.principal.subject)
@@ -317,7 +322,7 @@ class Query:
         ctx = info.context
         ctx.may_read("card")
         card_id = uuid_or_none(id)
-        read = None if card_id is None else await ctx.card_view(card_id, card_plan(info))
+        read = None if card_id is None else await _card_view(info, card_id)
         found = ctx.visible(read, "card")
         require_position(ctx, "medcard", id, found.position, min_position)
         return _medcard(found)
@@ -328,7 +333,7 @@ class Query:
     ) -> Medcard | None:
         ctx = info.context
         ctx.may_read("card")
-        found = ctx.visible(await ctx.card_view(card_number, card_plan(info)), "card")
+        found = ctx.visible(await _card_view(info, card_number), "card")
         require_position(ctx, "medcardByNumber", card_number, found.position, min_position)
         return _medcard(found)
 

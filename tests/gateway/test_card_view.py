@@ -133,7 +133,7 @@ async def test_what_the_plan_cannot_use_is_read_and_refused_by_its_own_field(
         assert refused["errors"][0]["path"] == path
 
 
-async def test_a_one_statement_rest_read_opens_no_transaction_and_a_longer_one_does(
+async def test_a_one_statement_read_opens_no_transaction_and_a_longer_one_does(
     gateway: Gateway, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[str, object]] = []
@@ -164,3 +164,18 @@ async def test_a_one_statement_rest_read_opens_no_transaction_and_a_longer_one_d
     assert seen[0] == ("transaction", None)
     assert [s for s, _ in seen[1:]] == ["statement", "statement"]
     assert idle not in {status for _, status in seen[1:]}
+
+    # GraphQL: the card query whose plan covers it all is one statement, outside a transaction
+    month = "2024-01"
+    seen.clear()
+    body = await gql(gateway, member, WHOLE, id=world.family_card, month=month)
+    assert "errors" not in body, body
+    assert seen == [("statement", idle)]
+    # a claim's medcard is another read, a second root field too: both in one snapshot
+    nested = WHOLE.replace("coveredAmount items", "coveredAmount medcard { userId } items")
+    for query in (nested, WHOLE.replace("medcard(id: $id) {", "me { subject } medcard(id: $id) {")):
+        seen.clear()
+        body = await gql(gateway, member, query, id=world.family_card, month=month)
+        assert "errors" not in body, body
+        assert seen[0] == ("transaction", None), query
+        assert idle not in {status for _, status in seen[1:]}
