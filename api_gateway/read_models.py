@@ -274,16 +274,20 @@ class CardView:
     pharmacy_id: None = None
 
 
+# The statement's text depends only on which parts are asked for (16 texts by id, 16 by
+# number), never on the page or months asked: those are parameters, so the cache stays small.
 @functools.cache
-def _card_view_sql(plan: CardPlan, by_number: bool) -> str:
+def _card_view_sql(
+    beneficiaries: bool, claims: bool, claim_items: bool, months: bool, by_number: bool
+) -> str:
     extra = ""
-    if plan.beneficiaries:
+    if beneficiaries:
         extra += (
             f", 'beneficiaries', (SELECT {_BENEFICIARIES} FROM beneficiaries b"
             " WHERE b.medcard_id = m.id AND b.removed_at IS NULL)"
         )
-    if plan.claims is not None:
-        claim = _CLAIM_WITH_ITEMS if plan.claim_items else _CLAIM_JSON.format(extra="")
+    if claims:
+        claim = _CLAIM_WITH_ITEMS if claim_items else _CLAIM_JSON.format(extra="")
         page = _CLAIMS_RANGE.format(
             card="m.id",
             after_at="%(after_at)s::timestamptz",
@@ -295,7 +299,7 @@ def _card_view_sql(plan: CardPlan, by_number: bool) -> str:
             " ORDER BY c.claimed_at DESC, c.id DESC), '[]')"
             f" FROM (SELECT * FROM prescription_claims c WHERE {page}) c)"
         )
-    if plan.months:
+    if months:
         extra += (
             f", 'monthlySpend', (SELECT json_object_agg(k.month, {_SPEND_JSON})"
             " FROM unnest(%(months)s::text[]) AS k (month) LEFT JOIN medcard_monthly_spend s"
@@ -322,7 +326,14 @@ async def card_view(
         "after_id": after[1] if after else None,
         "months": list(plan.months),
     }
-    found = await _all(conn, _card_view_sql(plan, isinstance(key, str)), params)
+    sql = _card_view_sql(
+        plan.beneficiaries,
+        plan.claims is not None,
+        plan.claim_items,
+        bool(plan.months),
+        isinstance(key, str),
+    )
+    found = await _all(conn, sql, params)
     if not found:
         return None
     r = found[0]

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from api_gateway import read_models
 from tests.api.support import API, Tokens, claim, created, issue_card
 from tests.gateway.conftest import Gateway
 from tests.gateway.test_graphql import codes, gql, statements
@@ -179,3 +180,20 @@ async def test_a_one_statement_read_opens_no_transaction_and_a_longer_one_does(
         assert "errors" not in body, body
         assert seen[0] == ("transaction", None), query
         assert idle not in {status for _, status in seen[1:]}
+
+
+async def test_paging_and_months_add_no_statement_texts(gateway: Gateway, tokens: Tokens) -> None:
+    """The statement's text is per shape of plan, the page and months are parameters: a
+    process paging through cards keeps a few texts, not one per cursor."""
+    query = """query($id: ID!, $after: String, $month: String!) { medcard(id: $id) {
+      monthlySpend(month: $month) { spent }
+      claims(first: 1, after: $after) { edges { cursor node { id } } } } }"""
+    member, card_id = tokens.member("member-a"), gateway.world.family_card
+    after: str | None = None
+    texts: list[int] = []
+    for month in ("2024-01", "2024-02", "2024-03"):
+        body = await gql(gateway, member, query, id=card_id, after=after, month=month)
+        assert "errors" not in body, body
+        after = body["data"]["medcard"]["claims"]["edges"][0]["cursor"]
+        texts.append(read_models._card_view_sql.cache_info().currsize)
+    assert texts[1:] == [texts[0]] * 2
