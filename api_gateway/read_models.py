@@ -4,9 +4,10 @@ API's JSON shapes: camelCase, money as two-decimal strings, ISO timestamps.
 Each read is a batch: one SQL statement answers every key it is given, in the order given
 (None or an empty list where a key matches nothing). GraphQL's DataLoaders call the batches
 with all the keys of a request; the REST reads call the single-key wrappers, so both share
-one SQL text and one JSON shaping per thing. The caller owns the connection and runs its
-reads in one REPEATABLE READ transaction so a body and the position it claims to reflect
-agree.
+one SQL text and one JSON shaping per thing. A card has one read more, `card_view`: the card
+and whatever a screen shows with it in one statement. The caller owns the connection and
+runs its reads in one REPEATABLE READ transaction so a body and the position it claims to
+reflect agree (a single statement is such a snapshot by itself).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from domain.calendar import benefit_month
 
 Conn = AsyncConnection[TupleRow]
 Row = dict[str, Any]
-ZERO = Decimal("0.00")
 
 ClaimsAfter = tuple[datetime, UUID]
 ClaimsKey = tuple[UUID, int, ClaimsAfter | None]  # card, page size, keyset cursor

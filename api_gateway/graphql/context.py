@@ -6,7 +6,9 @@ ends. The DataLoaders batch and de-duplicate per request: a card, its beneficiar
 of its claims, a claim's items or a wallet is read once however often the query names it.
 Each batch is one call of a batch function of api_gateway/read_models.py (the SQL the REST
 reads use too), which answers all its keys in one statement; so a query costs one statement
-per kind of thing it reads, however many cards, claims or wallets it reaches.
+per kind of thing it reads, however many cards, claims or wallets it reaches. A card named
+at the root is read with what the query selects under it in one statement (`card_view`),
+which primes the loaders.
 """
 
 from __future__ import annotations
