@@ -24,9 +24,10 @@ from uuid import UUID
 import orjson
 from starlette.requests import Request
 
+from api_gateway.access import refusal
 from api_gateway.read_models import Conn
 from api_gateway.watermarks import Wanted, Watermarks
-from infrastructure.auth.tokens import Principal, Role, TokenVerifier
+from infrastructure.auth.tokens import Principal, TokenVerifier
 from infrastructure.http.problems import Problem
 from infrastructure.postgres.pool import Pool
 
@@ -73,7 +74,7 @@ def waitable(principal: Principal, wanted: Wanted) -> Wanted | None:
     nothing whatever the position (not a UUID; a card number that is not digits)."""
     if wanted.position == 0:
         return None
-    if principal.role is Role.PHARMACY and wanted.stream in _CLOSED_TO_PHARMACIES:
+    if refusal(principal, wanted.stream) is not None:
         return None
     if wanted.stream == "card_number":
         return wanted if wanted.key.isascii() and wanted.key.isdigit() else None
@@ -84,21 +85,24 @@ def waitable(principal: Principal, wanted: Wanted) -> Wanted | None:
     return Wanted(wanted.stream, key, wanted.position)
 
 
-_CLOSED_TO_PHARMACIES = frozenset({"card", "card_number", "wallet"})
-
-
 async def fresh_read(
-    side: ReadSide, principal: Principal, wanted: Wanted | None, load: Load
+    side: ReadSide,
+    principal: Principal,
+    wanted: Wanted | None,
+    load: Load,
+    *,
+    one_statement: bool = False,
 ) -> Read | None:
     """`load` in one consistent snapshot; with `wanted`, one that reflects its position, or,
     after `side.wait_seconds`, a 504 problem if the object is there but behind. None: absent or
-    not the caller's (with `wanted`: still, after the wait)."""
-    read = await _snapshot(side.pool, load)
+    not the caller's (with `wanted`: still, after the wait). `one_statement`: `load` sends
+    one SQL statement, which is a snapshot by itself."""
+    read = await _snapshot(side.pool, load, one_statement)
     asked = None if wanted is None else waitable(principal, wanted)
     if asked is None or (read is not None and read.position >= asked.position):
         return read
     settled = asked in await side.watermarks.settle([asked], side.wait_seconds)
-    read = await _snapshot(side.pool, load)
+    read = await _snapshot(side.pool, load, one_statement)
     # Absent (or not the caller's: both alike, after the same wait) is not found; only an
     # object that is there, behind the position, is the projection's delay.
     if settled or read is None or read.position >= asked.position:
@@ -112,7 +116,12 @@ async def fresh_read(
     )
 
 
-async def _snapshot(pool: Pool, load: Load) -> Read | None:
+async def _snapshot(pool: Pool, load: Load, one_statement: bool) -> Read | None:
+    if one_statement:
+        # one statement sees one snapshot whatever the transaction: on the pool's autocommit
+        # connection it costs one round trip instead of three (BEGIN, it, COMMIT)
+        async with pool.connection() as conn:
+            return await load(conn)
     # the gateway's pool begins REPEATABLE READ, READ ONLY transactions (snapshot_reads)
     async with pool.connection() as conn, conn.transaction():
         return await load(conn)
@@ -130,6 +139,33 @@ def decode_cursor(cursor: str) -> list[Any]:
     if not isinstance(value, list):
         raise Problem(400, "invalid_cursor", "the cursor is not one this API issued")
     return value
+
+
+def claims_after(cursor: str) -> tuple[datetime, UUID]:
+    """The keyset position (claimed_at, id) a claims cursor names (`claims_cursor`'s)."""
+    value = decode_cursor(cursor)
+    try:
+        return datetime.fromisoformat(value[0]), UUID(value[1])
+    except (IndexError, TypeError, ValueError) as exc:
+        raise Problem(400, "invalid_cursor", "the cursor is not one this API issued") from exc
+
+
+def claims_cursor(claimed_at: str, claim_id: str) -> str:
+    """The cursor after a claim, from its body's claimedAt and claimId."""
+    return encode_cursor([claimed_at, claim_id])
+
+
+def transactions_before(cursor: str) -> int:
+    """The position a transactions cursor names (the last transaction shown)."""
+    value = decode_cursor(cursor)
+    if len(value) != 1 or not isinstance(value[0], int) or isinstance(value[0], bool):
+        raise Problem(400, "invalid_cursor", "the cursor is not one this API issued")
+    return value[0]
+
+
+def transactions_cursor(position: int) -> str:
+    """The cursor after a transaction, from its body's position."""
+    return encode_cursor([position])
 
 
 def page_limit(request: Request, default: int = 20, maximum: int = 100) -> int:

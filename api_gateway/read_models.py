@@ -4,13 +4,15 @@ API's JSON shapes: camelCase, money as two-decimal strings, ISO timestamps.
 Each read is a batch: one SQL statement answers every key it is given, in the order given
 (None or an empty list where a key matches nothing). GraphQL's DataLoaders call the batches
 with all the keys of a request; the REST reads call the single-key wrappers, so both share
-one SQL text and one JSON shaping per thing. The caller owns the connection and runs its
-reads in one REPEATABLE READ transaction so a body and the position it claims to reflect
-agree.
+one SQL text and one JSON shaping per thing. A card has one read more, `card_view`: the card
+and whatever a screen shows with it in one statement. The caller owns the connection and
+runs its reads in one REPEATABLE READ transaction so a body and the position it claims to
+reflect agree (a single statement is such a snapshot by itself).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow, dict_row
 
@@ -25,7 +28,6 @@ from domain.calendar import benefit_month
 
 Conn = AsyncConnection[TupleRow]
 Row = dict[str, Any]
-ZERO = Decimal("0.00")
 
 ClaimsAfter = tuple[datetime, UUID]
 ClaimsKey = tuple[UUID, int, ClaimsAfter | None]  # card, page size, keyset cursor
@@ -46,7 +48,7 @@ class Owned:
     medcard_id: UUID | None = None
 
 
-async def _all(conn: Conn, query: str, params: tuple[Any, ...]) -> list[Row]:
+async def _all(conn: Conn, query: str, params: tuple[Any, ...] | dict[str, Any]) -> list[Row]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)
         return await cur.fetchall()
@@ -79,52 +81,102 @@ def _iso(value: Any) -> str | None:
     return None if value is None else str(value.isoformat())
 
 
-# ------------------------------------------------------------------------------- cards
+# ------------------------------------------------------------------------ JSON shapes
+# Each body shape of a card's reads is written once, here, as the SQL that builds it:
+# PostgreSQL answers the JSON document itself, which orjson reads (or a REST read sends on
+# untouched). Money is two-decimal text (every amount column is DECIMAL(_, 2), so ::text
+# is exactly Python's f"{value:.2f}"); a timestamp is written as Python's isoformat() writes
+# the datetime psycopg would have loaded (the session's zone, microseconds only when any).
 
 
-def _card(row: Row, now: datetime) -> Owned:
-    # current_month_spent belongs to current_month; a later Cairo month has spent nothing yet
-    this_month = benefit_month(now)
-    spent = row["current_month_spent"] if row["current_month"] == this_month else ZERO
-    remaining = max(row["monthly_limit"] - spent, ZERO)
-    body = {
-        "id": str(row["id"]),
-        "cardNumber": row["card_number"],
-        "userId": row["user_id"],
-        "cardType": row["card_type"],
-        "status": row["status"],
-        "monthlyLimit": _money(row["monthly_limit"]),
-        "copaymentPercentage": _money(row["copayment_percentage"]),
-        "maxBeneficiaries": row["max_beneficiaries"],
-        "currency": row["currency"],
-        "primaryHolder": _holder_json(row["primary_holder"]),
-        "insuranceProvider": row["insurance_provider"],
-        "policyNumber": row["policy_number"],
-        "issuedAt": _iso(row["issued_at"]),
-        "expiryDate": _iso(row["expiry_date"]),
-        "updatedAt": _iso(row["updated_at"]),
-        "currentMonth": this_month,
-        "currentMonthSpent": _money(spent),
-        "remainingThisMonth": _money(remaining),
-        "version": row["version"],
-    }
-    return Owned(row["user_id"], None, row["last_position"], body, row["id"])
+def _iso_sql(column: str) -> str:
+    return (
+        f"to_char({column}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        f" || CASE WHEN date_trunc('second', {column}) = {column} THEN ''"
+        f" ELSE to_char({column}, '.US') END || to_char({column}, 'TZH:TZM')"
+    )
 
 
-def _holder_json(stored: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": stored.get("beneficiary_id"),
-        "relationship": stored.get("relationship"),
-        "nationalId": stored.get("national_id"),
-        "name": stored.get("name"),
-        "dateOfBirth": stored.get("date_of_birth"),
-        "phoneNumber": stored.get("phone_number"),
-    }
+# the month's spend of medcards `m`: current_month_spent belongs to current_month; a later
+# Cairo month (the `month` parameter) has spent nothing yet
+_SPENT = "(CASE WHEN m.current_month = %(month)s::text THEN m.current_month_spent ELSE 0.00 END)"
+
+_CARD_JSON = f"""json_build_object(
+ 'id', m.id, 'cardNumber', m.card_number, 'userId', m.user_id, 'cardType', m.card_type,
+ 'status', m.status, 'monthlyLimit', m.monthly_limit::text,
+ 'copaymentPercentage', m.copayment_percentage::text, 'maxBeneficiaries', m.max_beneficiaries,
+ 'currency', m.currency,
+ 'primaryHolder', json_build_object('id', m.primary_holder -> 'beneficiary_id',
+   'relationship', m.primary_holder -> 'relationship',
+   'nationalId', m.primary_holder -> 'national_id', 'name', m.primary_holder -> 'name',
+   'dateOfBirth', m.primary_holder -> 'date_of_birth',
+   'phoneNumber', m.primary_holder -> 'phone_number'),
+ 'insuranceProvider', m.insurance_provider, 'policyNumber', m.policy_number,
+ 'issuedAt', {_iso_sql("m.issued_at")}, 'expiryDate', m.expiry_date,
+ 'updatedAt', {_iso_sql("m.updated_at")}, 'currentMonth', %(month)s::text,
+ 'currentMonthSpent', {_SPENT}::text,
+ 'remainingThisMonth', greatest(m.monthly_limit - {_SPENT}, 0.00)::text,
+ 'version', m.version{{extra}})"""
+
+_BENEFICIARY_JSON = f"""json_build_object(
+ 'id', b.id, 'relationship', b.relationship, 'nationalId', b.national_id, 'name', b.name,
+ 'dateOfBirth', b.date_of_birth, 'phoneNumber', b.phone_number, 'isPrimary', b.is_primary,
+ 'addedAt', {_iso_sql("b.added_at")})"""
+
+_ITEM_JSON = """json_build_object(
+ 'drugCode', i.drug_code, 'drugName', i.drug_name, 'quantity', i.quantity,
+ 'unitPrice', i.unit_price::text, 'totalPrice', i.total_price::text,
+ 'coveredAmount', i.covered_amount::text, 'copaymentAmount', i.copayment_amount::text)"""
+
+_ITEMS = (
+    f"(SELECT coalesce(json_agg({_ITEM_JSON} ORDER BY i.line_no), '[]')"
+    " FROM prescription_items i WHERE i.claim_id = c.id)"
+)
+
+_CLAIM_JSON = f"""json_build_object(
+ 'claimId', c.id, 'medcardId', c.medcard_id, 'prescriptionId', c.prescription_id,
+ 'pharmacyId', c.pharmacy_id, 'beneficiaryId', c.beneficiary_id, 'decision', c.decision,
+ 'status', c.status, 'reasons', c.reasons, 'totalAmount', c.total_amount::text,
+ 'coveredAmount', c.covered_amount::text, 'copaymentAmount', c.copayment_amount::text,
+ 'copaymentPercentage', c.copay_percent::text,
+ 'copaymentPaidFromWallet', c.copayment_paid_from_wallet::text, 'walletId', c.wallet_id,
+ 'month', c.month, 'monthlyLimit', c.monthly_limit::text,
+ 'monthSpent', c.month_spent_after::text, 'remainingMonthlyLimit', c.remaining_after::text,
+ 'claimedAt', {_iso_sql("c.claimed_at")}, 'reversedAt', {_iso_sql("c.reversed_at")},
+ 'reversalReason', c.reversal_reason, 'position', c.position{{extra}})"""
+
+# medcards `m`, the month `k.month` and its row `s` of medcard_monthly_spend (if any): a month
+# without a row had no claim, so it spent nothing
+_SPEND_JSON = """json_build_object(
+ 'month', k.month, 'spent', coalesce(s.total_spent, 0.00)::text,
+ 'limit', m.monthly_limit::text,
+ 'remaining', greatest(m.monthly_limit - coalesce(s.total_spent, 0.00), 0.00)::text)"""
+
+# Keyset order of a card's claims: newest first by (claimed_at, id). No cursor = after
+# (+infinity, the largest id): the comparison stays one index range instead of an OR the
+# planner could not turn into one.
+_CLAIMS_RANGE = (
+    "c.medcard_id = {card} AND (c.claimed_at, c.id)"
+    " < (coalesce({after_at}, 'infinity'),"
+    " coalesce({after_id}, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))"
+    " ORDER BY c.claimed_at DESC, c.id DESC LIMIT {size} + 1"
+)
+
+
+def _card(row: Row) -> Owned:
+    return Owned(row["user_id"], None, row["last_position"], orjson.loads(row["body"]), row["id"])
+
+
+_CARDS = f"SELECT m.id, m.user_id, m.last_position, {_CARD_JSON.format(extra='')}::text AS body"
 
 
 async def cards(conn: Conn, card_ids: Sequence[UUID], now: datetime) -> list[Owned | None]:
-    found = await _all(conn, "SELECT * FROM medcards WHERE id = ANY(%s)", (list(card_ids),))
-    by_id = {r["id"]: _card(r, now) for r in found}
+    found = await _all(
+        conn,
+        f"{_CARDS}, m.id AS key FROM medcards m WHERE m.id = ANY(%(keys)s)",
+        {"keys": list(card_ids), "month": benefit_month(now)},
+    )
+    by_id = {r["key"]: _card(r) for r in found}
     return [by_id.get(key) for key in card_ids]
 
 
@@ -136,9 +188,11 @@ async def cards_by_number(
     conn: Conn, card_numbers: Sequence[str], now: datetime
 ) -> list[Owned | None]:
     found = await _all(
-        conn, "SELECT * FROM medcards WHERE card_number = ANY(%s)", (list(card_numbers),)
+        conn,
+        f"{_CARDS}, m.card_number AS key FROM medcards m WHERE m.card_number = ANY(%(keys)s)",
+        {"keys": list(card_numbers), "month": benefit_month(now)},
     )
-    by_number = {r["card_number"]: _card(r, now) for r in found}
+    by_number = {r["key"]: _card(r) for r in found}
     return [by_number.get(key) for key in card_numbers]
 
 
@@ -152,29 +206,20 @@ async def card_ids_of(conn: Conn, user_ids: Sequence[str]) -> list[list[UUID]]:
     return [[r["id"] for r in rows] for rows in _grouped(user_ids, found, "user_id")]
 
 
-def _beneficiary_json(r: Row) -> dict[str, Any]:
-    return {
-        "id": str(r["id"]),
-        "relationship": r["relationship"],
-        "nationalId": r["national_id"],
-        "name": r["name"],
-        "dateOfBirth": _iso(r["date_of_birth"]),
-        "phoneNumber": r["phone_number"],
-        "isPrimary": r["is_primary"],
-        "addedAt": _iso(r["added_at"]),
-    }
+_BENEFICIARIES = (
+    f"coalesce(json_agg({_BENEFICIARY_JSON} ORDER BY b.is_primary DESC, b.added_at, b.id), '[]')"
+)
 
 
 async def beneficiaries_of(conn: Conn, card_ids: Sequence[UUID]) -> list[list[dict[str, Any]]]:
     found = await _all(
         conn,
-        "SELECT * FROM beneficiaries WHERE medcard_id = ANY(%s) AND removed_at IS NULL"
-        " ORDER BY is_primary DESC, added_at, id",
+        f"SELECT b.medcard_id, {_BENEFICIARIES}::text AS body FROM beneficiaries b"
+        " WHERE b.medcard_id = ANY(%s) AND b.removed_at IS NULL GROUP BY b.medcard_id",
         (list(card_ids),),
     )
-    return [
-        [_beneficiary_json(r) for r in rows] for rows in _grouped(card_ids, found, "medcard_id")
-    ]
+    by_card = {r["medcard_id"]: orjson.loads(r["body"]) for r in found}
+    return [by_card.get(key, []) for key in card_ids]
 
 
 async def beneficiaries(conn: Conn, card_id: UUID) -> list[dict[str, Any]]:
@@ -184,90 +229,158 @@ async def beneficiaries(conn: Conn, card_id: UUID) -> list[dict[str, Any]]:
 async def monthly_spends(conn: Conn, keys: Sequence[SpendKey]) -> list[dict[str, Any] | None]:
     """What each card spent in each benefit month, against the card's monthly limit.
 
-    The projector keeps the latest claim's or reversal's month total per (card, month), so
-    a month without a row had no claim: it spent nothing. None for a card that does not
-    exist. The limit is the card's: it is fixed when the card is issued.
+    The projector keeps the latest claim's or reversal's month total per (card, month).
+    None for a card that does not exist. The limit is the card's: it is fixed when the card
+    is issued.
     """
     found = await _all(
         conn,
-        "SELECT k.medcard_id, k.month, m.monthly_limit, coalesce(s.total_spent, 0) AS spent"
+        f"SELECT k.medcard_id, k.month, {_SPEND_JSON}::text AS body"
         " FROM unnest(%s::uuid[], %s::text[]) AS k (medcard_id, month)"
         " JOIN medcards m ON m.id = k.medcard_id"
         " LEFT JOIN medcard_monthly_spend s"
         " ON s.medcard_id = k.medcard_id AND s.month = k.month",
         ([card for card, _ in keys], [month for _, month in keys]),
     )
-    by_key = {
-        (r["medcard_id"], r["month"]): {
-            "month": r["month"],
-            "spent": _money(r["spent"]),
-            "limit": _money(r["monthly_limit"]),
-            "remaining": _money(max(r["monthly_limit"] - r["spent"], ZERO)),
-        }
-        for r in found
-    }
+    by_key = {(r["medcard_id"], r["month"]): orjson.loads(r["body"]) for r in found}
     return [by_key.get(key) for key in keys]
+
+
+# ---------------------------------------------------------------------- one card, whole
+
+
+@dataclass(frozen=True, slots=True)
+class CardPlan:
+    """What a card read fetches besides the card, in the card's own statement: its
+    beneficiaries, one page of its claims (`size` claims after the keyset cursor `after`,
+    with their items or not) and its spend in some benefit months."""
+
+    beneficiaries: bool = False
+    claims: tuple[int, ClaimsAfter | None] | None = None
+    claim_items: bool = False
+    months: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CardView:
+    """A card as one JSON document: the card's body, and under "beneficiaries", "claims"
+    (the page's claims and one more when a next page exists) and "monthlySpend" (by month)
+    what its plan asked for. Owned like the card: who may see it, how far it is projected."""
+
+    owner: str
+    position: int
+    medcard_id: UUID
+    document: str
+    pharmacy_id: None = None
+
+
+# The statement's text depends only on which parts are asked for (16 texts by id, 16 by
+# number), never on the page or months asked: those are parameters, so the cache stays small.
+@functools.cache
+def _card_view_sql(
+    beneficiaries: bool, claims: bool, claim_items: bool, months: bool, by_number: bool
+) -> str:
+    extra = ""
+    if beneficiaries:
+        extra += (
+            f", 'beneficiaries', (SELECT {_BENEFICIARIES} FROM beneficiaries b"
+            " WHERE b.medcard_id = m.id AND b.removed_at IS NULL)"
+        )
+    if claims:
+        claim = _CLAIM_WITH_ITEMS if claim_items else _CLAIM_JSON.format(extra="")
+        page = _CLAIMS_RANGE.format(
+            card="m.id",
+            after_at="%(after_at)s::timestamptz",
+            after_id="%(after_id)s::uuid",
+            size="%(size)s::int",
+        )
+        extra += (
+            f", 'claims', (SELECT coalesce(json_agg({claim}"
+            " ORDER BY c.claimed_at DESC, c.id DESC), '[]')"
+            f" FROM (SELECT * FROM prescription_claims c WHERE {page}) c)"
+        )
+    if months:
+        extra += (
+            f", 'monthlySpend', (SELECT json_object_agg(k.month, {_SPEND_JSON})"
+            " FROM unnest(%(months)s::text[]) AS k (month) LEFT JOIN medcard_monthly_spend s"
+            " ON s.medcard_id = m.id AND s.month = k.month)"
+        )
+    key = "m.card_number" if by_number else "m.id"
+    return (
+        f"SELECT m.id, m.user_id, m.last_position, {_CARD_JSON.format(extra=extra)}::text AS body"
+        f" FROM medcards m WHERE {key} = %(key)s"
+    )
+
+
+async def card_view(
+    conn: Conn, key: UUID | str, now: datetime, plan: CardPlan = CardPlan()
+) -> CardView | None:
+    """The card with id `key` (a UUID) or number `key` (a str), and what `plan` asks for,
+    in one statement; None when no card has it."""
+    after = plan.claims[1] if plan.claims is not None else None
+    params = {
+        "key": key,
+        "month": benefit_month(now),
+        "size": plan.claims[0] if plan.claims is not None else None,
+        "after_at": after[0] if after else None,
+        "after_id": after[1] if after else None,
+        "months": list(plan.months),
+    }
+    sql = _card_view_sql(
+        plan.beneficiaries,
+        plan.claims is not None,
+        plan.claim_items,
+        bool(plan.months),
+        isinstance(key, str),
+    )
+    found = await _all(conn, sql, params)
+    if not found:
+        return None
+    r = found[0]
+    return CardView(r["user_id"], r["last_position"], r["id"], r["body"])
 
 
 # ------------------------------------------------------------------------------ claims
 
 
-def _claim_json(r: Row) -> dict[str, Any]:
-    return {
-        "claimId": str(r["id"]),
-        "medcardId": str(r["medcard_id"]),
-        "prescriptionId": r["prescription_id"],
-        "pharmacyId": r["pharmacy_id"],
-        "beneficiaryId": str(r["beneficiary_id"]),
-        "decision": r["decision"],
-        "status": r["status"],
-        "reasons": list(r["reasons"]),
-        "totalAmount": _money(r["total_amount"]),
-        "coveredAmount": _money(r["covered_amount"]),
-        "copaymentAmount": _money(r["copayment_amount"]),
-        "copaymentPercentage": _money(r["copay_percent"]),
-        "copaymentPaidFromWallet": _money(r["copayment_paid_from_wallet"]),
-        "walletId": str(r["wallet_id"]) if r["wallet_id"] else None,
-        "month": r["month"],
-        "monthlyLimit": _money(r["monthly_limit"]),
-        "monthSpent": _money(r["month_spent_after"]),
-        "remainingMonthlyLimit": _money(r["remaining_after"]),
-        "claimedAt": _iso(r["claimed_at"]),
-        "reversedAt": _iso(r["reversed_at"]),
-        "reversalReason": r["reversal_reason"],
-        "position": r["position"],
-    }
+_CLAIM_WITH_ITEMS = _CLAIM_JSON.format(extra=f", 'items', {_ITEMS}")
+
+
+def claims_page_of(size: int, found: list[dict[str, Any]]) -> ClaimsPage:
+    """A page from the claims fetched `LIMIT size + 1` (JSON bodies): its claims, and the
+    last one's keyset cursor when the extra claim says a next page exists."""
+    page = found[:size]
+    if len(found) <= size:
+        return page, None
+    last = page[-1]
+    return page, (datetime.fromisoformat(last["claimedAt"]), UUID(last["claimId"]))
 
 
 async def claims_pages(conn: Conn, keys: Sequence[ClaimsKey]) -> list[ClaimsPage]:
     """Newest first by (claimed_at, id); one extra row per page tells whether a next page
     exists. Each key is its own index range (the LATERAL subquery), whatever the others ask.
     """
-    # no cursor = after (+infinity, any id): the keyset comparison stays one index range
-    # instead of an OR the planner could not turn into one
+    page = _CLAIMS_RANGE.format(
+        card="k.medcard_id", after_at="k.after_at", after_id="k.after_id", size="k.size"
+    )
     found = await _all(
         conn,
-        "SELECT k.n, c.* FROM unnest(%s::uuid[], %s::int[], %s::timestamptz[], %s::uuid[])"
+        f"SELECT k.n, {_CLAIM_JSON.format(extra='')}::text AS body"
+        " FROM unnest(%s::uuid[], %s::int[], %s::timestamptz[], %s::uuid[])"
         " WITH ORDINALITY AS k (medcard_id, size, after_at, after_id, n)"
-        " CROSS JOIN LATERAL (SELECT * FROM prescription_claims c"
-        " WHERE c.medcard_id = k.medcard_id AND (c.claimed_at, c.id)"
-        " < (coalesce(k.after_at, 'infinity'), coalesce(k.after_id, %s::uuid))"
-        " ORDER BY c.claimed_at DESC, c.id DESC LIMIT k.size + 1) c"
+        f" CROSS JOIN LATERAL (SELECT * FROM prescription_claims c WHERE {page}) c"
         " ORDER BY k.n, c.claimed_at DESC, c.id DESC",
         (
             [card for card, _, _ in keys],
             [size for _, size, _ in keys],
             [after[0] if after else None for _, _, after in keys],
             [after[1] if after else None for _, _, after in keys],
-            UUID(int=2**128 - 1),
         ),
     )
+    groups = _grouped(range(1, len(keys) + 1), found, "n")
     return [
-        (
-            [_claim_json(r) for r in page],
-            (last["claimed_at"], last["id"]) if last is not None else None,
-        )
-        for page, last in _pages([size for _, size, _ in keys], found)
+        claims_page_of(size, [orjson.loads(r["body"]) for r in rows])
+        for (_, size, _), rows in zip(keys, groups, strict=True)
     ]
 
 
@@ -277,47 +390,32 @@ async def claims_page(
     return (await claims_pages(conn, [(card_id, limit, after)]))[0]
 
 
-def _item_json(i: Row) -> dict[str, Any]:
-    return {
-        "drugCode": i["drug_code"],
-        "drugName": i["drug_name"],
-        "quantity": i["quantity"],
-        "unitPrice": _money(i["unit_price"]),
-        "totalPrice": _money(i["total_price"]),
-        "coveredAmount": _money(i["covered_amount"]),
-        "copaymentAmount": _money(i["copayment_amount"]),
-    }
-
-
 async def claim_items(conn: Conn, claim_ids: Sequence[UUID]) -> list[list[dict[str, Any]]]:
     """Each claim's items in prescription order."""
     found = await _all(
         conn,
-        "SELECT * FROM prescription_items WHERE claim_id = ANY(%s) ORDER BY line_no",
+        f"SELECT i.claim_id, {_ITEM_JSON}::text AS body FROM prescription_items i"
+        " WHERE i.claim_id = ANY(%s) ORDER BY i.line_no",
         (list(claim_ids),),
     )
-    return [[_item_json(i) for i in rows] for rows in _grouped(claim_ids, found, "claim_id")]
+    return [
+        [orjson.loads(i["body"]) for i in rows] for rows in _grouped(claim_ids, found, "claim_id")
+    ]
 
 
 async def claims(conn: Conn, claim_ids: Sequence[UUID]) -> list[Owned | None]:
     """Each claim with its items, owned by its card's member and visible to its pharmacy."""
     found = await _all(
         conn,
-        "SELECT c.*, m.user_id AS card_user_id, m.last_position AS card_position"
+        "SELECT c.id, c.pharmacy_id, m.user_id, m.last_position,"
+        f" {_CLAIM_WITH_ITEMS}::text AS body"
         " FROM prescription_claims c JOIN medcards m ON m.id = c.medcard_id"
         " WHERE c.id = ANY(%s)",
         (list(claim_ids),),
     )
-    # no claim found, nothing to itemize: an unknown id costs one statement, not two
-    items = await claim_items(conn, [r["id"] for r in found]) if found else []
     by_id = {
-        r["id"]: Owned(
-            r["card_user_id"],
-            r["pharmacy_id"],
-            r["card_position"],
-            _claim_json(r) | {"items": its},
-        )
-        for r, its in zip(found, items, strict=True)
+        r["id"]: Owned(r["user_id"], r["pharmacy_id"], r["last_position"], orjson.loads(r["body"]))
+        for r in found
     }
     return [by_id.get(key) for key in claim_ids]
 

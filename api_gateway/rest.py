@@ -1,17 +1,15 @@
 """REST reads under /api/v1 over the read models, with object-level authorization.
 
-Who sees what (docs/design.md §7): admin and ops everything; a member only their own cards
-(with their claims and beneficiaries) and wallets — another's is "not found", so ids cannot
-be probed; a pharmacy only the claims it posted (another's is "not found") and no card or
-wallet (403: §7 gives a pharmacy no read of a card, it acts on cards only through claims).
-Routes are plain Starlette endpoints, like the write side's (docs/design.md §3).
+Who sees what is api_gateway/access.py's rule; here it is said in HTTP: an object the caller
+may not see is 404 (as one that exists nowhere, so ids cannot be probed), a kind of object
+the caller's role may not read at all is 403. Routes are plain Starlette endpoints, like the
+write side's (docs/design.md §3).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,18 +19,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api_gateway import read_models as q
+from api_gateway.access import Kind, refusal, visible_to
 from api_gateway.freshness import (
     Load,
     Read,
     ReadSide,
-    decode_cursor,
-    encode_cursor,
+    claims_after,
+    claims_cursor,
     fresh_read,
     min_position,
     page_limit,
+    transactions_before,
+    transactions_cursor,
 )
 from api_gateway.watermarks import Stream, Wanted
-from infrastructure.auth.tokens import Principal, Role
+from infrastructure.auth.tokens import Principal
 from infrastructure.http.bearer import authenticate
 from infrastructure.http.problems import Problem, problem_response
 
@@ -42,6 +43,7 @@ POSITION_HEADER = "X-Projection-Position"
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+WHOLE_CARD = q.CardPlan(beneficiaries=True)  # GET /medcards/{id}: the card, its beneficiaries
 
 
 def _endpoint(handler: Callable[[Request, ReadSide, Principal], Awaitable[Response]]) -> Endpoint:
@@ -81,20 +83,10 @@ def _path_id(request: Request, name: str, code: str, what: str) -> UUID:
         raise Problem(404, code, f"no such {what}") from exc
 
 
-def _no_pharmacy(principal: Principal, what: str) -> None:
-    if principal.role is Role.PHARMACY:
-        raise Problem(403, "forbidden", f"the pharmacy role may not read {what}")
-
-
-def visible_to(principal: Principal, owned: q.Owned | None) -> q.Owned | None:
-    """The row if this caller may see it; None (= not found) otherwise."""
-    if owned is None:
-        return None
-    if principal.role is Role.MEMBER and owned.owner != principal.subject:
-        return None
-    if principal.role is Role.PHARMACY and owned.pharmacy_id != principal.pharmacy_id:
-        return None
-    return owned
+def _may_read(principal: Principal, kind: Kind) -> None:
+    why = refusal(principal, kind)
+    if why is not None:
+        raise Problem(403, "forbidden", why)
 
 
 async def _answer(
@@ -105,11 +97,14 @@ async def _answer(
     code: str,
     what: Stream,
     key: UUID,
+    *,
+    one_statement: bool = False,
 ) -> Response:
-    """`load`'s answer; with minPosition, once the stream of `what` `key` names reached it."""
+    """`load`'s answer; with minPosition, once the stream of `what` `key` names reached it.
+    `one_statement`: `load` sends one SQL statement (then it needs no transaction)."""
     position = min_position(request)
     wanted = None if position is None else Wanted(what, str(key), position)
-    read = await fresh_read(side, principal, wanted, load)
+    read = await fresh_read(side, principal, wanted, load, one_statement=one_statement)
     if read is None:
         raise Problem(404, code, f"no such {what}")
     return _json(read)
@@ -131,22 +126,22 @@ def _card_load(
 
 
 async def get_card(request: Request, side: ReadSide, principal: Principal) -> Response:
-    _no_pharmacy(principal, "cards")
+    _may_read(principal, "card")
     card_id = _path_id(request, "card_id", "card_not_found", "card")
     now = side.clock()
 
     async def load(conn: q.Conn) -> Read | None:
-        card = visible_to(principal, await q.card(conn, card_id, now))
-        if card is None:
-            return None
-        body = card.body | {"beneficiaries": await q.beneficiaries(conn, card_id)}
-        return Read(card.position, body)
+        # one statement answers the whole body, which goes out as PostgreSQL wrote it
+        card = visible_to(principal, await q.card_view(conn, card_id, now, WHOLE_CARD))
+        return None if card is None else Read(card.position, orjson.Fragment(card.document))
 
-    return await _answer(request, side, principal, load, "card_not_found", "card", card_id)
+    return await _answer(
+        request, side, principal, load, "card_not_found", "card", card_id, one_statement=True
+    )
 
 
 async def get_beneficiaries(request: Request, side: ReadSide, principal: Principal) -> Response:
-    _no_pharmacy(principal, "cards")
+    _may_read(principal, "card")
     card_id = _path_id(request, "card_id", "card_not_found", "card")
 
     async def items(conn: q.Conn) -> Any:
@@ -157,21 +152,15 @@ async def get_beneficiaries(request: Request, side: ReadSide, principal: Princip
 
 
 async def get_card_claims(request: Request, side: ReadSide, principal: Principal) -> Response:
-    _no_pharmacy(principal, "cards")
+    _may_read(principal, "card")
     card_id = _path_id(request, "card_id", "card_not_found", "card")
     limit = page_limit(request)
     cursor = request.query_params.get("cursor")
-    after: tuple[datetime, UUID] | None = None
-    if cursor:
-        value = decode_cursor(cursor)
-        try:
-            after = (datetime.fromisoformat(value[0]), UUID(value[1]))
-        except (IndexError, TypeError, ValueError) as exc:
-            raise Problem(400, "invalid_cursor", "the cursor is not one this API issued") from exc
+    after = claims_after(cursor) if cursor else None
 
     async def page(conn: q.Conn) -> Any:
         items, last = await q.claims_page(conn, card_id, limit, after)
-        next_cursor = encode_cursor([last[0].isoformat(), str(last[1])]) if last else None
+        next_cursor = claims_cursor(items[-1]["claimedAt"], items[-1]["claimId"]) if last else None
         return {"items": items, "nextCursor": next_cursor}
 
     load = _card_load(side, principal, card_id, page)
@@ -185,43 +174,42 @@ async def get_claim(request: Request, side: ReadSide, principal: Principal) -> R
         found = visible_to(principal, await q.claim(conn, claim_id))
         return None if found is None else Read(found.position, found.body)
 
-    return await _answer(request, side, principal, load, "claim_not_found", "claim", claim_id)
+    return await _answer(
+        request, side, principal, load, "claim_not_found", "claim", claim_id, one_statement=True
+    )
 
 
 # -------------------------------------------------------------------------------- wallets
 
 
 async def get_wallet(request: Request, side: ReadSide, principal: Principal) -> Response:
-    _no_pharmacy(principal, "wallets")
+    _may_read(principal, "wallet")
     wallet_id = _path_id(request, "wallet_id", "wallet_not_found", "wallet")
 
     async def load(conn: q.Conn) -> Read | None:
         found = visible_to(principal, await q.wallet(conn, wallet_id))
         return None if found is None else Read(found.position, found.body)
 
-    return await _answer(request, side, principal, load, "wallet_not_found", "wallet", wallet_id)
+    return await _answer(
+        request, side, principal, load, "wallet_not_found", "wallet", wallet_id, one_statement=True
+    )
 
 
 async def get_wallet_transactions(
     request: Request, side: ReadSide, principal: Principal
 ) -> Response:
-    _no_pharmacy(principal, "wallets")
+    _may_read(principal, "wallet")
     wallet_id = _path_id(request, "wallet_id", "wallet_not_found", "wallet")
     limit = page_limit(request)
     cursor = request.query_params.get("cursor")
-    before: int | None = None
-    if cursor:
-        value = decode_cursor(cursor)
-        if len(value) != 1 or not isinstance(value[0], int) or isinstance(value[0], bool):
-            raise Problem(400, "invalid_cursor", "the cursor is not one this API issued")
-        before = value[0]
+    before = transactions_before(cursor) if cursor else None
 
     async def load(conn: q.Conn) -> Read | None:
         found = visible_to(principal, await q.wallet(conn, wallet_id))
         if found is None:
             return None
         items, last = await q.transactions_page(conn, wallet_id, limit, before)
-        next_cursor = encode_cursor([last]) if last is not None else None
+        next_cursor = transactions_cursor(last) if last is not None else None
         return Read(found.position, {"items": items, "nextCursor": next_cursor})
 
     return await _answer(request, side, principal, load, "wallet_not_found", "wallet", wallet_id)

@@ -6,7 +6,9 @@ ends. The DataLoaders batch and de-duplicate per request: a card, its beneficiar
 of its claims, a claim's items or a wallet is read once however often the query names it.
 Each batch is one call of a batch function of api_gateway/read_models.py (the SQL the REST
 reads use too), which answers all its keys in one statement; so a query costs one statement
-per kind of thing it reads, however many cards, claims or wallets it reaches.
+per kind of thing it reads, however many cards, claims or wallets it reaches. A card named
+at the root is read with what the query selects under it in one statement (`card_view`),
+which primes the loaders.
 """
 
 from __future__ import annotations
@@ -17,16 +19,17 @@ from contextlib import AsyncExitStack
 from typing import Any
 from uuid import UUID
 
+import orjson
 from graphql import GraphQLError
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from api_gateway import read_models as q
+from api_gateway.access import Kind, refusal, visible_to
 from api_gateway.commands_client import CommandService
 from api_gateway.freshness import ReadSide
-from api_gateway.rest import visible_to
 from api_gateway.watermarks import Wanted
-from infrastructure.auth.tokens import Principal, Role
+from infrastructure.auth.tokens import Principal
 
 ClaimsKey = q.ClaimsKey
 ClaimsPage = q.ClaimsPage
@@ -113,7 +116,7 @@ class Context(BaseContext):
         return self._principal
 
     def sees(self, owned: q.Owned | None) -> q.Owned | None:
-        """The same object-level rule as the REST reads."""
+        """The object-level rule (api_gateway/access.py): None when not the caller's."""
         return visible_to(self.principal, owned)
 
     def visible(self, owned: q.Owned | None, what: str) -> q.Owned:
@@ -124,9 +127,46 @@ class Context(BaseContext):
             raise error("NOT_FOUND", f"no such {what}")
         return found
 
-    def no_pharmacy(self, what: str) -> None:
-        if self.principal.role is Role.PHARMACY:
-            raise error("FORBIDDEN", f"the pharmacy role may not read {what}")
+    def may_read(self, kind: Kind) -> None:
+        """FORBIDDEN when the caller's role may read no object of this kind."""
+        why = refusal(self.principal, kind)
+        if why is not None:
+            raise error("FORBIDDEN", why)
+
+    async def card_view(
+        self, key: UUID | str, plan: q.CardPlan, *, alone: bool = False
+    ) -> q.Owned | None:
+        """A card by id or number in one statement with what `plan` asks for (card_plan.py);
+        None when absent or not the caller's. What it read is primed into the loaders, so the
+        fields under the card read nothing again. `alone`: that statement is the request's
+        only read (card_plan.reads_alone), so it needs no transaction: one statement is one
+        snapshot, and on the pool's autocommit connection it costs one round trip, not three."""
+        if alone and self._conn is None:
+            async with self.side.pool.connection() as conn:
+                found = await q.card_view(conn, key, self.now, plan)
+        else:
+            found = await q.card_view(await self.conn(), key, self.now, plan)
+        view = visible_to(self.principal, found)
+        if view is None:
+            return None
+        card_id = view.medcard_id
+        body = orjson.loads(view.document)
+        beneficiaries = body.pop("beneficiaries", None)
+        claims = body.pop("claims", None)
+        spends = body.pop("monthlySpend", None) or {}
+        card = q.Owned(view.owner, None, view.position, body, card_id)
+        self.cards.prime(card_id, card)
+        if beneficiaries is not None:
+            self.beneficiaries.prime(card_id, beneficiaries)
+        if plan.claims is not None and claims is not None:
+            size, after = plan.claims
+            if plan.claim_items:
+                for c in claims:
+                    self.claim_items.prime(UUID(c["claimId"]), c.pop("items"))
+            self.claims.prime((card_id, size, after), q.claims_page_of(size, claims))
+        for month in plan.months:
+            self.monthly_spend.prime((card_id, month), spends.get(month))
+        return card
 
     async def conn(self) -> q.Conn:
         async with self._opening:

@@ -23,8 +23,9 @@ from graphql import (
     ValidationRule,
 )
 
+from api_gateway.graphql.arguments import DEFAULT_FIRST
+
 MAX_COST = 10_000
-DEFAULT_FIRST = 20  # the connections' default page size
 # Plain lists: the most each holds (beneficiaries: the platinum card's maximum; items: a
 # typical prescription, not the 200 a claim may carry, else any useful page is refused).
 LIST_SIZES = {"beneficiaries": 8, "items": 5, "medcards": 5, "myMedcards": 5}

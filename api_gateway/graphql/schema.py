@@ -3,9 +3,9 @@
 Money stays a two-decimal string and timestamps ISO strings, as in the REST bodies. Every
 read goes through the request's DataLoaders (api_gateway/graphql/context.py), so the number
 of SQL statements a query costs does not grow with the number of cards, claims or wallets.
-Authorization is the REST reads': a member sees only their own cards, claims and wallets
-(another's is null with a NOT_FOUND error, so ids cannot be probed); a pharmacy only the
-claims it posted, and no card or wallet (FORBIDDEN).
+Authorization is api_gateway/access.py's, as for the REST reads: an object the caller may not
+see is null with a NOT_FOUND error (so ids cannot be probed), a kind the caller's role may
+not read at all FORBIDDEN.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -30,7 +29,17 @@ from strawberry.extensions.max_aliases import create_validator as alias_limit
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
 from strawberry.types import ExecutionContext, Info
 
-from api_gateway.freshness import decode_cursor, encode_cursor
+from api_gateway.freshness import claims_cursor, transactions_cursor
+from api_gateway.graphql.arguments import (
+    DEFAULT_FIRST,
+    MAX_PAGE,
+    benefit_month,
+    claims_after,
+    page_size,
+    transactions_before,
+    uuid_or_none,
+)
+from api_gateway.graphql.card_plan import card_plan, reads_alone
 from api_gateway.graphql.consent import CopayConsent
 from api_gateway.graphql.context import Context, error
 from api_gateway.graphql.cost import MAX_COST, cost_limit
@@ -40,11 +49,9 @@ from api_gateway.graphql.people import Beneficiary, Holder
 from api_gateway.graphql.read_your_writes import ReadYourWrites, require_position
 from api_gateway.graphql.scalars import SCALARS, Long
 from api_gateway.read_models import Owned
-from infrastructure.http.problems import Problem
 
 MAX_DEPTH = 8
 MAX_ALIASES = 15
-MAX_PAGE = 100
 MinPosition = Annotated[
     Long | None,
     strawberry.argument(
@@ -52,7 +59,6 @@ MinPosition = Annotated[
         " until the projection has reached it, else the field is null with PROJECTION_BEHIND."
     ),
 ]
-MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 T = TypeVar("T")
 
@@ -74,34 +80,6 @@ def _from(cls: type[T], body: dict[str, Any], **extra: Any) -> T:
         wanted = _WANTED[cls] = frozenset(f.name for f in fields if f.init)
     values = {name: v for k, v in body.items() if (name := _snake(k)) in wanted}
     return cls(**(values | extra))
-
-
-def _uuid(value: strawberry.ID) -> UUID | None:
-    try:
-        return UUID(str(value))
-    except ValueError:
-        return None
-
-
-def _first(first: int) -> int:
-    if not 1 <= first <= MAX_PAGE:
-        raise error("BAD_USER_INPUT", f"first must be an integer from 1 to {MAX_PAGE}")
-    return first
-
-
-def _cursor(after: str | None) -> list[Any] | None:
-    if after is None:
-        return None
-    try:
-        return decode_cursor(after)
-    except Problem as exc:
-        raise error("BAD_USER_INPUT", "the cursor is not one this API issued") from exc
-
-
-def _month(month: str) -> str:
-    if MONTH.fullmatch(month) is None:
-        raise error("BAD_USER_INPUT", "month must be a benefit month, YYYY-MM")
-    return month
 
 
 @strawberry.type
@@ -157,7 +135,7 @@ class Claim:
     @strawberry.field
     async def medcard(self, info: Info[Context, None]) -> Medcard | None:
         ctx = info.context
-        ctx.no_pharmacy("cards")
+        ctx.may_read("card")
         return _medcard(ctx.visible(await ctx.cards.load(UUID(str(self.medcard_id))), "card"))
 
 
@@ -215,25 +193,19 @@ class Medcard:
 
     @strawberry.field  # one benefit month (Cairo calendar month); nothing claimed is 0.00
     async def monthly_spend(self, info: Info[Context, None], month: str) -> MonthlySpend:
-        found = await info.context.monthly_spend.load((UUID(str(self.id)), _month(month)))
+        found = await info.context.monthly_spend.load((UUID(str(self.id)), benefit_month(month)))
         if found is None:  # the card was read in this same snapshot, so it exists
             raise error("NOT_FOUND", "no such card")
         return _from(MonthlySpend, found)
 
     @strawberry.field  # newest first; `after` is an edge cursor or pageInfo.endCursor
     async def claims(
-        self, info: Info[Context, None], first: int = 20, after: str | None = None
+        self, info: Info[Context, None], first: int = DEFAULT_FIRST, after: str | None = None
     ) -> ClaimConnection:
-        value = _cursor(after)
-        position: tuple[datetime, UUID] | None = None
-        if value is not None:
-            try:
-                position = (datetime.fromisoformat(value[0]), UUID(value[1]))
-            except (IndexError, TypeError, ValueError) as exc:
-                raise error("BAD_USER_INPUT", "the cursor is not one this API issued") from exc
-        items, last = await info.context.claims.load((UUID(str(self.id)), _first(first), position))
+        key = (UUID(str(self.id)), page_size(first), claims_after(after))
+        items, last = await info.context.claims.load(key)
         edges = [
-            ClaimEdge(node=_claim(c), cursor=encode_cursor([c["claimedAt"], c["claimId"]]))
+            ClaimEdge(node=_claim(c), cursor=claims_cursor(c["claimedAt"], c["claimId"]))
             for c in items
         ]
         end = edges[-1].cursor if edges else None
@@ -296,18 +268,12 @@ class Wallet:
 
     @strawberry.field  # newest first by position
     async def transactions(
-        self, info: Info[Context, None], first: int = 20, after: str | None = None
+        self, info: Info[Context, None], first: int = DEFAULT_FIRST, after: str | None = None
     ) -> TransactionConnection:
-        value = _cursor(after)
-        before: int | None = None
-        if value is not None:
-            if len(value) != 1 or not isinstance(value[0], int) or isinstance(value[0], bool):
-                raise error("BAD_USER_INPUT", "the cursor is not one this API issued")
-            before = value[0]
-        key = (UUID(str(self.id)), _first(first), before)
+        key = (UUID(str(self.id)), page_size(first), transactions_before(after))
         items, last = await info.context.transactions.load(key)
         edges = [
-            TransactionEdge(node=_from(Transaction, t), cursor=encode_cursor([t["position"]]))
+            TransactionEdge(node=_from(Transaction, t), cursor=transactions_cursor(t["position"]))
             for t in items
         ]
         end = edges[-1].cursor if edges else None
@@ -316,8 +282,13 @@ class Wallet:
         )
 
 
+async def _card_view(info: Info[Context, None], key: UUID | str) -> Owned | None:
+    plan = card_plan(info)
+    return await info.context.card_view(key, plan, alone=reads_alone(info, plan))
+
+
 async def _my_medcards(ctx: Context) -> list[Medcard]:
-    ctx.no_pharmacy("cards")
+    ctx.may_read("card")
     ids = await ctx.card_ids.load(ctx.principal.subject)
     found = await ctx.cards.load_many(ids)
     return [_medcard(c) for c in map(ctx.sees, found) if c is not None]
@@ -350,9 +321,10 @@ class Query:
         self, info: Info[Context, None], id: strawberry.ID, min_position: MinPosition = None
     ) -> Medcard | None:
         ctx = info.context
-        ctx.no_pharmacy("cards")
-        card_id = _uuid(id)
-        found = ctx.visible(None if card_id is None else await ctx.cards.load(card_id), "card")
+        ctx.may_read("card")
+        card_id = uuid_or_none(id)
+        read = None if card_id is None else await _card_view(info, card_id)
+        found = ctx.visible(read, "card")
         require_position(ctx, "medcard", id, found.position, min_position)
         return _medcard(found)
 
@@ -361,8 +333,8 @@ class Query:
         self, info: Info[Context, None], card_number: str, min_position: MinPosition = None
     ) -> Medcard | None:
         ctx = info.context
-        ctx.no_pharmacy("cards")
-        found = ctx.visible(await ctx.cards_by_number.load(card_number), "card")
+        ctx.may_read("card")
+        found = ctx.visible(await _card_view(info, card_number), "card")
         require_position(ctx, "medcardByNumber", card_number, found.position, min_position)
         return _medcard(found)
 
@@ -371,7 +343,7 @@ class Query:
         self, info: Info[Context, None], id: strawberry.ID, min_position: MinPosition = None
     ) -> Claim | None:
         ctx = info.context
-        claim_id = _uuid(id)
+        claim_id = uuid_or_none(id)
         loaded = None if claim_id is None else await ctx.claim_details.load(claim_id)
         found = ctx.visible(loaded, "claim")
         require_position(ctx, "claim", id, found.position, min_position)
@@ -382,8 +354,8 @@ class Query:
         self, info: Info[Context, None], id: strawberry.ID, min_position: MinPosition = None
     ) -> Wallet | None:
         ctx = info.context
-        ctx.no_pharmacy("wallets")
-        wallet_id = _uuid(id)
+        ctx.may_read("wallet")
+        wallet_id = uuid_or_none(id)
         found = ctx.visible(
             None if wallet_id is None else await ctx.wallets.load(wallet_id), "wallet"
         )
