@@ -34,8 +34,16 @@ Ping = Callable[[], Awaitable[bool]]
 
 @asynccontextmanager
 async def postgres_store(settings: Settings) -> AsyncIterator[tuple[EventStore, Ping]]:
-    """The default event store: PostgreSQL through a pool opened for the app's lifetime."""
-    pool = await open_pool(settings.postgres_url, settings.pool_min_size, settings.pool_max_size)
+    """The default event store: PostgreSQL through a pool opened for the app's lifetime.
+
+    The pool connects in the background (`wait=False`): the process starts, answers its
+    probes and reports itself not ready while PostgreSQL is out of reach, and serves as soon
+    as the connections come up. Waiting here instead would keep the process from listening
+    at all, so an orchestrator would see a dead process rather than an unready one and
+    restart it in a loop for as long as the database is away."""
+    pool = await open_pool(
+        settings.postgres_url, settings.pool_min_size, settings.pool_max_size, wait=False
+    )
     try:
         yield PostgresEventStore(pool), lambda: _postgres_up(pool)
     finally:
