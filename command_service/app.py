@@ -15,7 +15,7 @@ from command_service.aggregates import Aggregates
 from command_service.execution import Executor
 from command_service.http_endpoints import WriteSide
 from command_service.openapi import describe
-from command_service.routes import PREFIX, ROUTES
+from command_service.routes import CLAIM_ROUTES, PREFIX, ROUTES
 from infrastructure.auth.tokens import TokenCodec, TokenVerifier
 from infrastructure.eventstore.group_commit import GroupCommitAppender
 from infrastructure.eventstore.port import EventStore
@@ -86,7 +86,9 @@ def create_app(
         redoc_url=None,
     )
     app.router.routes.extend(ROUTES)  # for OpenAPI and url_path_for; requests take the fast path
-    app.configure_fast_routes((PREFIX + "/",), ROUTES, metrics, settings.cors_origins)
+    app.configure_fast_routes(
+        (PREFIX + "/",), ROUTES, metrics, settings.cors_origins, direct=CLAIM_ROUTES
+    )
     describe(app)
 
     async def health(request: Request) -> Response:
