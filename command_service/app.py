@@ -15,7 +15,7 @@ from command_service.aggregates import Aggregates
 from command_service.execution import Executor
 from command_service.http_endpoints import WriteSide
 from command_service.openapi import describe
-from command_service.routes import PREFIX, ROUTES
+from command_service.routes import CLAIM_ROUTES, PREFIX, ROUTES
 from infrastructure.auth.tokens import TokenCodec, TokenVerifier
 from infrastructure.eventstore.group_commit import GroupCommitAppender
 from infrastructure.eventstore.port import EventStore
@@ -34,8 +34,16 @@ Ping = Callable[[], Awaitable[bool]]
 
 @asynccontextmanager
 async def postgres_store(settings: Settings) -> AsyncIterator[tuple[EventStore, Ping]]:
-    """The default event store: PostgreSQL through a pool opened for the app's lifetime."""
-    pool = await open_pool(settings.postgres_url, settings.pool_min_size, settings.pool_max_size)
+    """The default event store: PostgreSQL through a pool opened for the app's lifetime.
+
+    The pool connects in the background (`wait=False`): the process starts, answers its
+    probes and reports itself not ready while PostgreSQL is out of reach, and serves as soon
+    as the connections come up. Waiting here instead would keep the process from listening
+    at all, so an orchestrator would see a dead process rather than an unready one and
+    restart it in a loop for as long as the database is away."""
+    pool = await open_pool(
+        settings.postgres_url, settings.pool_min_size, settings.pool_max_size, wait=False
+    )
     try:
         yield PostgresEventStore(pool), lambda: _postgres_up(pool)
     finally:
@@ -84,7 +92,9 @@ def create_app(
         redoc_url=None,
     )
     app.router.routes.extend(ROUTES)  # for OpenAPI and url_path_for; requests take the fast path
-    app.configure_fast_routes((PREFIX + "/",), ROUTES, metrics, settings.cors_origins)
+    app.configure_fast_routes(
+        (PREFIX + "/",), ROUTES, metrics, settings.cors_origins, direct=CLAIM_ROUTES
+    )
     describe(app)
 
     async def health(request: Request) -> Response:

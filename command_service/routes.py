@@ -100,8 +100,9 @@ async def _status_change(
     return await medcard_commands.change_status(executor, principal, card_id, action, body, ctx)
 
 
-ROUTES: list[Route] = [
-    # First: the router tries routes in order, and this is the hot one.
+# The hot routes: the app calls them with no router or middleware layers around them
+# (infrastructure/http/fast_routes.py), and they come first for the router too.
+CLAIM_ROUTES = (
     command_route(
         "/medcards/{card_id}/claims/prescriptions",
         claim_commands.claim_prescription,
@@ -114,6 +115,9 @@ ROUTES: list[Route] = [
         CardClaimBody,
         name="claim_by_card_number",
     ),
+)
+ROUTES: list[Route] = [
+    *CLAIM_ROUTES,
     command_route("/medcards", medcard_commands.issue_card, IssueCardBody, name="issue_card"),
     *(_lifecycle(action) for action in medcard_commands.LIFECYCLE),
     command_route(

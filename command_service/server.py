@@ -1,4 +1,5 @@
-"""Runs one command-service process: uvloop, httptools, no access log (docs/design.md §3)."""
+"""Runs one command-service process: uvloop, httptools (answers in one write), no access log
+(docs/design.md §3)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import gc
 import uvicorn
 
 from command_service.app import create_app
+from infrastructure.http.one_write import OneWriteProtocol
 from infrastructure.settings import Settings
 
 # Each claim allocates a few hundred short-lived objects while the aggregate cache holds
@@ -27,7 +29,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=OneWriteProtocol,  # httptools, each answer in one socket write
         access_log=False,
         proxy_headers=False,  # nothing reads the client address; skip the per-request work
         log_level="warning",

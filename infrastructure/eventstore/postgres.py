@@ -13,6 +13,7 @@ deleted, in that same transaction.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -158,16 +159,88 @@ SELECT {EVENT_COLUMNS} FROM events
 WHERE aggregate_id = %s AND event_type = ANY(%s) AND event_data->>%s = %s ORDER BY version
 """
 
+# Every key looked up meanwhile, in one statement (see _KeyLookups).
 _GET_IDEMPOTENCY = """
-SELECT principal, key, request_hash, status_code, response_body
-FROM idempotency_keys WHERE principal = %s AND key = %s
+SELECT i.principal, i.key, i.request_hash, i.status_code, i.response_body
+FROM idempotency_keys AS i JOIN unnest(%s::text[], %s::text[]) AS u(p, k)
+  ON i.principal = u.p AND i.key = u.k
 """
+
+IdemKeyOf = tuple[str, str]  # (principal, key)
+
+
+class _KeyLookups:
+    """Concurrent look-ups of idempotency keys share one statement, as concurrent appends
+    share one commit (group_commit.py): a request that sends an Idempotency-Key looks its
+    key up before it runs, and one pool checkout and round trip per request cost as much
+    CPU as the rest of the claim. The first look-up goes out on the next loop iteration;
+    whatever arrives while a statement runs goes out with the next one. A failure reaches
+    every caller of that statement, as the statement alone would have failed each of them.
+    """
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._waiting: dict[IdemKeyOf, list[asyncio.Future[IdempotencyRecord | None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def get(self, principal: str, key: str) -> IdempotencyRecord | None:
+        waiter: asyncio.Future[IdempotencyRecord | None]
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault((principal, key), []).append(waiter)
+        if self._task is None:
+            self._task = asyncio.create_task(self._look_up_until_idle())
+        return await waiter
+
+    async def _look_up_until_idle(self) -> None:
+        batch: dict[IdemKeyOf, list[asyncio.Future[IdempotencyRecord | None]]] = {}
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, {}
+                try:
+                    found = await self._fetch(list(batch))
+                except Exception as error:
+                    _answer_all(batch, error)
+                else:
+                    for which, waiters in batch.items():
+                        for waiter in waiters:
+                            if not waiter.done():  # its caller may have been cancelled
+                                waiter.set_result(found.get(which))
+                batch = {}
+        except asyncio.CancelledError:
+            _answer_all(batch, None)
+            _answer_all(self._waiting, None)
+            self._waiting = {}
+            raise
+        finally:
+            self._task = None
+
+    async def _fetch(self, keys: list[IdemKeyOf]) -> dict[IdemKeyOf, IdempotencyRecord]:
+        params = ([p for p, _ in keys], [k for _, k in keys])
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_GET_IDEMPOTENCY, params, prepare=True)
+            rows = await cur.fetchall()
+        return {(row[0], row[1]): IdempotencyRecord(*row) for row in rows}
+
+
+def _answer_all(
+    waiters: dict[IdemKeyOf, list[asyncio.Future[IdempotencyRecord | None]]],
+    error: BaseException | None,
+) -> None:
+    """Fails every waiter with `error`, or cancels it when None."""
+    for futures in waiters.values():
+        for waiter in futures:
+            if not waiter.done():
+                if error is None:
+                    waiter.cancel()
+                else:
+                    waiter.set_exception(error)
 
 
 class PostgresEventStore:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
         self.appended_at_once = 0  # batches that took the one-statement path
+        self._key_lookups = _KeyLookups(pool)
 
     async def append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         for request in requests:
@@ -312,10 +385,7 @@ class PostgresEventStore:
             await conn.execute(_SAVE_SNAPSHOT, params)
 
     async def get_idempotency(self, principal: str, key: str) -> IdempotencyRecord | None:
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(_GET_IDEMPOTENCY, (principal, key), prepare=True)
-            row = await cur.fetchone()
-        return None if row is None else IdempotencyRecord(*row)
+        return await self._key_lookups.get(principal, key)
 
     async def reserved_by(self, scope: str, key: str) -> RecordedEvent | None:
         async with self._pool.connection() as conn:

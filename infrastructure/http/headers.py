@@ -30,8 +30,17 @@ _RAW = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEAD
 _RAW_NO_STORE = (NO_STORE[0].lower().encode(), NO_STORE[1].encode())
 
 
+def secured(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` (raw ASGI ones, changed in place) with SECURITY_HEADERS, and NO_STORE where
+    no Cache-Control is set."""
+    if not any(name == b"cache-control" for name, _ in headers):
+        headers.append(_RAW_NO_STORE)
+    headers.extend(_RAW)
+    return headers
+
+
 class SecurityHeaders:
-    """ASGI middleware adding SECURITY_HEADERS, and NO_STORE where no Cache-Control is set."""
+    """ASGI middleware adding the headers of `secured` to every answer."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -43,11 +52,7 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                if not any(name == b"cache-control" for name, _ in headers):
-                    headers.append(_RAW_NO_STORE)
-                headers.extend(_RAW)
-                message = {**message, "headers": headers}
+                message = {**message, "headers": secured(list(message.get("headers", ())))}
             await send(message)
 
         await self.app(scope, receive, with_headers)

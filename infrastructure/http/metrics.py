@@ -36,6 +36,20 @@ class HttpMetrics:
             registry=registry,
         )
         self.service = service
+        # (method, route, status) -> its counter and histogram children: `labels()` checks
+        # and looks up its label values on every call, a few µs per request.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One request answered: counted by status, its duration observed."""
+        children = self._children.get((method, route, status))
+        if children is None:
+            children = self._children[(method, route, status)] = (
+                self.requests.labels(self.service, method, route, str(status)),
+                self.duration.labels(self.service, method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class MetricsMiddleware:
@@ -59,14 +73,11 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = _route_template(scope)
-            method = scope["method"]
-            m = self.metrics
-            m.requests.labels(m.service, method, route, str(status)).inc()
-            m.duration.labels(m.service, method, route).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.observe(scope["method"], route_template(scope), status, elapsed)
 
 
-def _route_template(scope: Scope) -> str:
+def route_template(scope: Scope) -> str:
     # Label by route template, never by raw path: ids in paths would explode the series count.
     route = scope.get("route")
     path = getattr(route, "path", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -258,6 +259,22 @@ async def test_idempotency_record_commits_with_the_events(store: EventStore) -> 
     # The same key of another principal is a different key.
     [theirs] = await store.append_batch([AppendRequest([stream(other, 0)], idem("k-1", "p-2"))])
     assert isinstance(theirs, Committed)
+
+
+async def test_concurrent_key_look_ups_each_get_their_own_record(store: EventStore) -> None:
+    # The PostgreSQL store answers concurrent look-ups with one statement: each caller must
+    # still get exactly its own key's record (the principal is part of the key), or None.
+    stored = [idem(f"k-{n}", f"p-{n % 3}") for n in range(30)]
+    requests = [AppendRequest([stream(uuid4(), 0)], record) for record in stored]
+    assert all(isinstance(o, Committed) for o in await store.append_batch(requests))
+    asked = [(r.principal, r.key) for r in stored]
+    asked += [(f"p-{(n + 1) % 3}", f"k-{n}") for n in range(30)]  # another caller's key
+    asked += [("p-0", "k-0")] * 3 + [("p-9", "never-stored")]  # the same key thrice too
+    random.Random(5).shuffle(asked)
+    found = await asyncio.gather(*(store.get_idempotency(p, k) for p, k in asked))
+    by_key = {(r.principal, r.key): r for r in stored}
+    assert found == [by_key.get(which) for which in asked]
+    assert sum(r is not None for r in found) == 30 + 3
 
 
 async def test_a_request_may_store_only_an_idempotency_record(store: EventStore) -> None:

@@ -24,7 +24,9 @@ class CommandProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = REPO / ".local" / "log" / f"test-command-{self.port}.log"
 
-    def start(self, timeout: float = 30.0) -> CommandProcess:
+    def start(self, timeout: float = 30.0, until: str = "/health") -> CommandProcess:
+        """Starts the process and waits until `until` answers 200 (the default: healthy,
+        PostgreSQL reached; LIVE: the process is up, whatever the database's state)."""
         self._log.parent.mkdir(parents=True, exist_ok=True)
         with self._log.open("ab") as log:
             self._proc = subprocess.Popen(
@@ -39,12 +41,12 @@ class CommandProcess:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"command service exited early; see {self._log}")
             try:
-                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                if httpx.get(self.url + until, timeout=1.0).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"command service not healthy within {timeout}s; see {self._log}")
+        raise RuntimeError(f"command service: no 200 on {until} within {timeout}s; see {self._log}")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no flush — what a crash looks like."""
