@@ -16,5 +16,6 @@ def serve(settings: Settings, host: str, port: int) -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        log_config=None,  # uvicorn's loggers propagate to the one masked JSON handler
         log_level="warning",
     )

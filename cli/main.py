@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 import threading
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from infrastructure.auth.tokens import Role, TokenCodec
+from infrastructure.logs import configure_logging
 from infrastructure.settings import Settings, SettingsError
 
 # The commands that sign or verify bearer tokens: they refuse to start without a usable key.
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"healthpay {args.command}: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(args.command, settings.log_level, settings.log_format)
     return HANDLERS[args.command](args, settings, codec)
 
 

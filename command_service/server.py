@@ -31,6 +31,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         loop="uvloop",
         http=OneWriteProtocol,  # httptools, each answer in one socket write
         access_log=False,
+        log_config=None,  # uvicorn's loggers propagate to the one masked JSON handler
         proxy_headers=False,  # nothing reads the client address; skip the per-request work
         log_level="warning",
         timeout_graceful_shutdown=10,

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from infrastructure.auth.tokens import MIN_SECRET_BYTES, SigningKey
 from infrastructure.eventstore.group_commit import DEFAULT_MAX_QUEUE
+from infrastructure.logs import LogFormat, LogLevel
 
 Environment = Literal["production", "development", "test"]
 HostList = Annotated[tuple[str, ...], NoDecode]
@@ -120,6 +121,21 @@ class Settings(BaseSettings):
     paymob_hmac_secret: SecretStr | None = Field(
         default=None, validation_alias="PAYMOB_HMAC_SECRET"
     )
+    # The healthpay.* loggers' level (DEBUG: a line per claim and per projected event, to
+    # follow one correlation id); libraries stay at INFO (infrastructure/logs.py).
+    log_level: LogLevel = Field(default="INFO", validation_alias="LOG_LEVEL")
+    # json: one object per line, for the log pipeline; text: for a developer's terminal.
+    log_format: LogFormat = Field(default="json", validation_alias="LOG_FORMAT")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value  # debug == DEBUG
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     _split_lists = field_validator("cors_origins", "kafka_brokers", "scylla_hosts", mode="before")(
         _split

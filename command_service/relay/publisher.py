@@ -9,6 +9,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from infrastructure.eventstore.envelope import stored_envelope
 from infrastructure.eventstore.rows import StoredEvent
+from infrastructure.logs import KAFKA_CLIENT_LOG
 
 
 class PublishFailed(RuntimeError):
@@ -37,6 +38,7 @@ class KafkaPublisher:
         self.producer = Producer(
             {
                 "bootstrap.servers": brokers,
+                "logger": KAFKA_CLIENT_LOG,
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,

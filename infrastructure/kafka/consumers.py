@@ -11,6 +11,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Gauge
 
+from infrastructure.logs import KAFKA_CLIENT_LOG
 from infrastructure.outage import Outage
 
 # librdkafka's word that a broker connection (or every one) is gone.
@@ -51,6 +52,7 @@ def group_consumer_config(
     return config | {
         "bootstrap.servers": brokers,
         "group.id": group,
+        "logger": KAFKA_CLIENT_LOG,
         # Offsets are stored by the projection itself (PostgreSQL) or committed explicitly
         # after the writes succeed (CQL), never behind the application's back.
         "enable.auto.commit": False,
