@@ -31,11 +31,13 @@ from command_service.execution import (
 from command_service.ids import new_id
 from command_service.responses import render
 from domain.errors import CommandRejected
+from domain.events import ClaimAdjudicated, ClaimReversed
 from infrastructure.auth.tokens import Principal, TokenVerifier
 from infrastructure.eventstore.port import EventStore, IdempotencyRecord
 from infrastructure.http.bearer import authenticate as bearer_principal
 from infrastructure.http.bodies import read_body
 from infrastructure.http.problems import Problem, problem_response
+from infrastructure.logs import CURRENT_CORRELATION_ID
 from schemas.api.commands import CORRELATION_ID, IDEMPOTENCY_KEY, uuid_from_text
 
 log = logging.getLogger("healthpay.command_service")
@@ -85,9 +87,26 @@ Run = Callable[[CommandContext], Awaitable[Outcome]]
 async def execute(
     side: WriteSide, request: Request, principal: Principal, raw_body: bytes, run: Run
 ) -> Response:
-    """Runs a command with its Idempotency-Key semantics and answers with JSON."""
+    """Runs a command with its Idempotency-Key semantics and answers with JSON; every line
+    logged meanwhile carries the request's correlation id."""
     key = request.headers.get("idempotency-key")
     ctx = CommandContext(at=datetime.now(UTC), metadata=_metadata(request, principal, key))
+    token = CURRENT_CORRELATION_ID.set(ctx.metadata["correlation_id"])
+    try:
+        return await _idempotent(side, request, principal, raw_body, run, ctx, key)
+    finally:
+        CURRENT_CORRELATION_ID.reset(token)
+
+
+async def _idempotent(
+    side: WriteSide,
+    request: Request,
+    principal: Principal,
+    raw_body: bytes,
+    run: Run,
+    ctx: CommandContext,
+    key: str | None,
+) -> Response:
     if key is None:
         return _answer(await _domain(run, ctx), ctx)
     if not IDEMPOTENCY_KEY.accepts(key):
@@ -139,9 +158,31 @@ async def _replay_stored(side: WriteSide, stored: IdempotencyRecord, request_has
 
 async def _domain(run: Run, ctx: CommandContext) -> Outcome:
     try:
-        return await run(ctx)
+        outcome = await run(ctx)
     except CommandRejected as exc:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("command refused: %s", exc.code, extra={"status": int(exc.kind)})
         raise Problem(int(exc.kind), exc.code, exc.detail) from exc
+    if log.isEnabledFor(logging.DEBUG):  # the hot path: one level check when not wanted
+        log.debug("command done: %s", outcome.result.event_type, extra=_described(outcome))
+    return outcome
+
+
+def _described(outcome: Outcome) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "aggregate_id": str(outcome.aggregate_id),
+        "version": outcome.version,
+        "position": outcome.position,
+        "replayed": not outcome.created,  # ("created" is a LogRecord attribute)
+        "quote": outcome.quote,
+    }
+    result = outcome.result
+    if isinstance(result, ClaimAdjudicated | ClaimReversed):
+        fields["claim_id"] = str(result.claim_id)
+        fields["pharmacy_id"] = result.pharmacy_id
+    if isinstance(result, ClaimAdjudicated):
+        fields["decision"] = str(result.decision)
+    return fields
 
 
 def _answer(outcome: Outcome, ctx: CommandContext) -> Response:

@@ -31,11 +31,13 @@ from infrastructure.kafka.consumers import (
     lag_gauge,
     report_lag,
 )
+from infrastructure.logs import event_fields
 from infrastructure.outage import POSTGRES_UNAVAILABLE, Outage
 from infrastructure.postgres.pool import Pool
-from projection_service.batches import batch_histograms, read_batch
+from projection_service.batches import MessageBatch, batch_histograms, read_batch
 from projection_service.offsets import save_offsets, stored_offsets
 from projection_service.read_models.parking import DEFAULT_PROJECTION, apply_or_park, park_raw
+from projection_service.read_models.projector import ApplyResult
 
 log = logging.getLogger("healthpay.projections")
 
@@ -164,3 +166,36 @@ class ProjectionWorker:
         self.metrics.batch.observe(len(messages))
         self.metrics.applied.inc(result.applied)
         self.metrics.parked.inc(len(result.parked) + len(batch.malformed))
+        _log_committed(batch, result)
+
+
+def _log_committed(batch: MessageBatch, result: ApplyResult) -> None:
+    """After the commit: every parked event at WARNING, and at DEBUG every other event of the
+    batch (applied, or a duplicate no-op, or held behind a gap: the batch line counts each),
+    with its correlation id. Nothing per event unless DEBUG is on."""
+    parked = set(result.parked)
+    for bad in batch.malformed:
+        where = bad.location
+        log.warning(
+            "parked a malformed envelope",
+            extra={"partition": where.partition, "offset": where.offset, "error": bad.problem},
+        )
+    for event_id in result.parked:
+        event = next((e for e in batch.events if e.event_id == event_id), None)
+        fields = event_fields(event) if event is not None else {"event_id": str(event_id)}
+        log.warning("parked an event (parked_events has why)", extra=fields)
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    for event in batch.events:
+        if event.event_id not in parked:
+            log.debug("projected %s", event.event_type, extra=event_fields(event))
+    log.debug(
+        "committed a batch",
+        extra={
+            "applied": result.applied,
+            "duplicates": result.duplicates,
+            "held": result.held,
+            "released": result.released,
+            "offsets": batch.next_offsets,
+        },
+    )

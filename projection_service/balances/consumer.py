@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter
 
+from infrastructure.eventstore.port import RecordedEvent
 from infrastructure.kafka.consumers import (
     BrokerWatch,
     forget_lag,
@@ -29,9 +30,14 @@ from infrastructure.kafka.consumers import (
     lag_gauge,
     report_lag,
 )
+from infrastructure.logs import event_fields
 from infrastructure.outage import POSTGRES_UNAVAILABLE, Outage
 from projection_service.balances.parking import BalanceParking, Parked
-from projection_service.balances.projector import BalanceProjector
+from projection_service.balances.projector import (
+    BalanceProjector,
+    ProjectResult,
+    is_balance_event,
+)
 from projection_service.batches import batch_histograms, read_batch
 
 log = logging.getLogger("healthpay.balances")
@@ -143,6 +149,7 @@ class BalanceConsumer:
         self.metrics.batch.observe(len(messages))
         self.metrics.applied.inc(result.events)
         self.metrics.bad.inc(len(dead))
+        _log_committed(batch.events, result, parked=self.parking is not None)
 
     def _forget(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         forget_lag(self.metrics.lag, self.topic, partitions)
@@ -158,3 +165,17 @@ class BalanceConsumer:
                 consumer.seek(TopicPartition(self.topic, partition, offset))
             except KafkaException as exc:  # partition revoked meanwhile: its new owner re-reads
                 log.warning("cannot rewind partition %s: %s", partition, exc)
+
+
+def _log_committed(events: Sequence[RecordedEvent], result: ProjectResult, *, parked: bool) -> None:
+    """After the commit: each unreadable event at WARNING (parked, or only counted when there
+    is no parking) and, at DEBUG only, each balance event written, with its correlation id."""
+    for event, why in result.unreadable:
+        what = "parked a balance event" if parked else "skipped a balance event"
+        log.warning(what, extra={**event_fields(event), "error": why})
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    unreadable = {event.event_id for event, _ in result.unreadable}
+    for event in events:
+        if is_balance_event(event) and event.event_id not in unreadable:
+            log.debug("projected %s", event.event_type, extra=event_fields(event))

@@ -193,6 +193,7 @@ class BalanceProjector:
                 log.error(
                     "cannot project %s %s v%s (%s): %s", event.event_type,
                     event.aggregate_id, event.version, event.event_id, exc,
+                    extra={"correlation_id": event.metadata.get("correlation_id")},
                 )  # fmt: skip
                 continue
             for key, write in row_writes:
