@@ -52,6 +52,7 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "taskName",
 }
 _FORMATTER = logging.Formatter()
+_OURS = "_healthpay_log_handler"  # marks the handler configure_logging installed
 
 
 def _hide(match: re.Match[str]) -> str:
@@ -168,18 +169,38 @@ class TextFormatter(logging.Formatter):
 KAFKA_CLIENT_LOG = logging.getLogger("librdkafka")
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a line is written (as logging's last resort
+    does), so a stream replaced later (pytest's capture) is never written to once closed."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def configure_logging(
     process: str, level: LogLevel = "INFO", fmt: LogFormat = "json", stream: TextIO | None = None
 ) -> logging.Handler:
-    """Replaces the root logger's handlers with one masked handler on `stream` (stderr);
-    returns it. Call once, first thing, in every process."""
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    """Installs the one masked handler on the root logger, writing to `stream` (default:
+    stderr), in place of one an earlier call installed; returns it. Call it first thing in
+    every process. Handlers it did not install are left alone (a test session's own), after
+    it."""
+    handler = _Stderr() if stream is None else logging.StreamHandler(stream)
     handler.addFilter(Masking())
     handler.setFormatter(JsonFormatter(process) if fmt == "json" else TextFormatter(process))
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
         root.removeHandler(old)
-    root.addHandler(handler)
+    setattr(handler, _OURS, True)
+    # First: its filter masks the record in place, so any handler after it sees it masked.
+    root.handlers.insert(0, handler)
     numeric = logging.getLevelName(level)
     root.setLevel(max(numeric, logging.INFO))
     logging.getLogger("healthpay").setLevel(numeric)

@@ -146,6 +146,22 @@ def test_the_text_format_is_one_readable_line() -> None:
     assert line.endswith("INFO    healthpay.balances projected **********0457 v=3")
 
 
+@pytest.mark.usefixtures("root_restored")
+def test_a_second_setup_replaces_its_own_handler_and_no_other(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger()
+    foreign = logging.NullHandler()  # as a test session's own capture handler
+    root.addHandler(foreign)
+    before = list(root.handlers)
+    first = configure_logging("db", "INFO", "json", io.StringIO())
+    second = configure_logging("db", "INFO", "json")  # default: sys.stderr at each write
+    assert root.handlers == [second, *before]  # first: the others see the records masked
+    assert first not in root.handlers
+    logging.getLogger("healthpay.cli").info("to the stderr of now")
+    assert orjson.loads(capsys.readouterr().err)["message"] == "to the stderr of now"
+
+
 def test_an_event_is_named_with_its_correlation_id() -> None:
     event = RecordedEvent(
         position=9,
