@@ -151,13 +151,13 @@ def test_a_second_setup_replaces_its_own_handler_and_no_other(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     root = logging.getLogger()
+    first = configure_logging("db", "INFO", "json", io.StringIO())  # (and any earlier one)
     foreign = logging.NullHandler()  # as a test session's own capture handler
     root.addHandler(foreign)
-    before = list(root.handlers)
-    first = configure_logging("db", "INFO", "json", io.StringIO())
+    others = [h for h in root.handlers if h is not first]
     second = configure_logging("db", "INFO", "json")  # default: sys.stderr at each write
-    assert root.handlers == [second, *before]  # first: the others see the records masked
-    assert first not in root.handlers
+    assert root.handlers == [second, *others]  # first: the others see the records masked
+    assert foreign in others
     logging.getLogger("healthpay.cli").info("to the stderr of now")
     assert orjson.loads(capsys.readouterr().err)["message"] == "to the stderr of now"
 
