@@ -96,7 +96,7 @@ def main() -> None:
     stored = [_stored(e) for e in events]  # the relay's rows: JSON as PostgreSQL wrote it
     batch = MessageBatch(events=events)
     applied = ApplyResult(applied=BATCH)
-    projected = ProjectResult(BATCH, 0, (), 2 * BATCH)
+    projected = ProjectResult(BATCH, 0, (), 2 * BATCH, BATCH)
     outcome = _claim_outcome()
 
     async def run_command(ctx: object) -> Outcome:
