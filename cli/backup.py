@@ -1,5 +1,5 @@
 """`healthpay backup` and `healthpay restore`: the event store's PostgreSQL, as a base backup
-plus the WAL archive (docs/runbooks.md, "Backup and restore").
+plus the WAL archive (docs/runbooks/backup-restore.md).
 
 The whole database is restored at one moment: events, the relay's checkpoint, the read
 models. The CQL balance tables are not backed up: they are rebuilt from the restored event

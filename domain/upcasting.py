@@ -8,7 +8,7 @@ command service's aggregates, the read-model and balance projections, their rebu
 CLI) goes through `upcast`, which applies the registered upcasters one step at a time
 (v1 → v2 → … → the event class's `schema_version`). Stored rows are never rewritten.
 
-The rules (docs/runbooks.md, "Rules that keep events readable across versions"):
+The rules (docs/runbooks/rollback.md, "Rules that keep events readable across versions"):
 - a payload change is a new `schema_version` on the event class, a new committed JSON Schema
   (`python -m schemas.events.generate`) and an upcaster from the version before it here;
 - an upcaster is pure and total on valid payloads of its version: it adds fields with a

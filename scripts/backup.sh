@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Backups of the event store's PostgreSQL that restore (docs/runbooks.md, "Backup and restore"):
+# Backups of the event store's PostgreSQL that restore (docs/runbooks/backup-restore.md):
 # `healthpay backup` and `healthpay restore` (cli/backup.py), with PostgreSQL's programs
 # installed first when missing.
 #

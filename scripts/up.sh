@@ -42,7 +42,7 @@ scripts/cassandra.sh start "$STACK/cassandra/node" "$CASSANDRA_PORT" >"$LOG/cass
 CASSANDRA_START=$!
 export SCYLLA_HOSTS=${SCYLLA_HOSTS:-127.0.0.1:$CASSANDRA_PORT}
 # Every WAL segment archived (from a new data directory on): `make backup` + this archive
-# restore to any point in time (scripts/backup.sh, docs/runbooks.md).
+# restore to any point in time (scripts/backup.sh, docs/runbooks/backup-restore.md).
 PG_WAL_ARCHIVE=${PG_WAL_ARCHIVE:-$STACK/wal-archive} scripts/pg.sh start "$STACK/pg" "$PG_PORT"
 watch postgresql scripts/pg.sh "$STACK/pg" "$PG_PORT"
 export POSTGRES_URL=${POSTGRES_URL:-postgresql://healthpay@127.0.0.1:$PG_PORT/healthpay_ledger}
