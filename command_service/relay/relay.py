@@ -65,6 +65,11 @@ class Relay:
     name: str = "kafka"
     batch_size: int = 1000
     idle_wait: float = 0.02
+    # A batch at most every 50 ms while not behind: each publish is a produce request the
+    # broker pays for whatever its size, and acks=all makes a step quick enough to send a few
+    # events each time (make bench-kafka: 0.46x the broker's CPU per event with this alone).
+    # Adds at most 50 ms to the projections' lag; a full batch (a backlog) goes on at once.
+    batch_interval: float = 0.05
     metrics: RelayMetrics = field(default_factory=RelayMetrics)
     outage_budget_s: float = 60.0
 
@@ -123,10 +128,13 @@ class Relay:
                 # to publish (another relay may already be active).
                 lock_conn.execute("SELECT 1")
                 last_lock_check = time.monotonic()
+            started = time.monotonic()
             checkpoint, count = self.step(conn, checkpoint)
             self.postgres.recovered()
             if count == 0:
                 stop.wait(self.idle_wait)
+            elif count < self.batch_size:
+                stop.wait(max(0.0, self.batch_interval - (time.monotonic() - started)))
 
     def step(
         self, conn: psycopg.Connection[tuple[object, ...]], after: LogKey
