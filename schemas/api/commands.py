@@ -126,23 +126,25 @@ Limit = Annotated[Decimal, _decimal(LIMIT)]  # a limit the member sets: 0 is non
 Percent = Annotated[Decimal, _decimal(PERCENT)]
 
 
-def _quantity(value: object) -> int:
-    # A JSON integer; 2.0 is one too (JSON Schema's "integer" says so, and so may a client's
-    # serializer), but not 2.5, "2" or true. Exponents and long fractions never get here as
-    # numbers (command_service/bodies.py hands their text over).
-    if type(value) is float and value.is_integer():
-        value = int(value)
-    if type(value) is not int:
-        raise PydanticCustomError("int_type", "must be a whole number")
-    if not 1 <= value <= MAX_QUANTITY:
-        raise PydanticCustomError("quantity_range", f"must be 1 to {MAX_QUANTITY:,}")
-    return value
+def _whole(low: int, high: int, range_code: str) -> PlainValidator:
+    """An int field that takes what JSON calls an integer: 2.0 is one too (JSON Schema's
+    "integer" says so, and so may a client's serializer), but not 2.5, "2" or true. Exponents
+    and long fractions never get here as numbers (command_service/bodies.py hands their text
+    over)."""
+
+    def check(value: object) -> int:
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        if type(value) is not int:
+            raise PydanticCustomError("int_type", "must be a whole number")
+        if not low <= value <= high:
+            raise PydanticCustomError(range_code, f"must be {low:,} to {high:,}")
+        return value
+
+    return PlainValidator(check, json_schema_input_type=Annotated[int, Field(ge=low, le=high)])
 
 
-Quantity = Annotated[
-    int,
-    PlainValidator(_quantity, json_schema_input_type=Annotated[int, Field(ge=1, le=MAX_QUANTITY)]),
-]
+Quantity = Annotated[int, _whole(1, MAX_QUANTITY, "quantity_range")]
 
 
 # Every string field: no control characters (checked by pydantic's own regex engine, no
@@ -313,7 +315,7 @@ SignedId = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN)
 ]
 Flag = Annotated[bool, Field(strict=True)]  # true or false; not "true", not 1
-Integer = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
+Integer = Annotated[int, _whole(0, 2**63 - 1, "integer_range")]  # 920.0 is 920, as in JSON
 
 
 class GatewayBody(BaseModel):

@@ -116,3 +116,15 @@ def test_anything_else_names_no_wallet(reference: str) -> None:
 def test_an_order_suffix_the_rule_refuses_is_an_error() -> None:
     with pytest.raises(ValueError, match="suffix"):
         order_reference(UUID("9e1b4f3a-6f1e-4f59-9d51-1f1f2f3f4f5f"), "a b")
+
+
+def test_paymob_integers_as_json_writes_them_sign_alike() -> None:
+    """JSON (and the public document's `integer`) calls 1000.0 an integer: it reads as 1000 and
+    signs as Paymob's text does; 1000.5 and "1000" are refused."""
+    as_floats = {**PAYMOB_SAMPLE, "amount_cents": float(PAYMOB_SAMPLE["amount_cents"])}
+    as_floats["order"] = {**PAYMOB_SAMPLE["order"], "id": float(PAYMOB_SAMPLE["order"]["id"])}
+    tx = PaymobTransaction.model_validate(as_floats)
+    assert paymob.signed_text(tx) == PAYMOB_SAMPLE_TEXT
+    for bad in (PAYMOB_SAMPLE["amount_cents"] + 0.5, str(PAYMOB_SAMPLE["amount_cents"]), True):
+        with pytest.raises(ValueError, match="whole number"):
+            PaymobTransaction.model_validate({**PAYMOB_SAMPLE, "amount_cents": bad})
