@@ -36,6 +36,7 @@ _INEXACT_NUMBER = re.compile(rb"-|[0-9][eE]|\.[0-9]{3}|NaN|Infinity")
 # (and, now and then, some text in a string, which the exact check above then clears).
 _MAYBE_INEXACT = re.compile(rb"[:,\[]\s*(?:-|N|I|[0-9]+(?:\.[0-9]*)?[eE]|[0-9]+\.[0-9]{3})")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_WHOLE = re.compile(r"(?:0|[1-9][0-9]*)\.0{1,2}")  # no sign: -1.0 stays text (refused as such)
 
 
 def decode(model: type[B], raw: bytes) -> B:
@@ -111,12 +112,17 @@ def _not_json(raw: bytes) -> Problem:
 
 def _numbers_as_text(raw: bytes) -> bytes:
     """The same document with every fractional, exponent, NaN or Infinity number (and -0)
-    turned into a string of its text, for the decimal rule to judge as written."""
+    turned into a string of its text, for the decimal rule to judge as written; but a whole
+    number written with one or two zero decimals (`920.0`) stays a number, as it would have
+    outside this path: JSON calls it an integer, and no decimal rule refuses it."""
 
     def integer(text: str) -> int | str:
         return text if text == "-0" else int(text)  # as an int, -0 would lose its sign
 
-    document = _loads(raw, parse_float=str, parse_int=integer, parse_constant=str)
+    def fraction(text: str) -> int | str:
+        return int(text.split(".")[0]) if _WHOLE.fullmatch(text) else text
+
+    document = _loads(raw, parse_float=fraction, parse_int=integer, parse_constant=str)
     # The standard library's encoder: orjson refuses integers past 64 bits, which a body may
     # hold beside a fraction (the validator then refuses them for their range).
     return json.dumps(document).encode()

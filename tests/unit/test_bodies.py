@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from pydantic import BaseModel, Field
 
@@ -26,4 +27,38 @@ class _Body(BaseModel):
 def test_an_integer_past_64_bits_beside_a_fraction_is_a_422(raw: bytes) -> None:
     with pytest.raises(Problem) as info:
         decode(_Body, raw)
+    assert info.value.status == 422
+
+
+@pytest.mark.parametrize("spelt", ["145979.0", "145979.00", "145979"])
+def test_a_whole_number_with_zero_decimals_is_an_integer_on_either_path(spelt: str) -> None:
+    """A negative number elsewhere (an ignored field of a gateway's callback) sends the body
+    down the exact-numbers path; what JSON calls an integer stays one there (make fuzz found
+    145979.0 refused as 'must be a whole number')."""
+    from schemas.api.commands import PaymobCallbackBody
+    from tests.unit.test_gateway_signatures import PAYMOB_SAMPLE
+
+    obj = (
+        orjson.dumps(PAYMOB_SAMPLE)
+        .decode()
+        .replace('"amount_cents":100000', f'"amount_cents":{spelt}')
+    )
+    for extra in ("", ', "other": -1977', ', "other": 3.3e+16'):
+        raw = f'{{"type": "TRANSACTION", "obj": {obj}{extra}}}'.encode()
+        assert decode(PaymobCallbackBody, raw).obj.amount_cents == 145979
+
+
+@pytest.mark.parametrize("spelt", ["145979.5", "145979.000", "-145979.0", "1.45979e5"])
+def test_other_fractions_are_not_integers_on_the_exact_path(spelt: str) -> None:
+    from schemas.api.commands import PaymobCallbackBody
+    from tests.unit.test_gateway_signatures import PAYMOB_SAMPLE
+
+    obj = (
+        orjson.dumps(PAYMOB_SAMPLE)
+        .decode()
+        .replace('"amount_cents":100000', f'"amount_cents":{spelt}')
+    )
+    raw = f'{{"type": "TRANSACTION", "obj": {obj}, "other": -1}}'.encode()
+    with pytest.raises(Problem) as info:
+        decode(PaymobCallbackBody, raw)
     assert info.value.status == 422
