@@ -25,7 +25,7 @@ from typing import Any, TypeVar, get_args
 from pydantic import BaseModel, ValidationError
 
 from infrastructure.http.problems import Problem, validation_errors
-from schemas.api.commands import NO_CONTROL_PATTERN
+from schemas.api.commands import NO_CONTROL_PATTERN, NUMBER_TEXT
 
 CONTROL_CHARACTER_MESSAGE = "must not contain control characters (U+0000-U+001F, U+007F-U+009F)"
 
@@ -58,7 +58,8 @@ def decode(model: type[B], raw: bytes) -> B:
             try:
                 body = model.model_validate_json(_numbers_as_text(raw))
             except ValidationError as exc:
-                body, errors = None, exc.errors(include_input=False, include_url=False)
+                # inputs kept for _worded to tell a number from text; it drops them
+                body, errors = None, exc.errors(include_url=False)
     if body is None or raw.count(b":") != _members(body):
         if skeleton is None:
             skeleton = _STRING.sub(b"", raw)
@@ -89,8 +90,11 @@ def _refuse_duplicates(raw: bytes) -> None:
 
 def _worded(error: Any) -> Any:
     """The text rule is a regex for pydantic's engine; the client is told what it means."""
+    given = error.pop("input", None)  # never echoed: it may be a national id
     pattern = error.get("ctx", {}).get("pattern")
     if error["type"] == "string_pattern_mismatch" and pattern == NO_CONTROL_PATTERN:
+        if isinstance(given, str) and given.startswith(NUMBER_TEXT):
+            return {**error, "type": "string_type", "msg": "must be a string, not a number"}
         return {**error, "type": "control_character", "msg": CONTROL_CHARACTER_MESSAGE}
     return error
 
@@ -112,17 +116,22 @@ def _not_json(raw: bytes) -> Problem:
 
 def _numbers_as_text(raw: bytes) -> bytes:
     """The same document with every fractional, exponent, NaN or Infinity number (and -0)
-    turned into a string of its text, for the decimal rule to judge as written; but a whole
+    turned into a string of its text marked as a number's (NUMBER_TEXT), for the decimal rule
+    to judge as written and every text field to refuse; but a whole
     number written with one or two zero decimals (`920.0`) stays a number, as it would have
     outside this path: JSON calls it an integer, and no decimal rule refuses it."""
 
     def integer(text: str) -> int | str:
-        return text if text == "-0" else int(text)  # as an int, -0 would lose its sign
+        # as an int, -0 would lose its sign
+        return NUMBER_TEXT + text if text == "-0" else int(text)
 
     def fraction(text: str) -> int | str:
-        return int(text.split(".")[0]) if _WHOLE.fullmatch(text) else text
+        return int(text.split(".")[0]) if _WHOLE.fullmatch(text) else NUMBER_TEXT + text
 
-    document = _loads(raw, parse_float=fraction, parse_int=integer, parse_constant=str)
+    def constant(text: str) -> str:
+        return NUMBER_TEXT + text
+
+    document = _loads(raw, parse_float=fraction, parse_int=integer, parse_constant=constant)
     # The standard library's encoder: orjson refuses integers past 64 bits, which a body may
     # hold beside a fraction (the validator then refuses them for their range).
     return json.dumps(document).encode()

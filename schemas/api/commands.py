@@ -88,6 +88,12 @@ _ERROR_TYPES = {
 }
 
 
+# How command_service/bodies.py passes a JSON *number* on as its text when a float could have
+# rounded it: behind a NUL, which no text field accepts (NO_CONTROL_PATTERN), so a number sent
+# for a text field is still refused there, while the decimal rules judge the text as written.
+NUMBER_TEXT = "\x00"
+
+
 def _decimal(rule: DecimalRule) -> PlainValidator:
     """The rule as the field's whole validator (spelling and range in one call: a pydantic
     Decimal with constraints on top would cost four times as much per field). Documented as
@@ -96,6 +102,8 @@ def _decimal(rule: DecimalRule) -> PlainValidator:
     too_small = "greater_than" if rule.minimum == CENT else "greater_than_equal"
 
     def parse(value: object) -> Decimal:
+        if isinstance(value, str) and value.startswith(NUMBER_TEXT):
+            value = value[1:]  # a JSON number's own text (see NUMBER_TEXT)
         try:
             return rule.parse(value)
         except MoneyError as exc:

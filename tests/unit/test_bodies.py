@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import orjson
 import pytest
 from pydantic import BaseModel, Field
@@ -62,3 +64,33 @@ def test_other_fractions_are_not_integers_on_the_exact_path(spelt: str) -> None:
     with pytest.raises(Problem) as info:
         decode(PaymobCallbackBody, raw)
     assert info.value.status == 422
+
+
+@pytest.mark.parametrize(
+    "number", ["1.1659326681898194e+207", "-2.530433953397108e-184", "-1", "-0", "1.005"]
+)
+def test_a_number_for_a_text_field_is_refused_on_the_exact_path(number: str) -> None:
+    """The exact-numbers path passes numbers on as their text: a text field must still refuse
+    them (make fuzz: {"reason": 1.1659326681898194e+207} suspended a card)."""
+    from schemas.api.commands import StatusChangeBody
+
+    with pytest.raises(Problem) as info:
+        decode(StatusChangeBody, f'{{"reason": {number}}}'.encode())
+    assert info.value.status == 422
+    [error] = info.value.errors or []
+    assert error["field"] == "reason"
+    # (an integer reaches the field as one: pydantic's own words)
+    assert error["message"] in {"must be a string, not a number", "Input should be a valid string"}
+
+
+def test_amounts_on_the_exact_path_are_judged_by_their_text() -> None:
+    from schemas.api.commands import TopUpBody
+
+    def top_up(amount: str) -> bytes:
+        return f'{{"gateway": "fawry", "gatewayReference": "r-1", "amount": {amount}}}'.encode()
+
+    assert decode(TopUpBody, top_up("100.5")).amount == Decimal("100.50")
+    for refused in ("1E+2", "100.505", "-1"):
+        with pytest.raises(Problem) as info:
+            decode(TopUpBody, top_up(refused))
+        assert [e["field"] for e in info.value.errors or []] == ["amount"]
