@@ -11,6 +11,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tests.api.gateways import PAYMOB_SAMPLE
 from tests.api.support import API, beneficiary_body
 
 # Path placeholder -> (path parameter name in the route table, problem code when missing).
@@ -293,24 +294,10 @@ _FAWRY_BODY: dict[str, Any] = {
 _PAYMOB_BODY: dict[str, Any] = {
     "type": "TRANSACTION",
     "obj": {
+        **PAYMOB_SAMPLE,
         "amount_cents": 25050,
         "created_at": "2026-12-04T11:33:44.592345",
-        "currency": "EGP",
-        "error_occured": False,
-        "has_parent_transaction": False,
-        "id": 192036465,
-        "integration_id": 4097558,
-        "is_3d_secure": True,
-        "is_auth": False,
-        "is_capture": False,
-        "is_refunded": False,
-        "is_standalone_payment": True,
-        "is_voided": False,
         "order": {"id": 217503754, "merchant_order_id": "bad-input"},
-        "owner": 302852,
-        "pending": False,
-        "source_data": {"pan": "2346", "sub_type": "MasterCard", "type": "card"},
-        "success": True,
     },
 }
 ENDPOINTS += [

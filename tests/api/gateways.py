@@ -14,6 +14,28 @@ from uuid import uuid4
 
 from tests.api.support import FAWRY_SECURITY_KEY, PAYMOB_HMAC_SECRET
 
+# Paymob's published transaction sample (its documented HMAC text is built from it).
+PAYMOB_SAMPLE: dict[str, Any] = {
+    "amount_cents": 100000,
+    "created_at": "2024-06-13T11:33:44.592345",
+    "currency": "EGP",
+    "error_occured": False,
+    "has_parent_transaction": False,
+    "id": 192036465,
+    "integration_id": 4097558,
+    "is_3d_secure": True,
+    "is_auth": False,
+    "is_capture": False,
+    "is_refunded": False,
+    "is_standalone_payment": True,
+    "is_voided": False,
+    "order": {"id": 217503754, "merchant_order_id": "anything"},
+    "owner": 302852,
+    "pending": False,
+    "source_data": {"pan": "2346", "sub_type": "MasterCard", "type": "card"},
+    "success": True,
+}
+
 FAWRY_CALLBACK = "/api/v1/payments/fawry/callback"
 PAYMOB_CALLBACK = "/api/v1/payments/paymob/callback"
 

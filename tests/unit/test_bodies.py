@@ -38,7 +38,7 @@ def test_a_whole_number_with_zero_decimals_is_an_integer_on_either_path(spelt: s
     down the exact-numbers path; what JSON calls an integer stays one there (make fuzz found
     145979.0 refused as 'must be a whole number')."""
     from schemas.api.commands import PaymobCallbackBody
-    from tests.unit.test_gateway_signatures import PAYMOB_SAMPLE
+    from tests.api.gateways import PAYMOB_SAMPLE
 
     obj = (
         orjson.dumps(PAYMOB_SAMPLE)
@@ -53,7 +53,7 @@ def test_a_whole_number_with_zero_decimals_is_an_integer_on_either_path(spelt: s
 @pytest.mark.parametrize("spelt", ["145979.5", "145979.000", "-145979.0", "1.45979e5"])
 def test_other_fractions_are_not_integers_on_the_exact_path(spelt: str) -> None:
     from schemas.api.commands import PaymobCallbackBody
-    from tests.unit.test_gateway_signatures import PAYMOB_SAMPLE
+    from tests.api.gateways import PAYMOB_SAMPLE
 
     obj = (
         orjson.dumps(PAYMOB_SAMPLE)

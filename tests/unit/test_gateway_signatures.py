@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -12,29 +11,10 @@ import pytest
 from domain.wallet.gateway_orders import order_reference, wallet_of_order
 from infrastructure.payments import fawry, paymob, signatures_match
 from schemas.api.commands import FawryNotificationBody, PaymobTransaction
+from tests.api.gateways import PAYMOB_SAMPLE
 
 # Paymob's sample transaction processed callback, and the concatenated string its HMAC page
 # gives for it (developers.paymob.com, "HMAC Transaction Callback", step 2).
-PAYMOB_SAMPLE: dict[str, Any] = {
-    "amount_cents": 100000,
-    "created_at": "2024-06-13T11:33:44.592345",
-    "currency": "EGP",
-    "error_occured": False,
-    "has_parent_transaction": False,
-    "id": 192036465,
-    "integration_id": 4097558,
-    "is_3d_secure": True,
-    "is_auth": False,
-    "is_capture": False,
-    "is_refunded": False,
-    "is_standalone_payment": True,
-    "is_voided": False,
-    "order": {"id": 217503754, "merchant_order_id": "anything"},
-    "owner": 302852,
-    "pending": False,
-    "source_data": {"pan": "2346", "sub_type": "MasterCard", "type": "card"},
-    "success": True,
-}
 PAYMOB_SAMPLE_TEXT = (
     "1000002024-06-13T11:33:44.592345EGPfalsefalse1920364654097558truefalsefalsefalsetrue"
     "false217503754302852false2346MasterCardcardtrue"
