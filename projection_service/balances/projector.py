@@ -223,8 +223,8 @@ class BalanceProjector:
         # a version this release cannot read is refused here, not read by guesswork.
         d = upcast(e.event_type, e.schema_version, e.data)
         at = e.timestamp
-        # A wallet's two tables share the partition key wallet_id: one replica set, one
-        # request. The card's month totals (by card) and entries (by card and month) do not.
+        # A wallet's two tables share the partition key wallet_id, and a card's month totals
+        # and history share medcard_id (schemas/cql/0003): one replica set, one request each.
         wallet = ("wallet", e.aggregate_id)
         # Rows are collapsed per (statement, row): wallet.opened also writes `currency`.
         if e.event_type == WALLET_OPENED:
@@ -259,7 +259,7 @@ class BalanceProjector:
             (key, Write(("card", e.aggregate_id), self._month_spend,
              (e.aggregate_id, month, spent, at, e.version, ts))),
         ], [
-            Write(("card-month", e.aggregate_id, month), self._spend_entry,
+            Write(("card", e.aggregate_id), self._spend_entry,
              (e.aggregate_id, month, e.version, e.event_id, e.event_type, claim_id, decision,
               amount, spent, at, ts)),
         ]  # fmt: skip

@@ -97,17 +97,23 @@ def existing_versions(session: Any, keyspace: str) -> set[int]:
 
 
 def version_statements(keyspace: str, version: int) -> list[str]:
-    """The migrations' statements about the four tables, renamed to `version`'s tables."""
+    """The four tables' CREATE statements, renamed to `version`'s tables: for each table the
+    LAST of the migrations' statements creating it, so a table a later migration re-created
+    in a new shape (0003: the card history by card) is made in that shape at once. The
+    migrations' DROPs are not repeated: `create_version` drops a version's leftovers first."""
     if version < 2:
         raise ValueError("version 1 is created by the migrations")
     names = "|".join(LOGICAL_TABLES)
     pattern = re.compile(rf"\b{re.escape(keyspace)}\.({names})\b")
-    out: list[str] = []
+    creates: dict[str, str] = {}
     for migration in bundled_migrations():
         for statement in statements(migration, keyspace):
-            if pattern.search(statement):
-                out.append(pattern.sub(lambda m: f"{keyspace}.{m[1]}_v{version}", statement))
-    return out
+            match = pattern.search(statement)
+            if match and statement.upper().startswith("CREATE TABLE"):
+                creates[match[1]] = pattern.sub(
+                    lambda m: f"{keyspace}.{m[1]}_v{version}", statement
+                )
+    return list(creates.values())
 
 
 def create_version(session: Any, keyspace: str, version: int) -> None:

@@ -100,8 +100,8 @@ def test_any_cut_and_redelivered_batches_equal_one_event_at_a_time(
 def test_a_partition_goes_in_one_request_per_batch_limit(
     cql: CqlConnection, config: CqlConfig, projector: BalanceProjector
 ) -> None:
-    # One card, all its claims in its first month: its entries share one partition, its one
-    # month total another.
+    # One card, all its claims in its first month: its entries and its month total share one
+    # partition, the card's (schemas/cql/0003_card_history_by_card.cql).
     events = busy_stream(
         3, cards=1, wallets=0, events_per_card=60, events_per_wallet=0, month_turn=99
     )
@@ -112,6 +112,22 @@ def test_a_partition_goes_in_one_request_per_batch_limit(
     result = projector.project(events)
 
     assert result.statements == len(spend) + 1
-    assert result.requests == math.ceil(len(spend) / BATCH_LIMIT) + 1
+    assert result.requests == math.ceil((len(spend) + 1) / BATCH_LIMIT)
     rows = snapshot(cql.session, config.keyspace)
     assert Counter(len(rows[t]) for t in TABLES) == Counter({len(spend): 1, 1: 1, 0: 2})
+
+
+def test_a_claim_is_one_request_for_its_total_and_its_history_row(
+    cql: CqlConnection, config: CqlConfig, projector: BalanceProjector
+) -> None:
+    # The common case at scale: a card seen once in a batch. Its month total and its history
+    # row go as one single-partition batch, not two requests.
+    events = busy_stream(7, cards=1, wallets=0, events_per_card=10, events_per_wallet=0)
+    claim = next(e for e in events if e.event_type in SPEND_EVENTS)
+
+    result = projector.project([claim])
+
+    assert (result.statements, result.requests) == (2, 1)
+    rows = snapshot(cql.session, config.keyspace)
+    assert len(rows["medcard_monthly_spend"]) == 1
+    assert len(rows["medcard_spend_entries"]) == 1
