@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from infrastructure.eventstore.log_queries import settled as settled_asks
 from infrastructure.postgres.pool import Pool
 
 log = logging.getLogger("healthpay.gateway.watermarks")
@@ -44,22 +45,6 @@ class Wanted:
     stream: Stream
     key: str
     position: int
-
-
-# Per wanted read (kind, key, position): true when settled. A card number or claim id the
-# read model does not know yet names no stream: not settled (it may still be on its way).
-_SETTLED = """
-SELECT k.n, a.id IS NOT NULL
-  AND k.p <= (SELECT max(position) FROM events)
-  AND coalesce((SELECT s.version FROM projection_streams s WHERE s.aggregate_id = a.id), 0)
-   >= coalesce((SELECT e.version FROM events e WHERE e.aggregate_id = a.id AND e.position <= k.p
-                ORDER BY e.version DESC LIMIT 1), 0)
-FROM unnest(%s::text[], %s::text[], %s::bigint[]) WITH ORDINALITY AS k (kind, key, p, n)
-CROSS JOIN LATERAL (SELECT CASE k.kind
-  WHEN 'card_number' THEN (SELECT m.id FROM medcards m WHERE m.card_number = k.key)
-  WHEN 'claim' THEN (SELECT c.medcard_id FROM prescription_claims c WHERE c.id = k.key::uuid)
-  ELSE k.key::uuid END AS id) AS a
-"""
 
 
 @dataclass(eq=False, slots=True)
@@ -135,12 +120,9 @@ class Watermarks:
         if not asked:
             return
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                _SETTLED,
-                ([w.stream for w in asked], [w.key for w in asked], [w.position for w in asked]),
-                prepare=True,
+            rows = await settled_asks(
+                conn, [w.stream for w in asked], [w.key for w in asked], [w.position for w in asked]
             )
-            rows = await cursor.fetchall()
         settled = {asked[n - 1] for n, ok in rows if ok}
         for waiter in batch:
             waiter.settled |= waiter.pending & settled

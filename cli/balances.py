@@ -22,24 +22,16 @@ import psycopg
 from domain.upcasting import upcast
 from infrastructure.cassandra.migrations import migrate as migrate_cql
 from infrastructure.cassandra.session import CqlConfig, connect
+from infrastructure.eventstore.log_queries import latest_per_card_month, latest_per_wallet
 from infrastructure.postgres.locks import CQL_MIGRATIONS, advisory_lock
 from infrastructure.settings import Settings
+from projection_service.balances.projector import SPEND_EVENTS, WALLET_BALANCE_EVENTS, WALLET_OPENED
 from projection_service.balances.versions import current_version, table_name
 
-_WALLETS = """
-SELECT DISTINCT ON (aggregate_id) aggregate_id, event_type, schema_version, event_data
-FROM events
-WHERE aggregate_type = 'wallet'
-  AND event_type IN ('wallet.opened', 'wallet.topped_up', 'wallet.debited', 'wallet.refunded')
-ORDER BY aggregate_id, version DESC
-"""
-_CARD_MONTHS = """
-SELECT DISTINCT ON (aggregate_id, event_data->>'month')
-       aggregate_id, event_data->>'month', event_type, schema_version, event_data
-FROM events
-WHERE event_type IN ('medcard.claim_adjudicated', 'medcard.claim_reversed')
-ORDER BY aggregate_id, event_data->>'month', version DESC
-"""
+# What the balance projection writes from, so verify folds exactly what it projects.
+_WALLET_EVENTS = sorted({WALLET_OPENED} | WALLET_BALANCE_EVENTS)
+_SPEND_EVENTS = sorted(SPEND_EVENTS)
+
 
 Key = tuple[Any, ...]
 
@@ -60,11 +52,11 @@ def expected_from_event_store(conninfo: str) -> tuple[dict[Key, Decimal], dict[K
     with psycopg.connect(conninfo, autocommit=True) as conn:
         wallets = {
             (wallet,): Decimal(upcast(kind, version, data).get("balance_after", "0"))
-            for wallet, kind, version, data in conn.execute(_WALLETS)
+            for wallet, kind, version, data in latest_per_wallet(conn, _WALLET_EVENTS)
         }  # wallet.opened has no balance_after: nothing moved yet
         months = {
             (card, month): Decimal(upcast(kind, version, data)["month_spent_after"])
-            for card, month, kind, version, data in conn.execute(_CARD_MONTHS)
+            for card, month, kind, version, data in latest_per_card_month(conn, _SPEND_EVENTS)
         }
     return wallets, months
 

@@ -15,13 +15,10 @@ import psycopg
 
 from domain.events import UnknownEventType
 from domain.upcasting import upcast
+from infrastructure.eventstore.log_queries import aggregate_history
 from infrastructure.eventstore.log_reads import LOG_START, committed_head, read_committed
 from infrastructure.eventstore.rows import recorded_event
 
-_SHOW = """
-SELECT position, version, event_type, schema_version, timestamp, event_data
-FROM events WHERE aggregate_id = %s ORDER BY version
-"""
 _SENSITIVE = re.compile(r'("(?:national_id|phone_number)":\s*")([^"]*)(")')
 
 
@@ -60,7 +57,7 @@ def _line(
 
 def show(conninfo: str, aggregate_id: UUID) -> int:
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        rows = conn.execute(_SHOW, (aggregate_id,)).fetchall()
+        rows = aggregate_history(conn, aggregate_id)
     if not rows:
         print(f"no events for {aggregate_id}")
         return 1

@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from cli.progress import ProgressBar
 from infrastructure.eventstore.envelope import MalformedEnvelope, from_envelope
+from infrastructure.eventstore.log_queries import event_count, relay_progress
 from infrastructure.postgres.pool import open_pool
 from infrastructure.settings import Settings
 from projection_service.balances.consumer import DEFAULT_GROUP as BALANCES_GROUP
@@ -24,14 +25,6 @@ from projection_service.redrive import (
     redrive_read_models,
 )
 
-_RELAY = """
-SELECT c.relay, c.published, c.updated_at,
-       (SELECT count(*) FROM events e
-         WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)),
-       (SELECT min(e.timestamp) FROM events e
-         WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position))
-FROM relay_checkpoints c ORDER BY c.relay
-"""
 _OFFSETS = """
 SELECT projection, partition, next_offset, updated_at FROM projection_offsets
 WHERE topic = %s ORDER BY projection, partition
@@ -55,12 +48,12 @@ class PartitionLag:
 def status(settings: Settings) -> int:
     topic = settings.kafka_topic
     with psycopg.connect(settings.postgres_url, autocommit=True) as conn:
-        relays = conn.execute(_RELAY).fetchall()
+        relays = relay_progress(conn)
         offsets = conn.execute(_OFFSETS, (topic,)).fetchall()
         parked = conn.execute(_PARKED).fetchall()
         latest_parked = conn.execute(_PARKED_LATEST).fetchall()
-        total_events = conn.execute("SELECT count(*) FROM events").fetchone()
-    print(f"event store: {total_events[0] if total_events else 0} events")
+        total_events = event_count(conn)
+    print(f"event store: {total_events} events")
     print("\nrelay (event store -> Kafka)")
     if not relays:
         print("  no relay has published yet")

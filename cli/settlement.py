@@ -24,16 +24,13 @@ from domain.events import (
 )
 from domain.settlement import Recorded, SettlementLine, settle
 from domain.upcasting import event_from_payload
+from infrastructure.eventstore.log_queries import events_of_types_before
 
 # What settlement reads; everything else in the log is left in the database.
 _TYPES = [
     cls.event_type
     for cls in (MedCardIssued, ClaimAdjudicated, ClaimReversed, WalletDebited, WalletRefunded)
 ]
-_EVENTS = """
-SELECT aggregate_id, event_type, schema_version, event_data, timestamp FROM events
-WHERE event_type = ANY(%s) AND timestamp < %s ORDER BY position
-"""
 _PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 COLUMNS = (
     "period", "insurer", "pharmacy", "claims", "reversals", "covered", "reversed",
@@ -57,14 +54,10 @@ def month_end(period: str) -> datetime:
 
 def _recorded(conninfo: str, until: datetime) -> Iterator[Recorded]:
     # a server-side cursor (in a transaction): the log up to the month may be large
-    with (
-        psycopg.connect(conninfo, autocommit=True) as conn,
-        conn.transaction(),
-        conn.cursor(name="settlement") as cur,
-    ):
-        cur.itersize = 5000
-        cur.execute(_EVENTS, (_TYPES, until))
-        for aggregate_id, event_type, version, data, at in cur:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        for aggregate_id, event_type, version, data, at in events_of_types_before(
+            conn, _TYPES, until, name="settlement"
+        ):
             yield Recorded(aggregate_id, event_from_payload(event_type, version, data), at)
 
 

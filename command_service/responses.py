@@ -1,7 +1,7 @@
 """Answers of the write API, made from the event that answers the command.
 
-Making answers from events (not from live state) means a replayed request, an idempotent
-repeat or a retry after a crash always gets exactly the answer the first request got.
+Making answers from the recorded events (not from live state) means a replayed request, an
+idempotent repeat or a retry after a crash always gets exactly the answer the first request got.
 Money is a string with two decimals ("315.00"): JSON numbers would invite float rounding.
 """
 
