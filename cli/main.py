@@ -39,7 +39,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_events(commands)
     _add_backup(commands)
     _add_settlement(commands)
+    _add_payments(commands)
     return parser
+
+
+def _add_payments(commands: Subparsers) -> None:
+    payments = commands.add_parser("payments", help="the payment gateways' money")
+    payment_commands = payments.add_subparsers(dest="payments_command", required=True)
+    reconcile = payment_commands.add_parser(
+        "reconcile",
+        help="a gateway's settlement file against the top-ups credited here; exits 1 on any"
+        " difference, 2 on a refused file",
+    )
+    reconcile.add_argument("file", type=Path, help="the gateway's settlement file (CSV)")
+    reconcile.add_argument("--gateway", choices=["fawry", "paymob"], required=True)
+    reconcile.add_argument(
+        "--from", dest="first", default=None, help="YYYY-MM-DD (Cairo; default: the file's first)"
+    )
+    reconcile.add_argument(
+        "--to", dest="last", default=None, help="YYYY-MM-DD (Cairo; default: the file's last)"
+    )
+    reconcile.add_argument("--format", choices=["text", "json"], default="text")
 
 
 def _add_settlement(commands: Subparsers) -> None:
@@ -294,6 +314,14 @@ def _settlement(args: argparse.Namespace, settings: Settings, _: TokenCodec | No
     )
 
 
+def _payments(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from cli import payments
+
+    return payments.run(
+        settings.postgres_url, args.file, args.gateway, args.first, args.last, args.format
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "db": _db,
     "token": _token,
@@ -310,6 +338,7 @@ HANDLERS: dict[str, Handler] = {
     "backup": _backup,
     "restore": _backup,
     "settlement": _settlement,
+    "payments": _payments,
 }
 
 

@@ -28,6 +28,7 @@ from schemas.api.commands import FawryNotificationBody
 
 GATEWAY = "fawry"
 PAID = "PAID"
+STATUSES = frozenset({"NEW", PAID, "CANCELED", "REFUNDED", "EXPIRED", "PARTIAL_REFUNDED", "FAILED"})
 # Fawry takes payments in Egyptian pounds only (the notification names no currency).
 CURRENCY = "EGP"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -34,6 +34,11 @@ from infrastructure.payments import GatewayPayment, gateway_time, signatures_mat
 from schemas.api.commands import PaymobTransaction
 
 GATEWAY = "paymob"
+# The words _status gives a transaction (and a settlement file's `status` column holds).
+SUCCESS = "success"
+STATUSES = frozenset(
+    {SUCCESS, "pending", "voided", "refunded", "authorized", "declined", "not_a_payment"}
+)
 
 
 def _text(value: object) -> str:
@@ -93,7 +98,7 @@ def _status(tx: PaymobTransaction) -> str:
     ):
         if flag:
             return word
-    return "success" if _completed(tx) else "not_a_payment"
+    return SUCCESS if _completed(tx) else "not_a_payment"
 
 
 def verified(tx: PaymobTransaction, given: str, hmac_secret: str) -> GatewayPayment | None:
