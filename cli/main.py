@@ -54,10 +54,18 @@ def _add_payments(commands: Subparsers) -> None:
     reconcile.add_argument("file", type=Path, help="the gateway's settlement file (CSV)")
     reconcile.add_argument("--gateway", choices=["fawry", "paymob"], required=True)
     reconcile.add_argument(
-        "--from", dest="first", default=None, help="YYYY-MM-DD (Cairo; default: the file's first)"
+        "--from",
+        dest="first",
+        metavar="DATE",
+        default=None,
+        help="YYYY-MM-DD (Cairo; default: the file's first)",
     )
     reconcile.add_argument(
-        "--to", dest="last", default=None, help="YYYY-MM-DD (Cairo; default: the file's last)"
+        "--to",
+        dest="last",
+        metavar="DATE",
+        default=None,
+        help="YYYY-MM-DD (Cairo; default: the file's last)",
     )
     reconcile.add_argument("--format", choices=["text", "json"], default="text")
 
