@@ -34,9 +34,9 @@ def gateway_time(text: str) -> datetime | None:
     settlement files (settlement_files.py) alike."""
     try:
         at = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return (at if at.tzinfo is not None else at.replace(tzinfo=CAIRO)).astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: in UTC it falls before year 1
         return None
-    return (at if at.tzinfo is not None else at.replace(tzinfo=CAIRO)).astimezone(UTC)
 
 
 def signatures_match(expected: str, given: str) -> bool:

@@ -363,6 +363,7 @@ async def test_fawry_payment_time_is_the_top_ups_paid_time(
             "2026-12-04T11:33:44+00:00", datetime(2026, 12, 4, 11, 33, 44, tzinfo=UTC), id="utc"
         ),
         pytest.param("yesterday", None, id="no_time"),  # signed as sent: credited, no time
+        pytest.param("0001-01-01T00:00:00", None, id="before_year_1_in_utc"),
     ],
 )
 async def test_paymob_created_at_is_the_top_ups_paid_time(
