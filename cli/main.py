@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from domain.wallet.model import GATEWAYS
 from infrastructure.auth.tokens import Role, TokenCodec
 from infrastructure.logs import configure_logging
 from infrastructure.settings import Settings, SettingsError
@@ -52,7 +53,7 @@ def _add_payments(commands: Subparsers) -> None:
         " difference, 2 on a refused file",
     )
     reconcile.add_argument("file", type=Path, help="the gateway's settlement file (CSV)")
-    reconcile.add_argument("--gateway", choices=["fawry", "paymob"], required=True)
+    reconcile.add_argument("--gateway", choices=sorted(GATEWAYS), required=True)
     reconcile.add_argument(
         "--from",
         dest="first",

@@ -8,7 +8,9 @@ from decimal import Decimal
 from uuid import uuid4
 
 from domain.calendar import CAIRO
+from domain.wallet.model import GATEWAYS
 from domain.wallet.reconciliation import Credit, SettledPayment, Window, file_days, reconcile
+from infrastructure.payments.settlement_files import LAYOUTS
 
 DAY = Window.cairo_days(date(2026, 12, 3), date(2026, 12, 3))
 WALLET = uuid4()
@@ -104,3 +106,7 @@ def test_the_files_days_are_its_first_and_last_days_of_payment_in_cairo() -> Non
     ]
     assert file_days(lines) == (date(2026, 12, 3), date(2026, 12, 5))
     assert file_days([line("R2", None, status="EXPIRED")]) is None
+
+
+def test_every_gateway_a_wallet_takes_has_a_settlement_file_layout() -> None:
+    assert set(LAYOUTS) == GATEWAYS
