@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from domain.wallet.model import GATEWAYS
 from infrastructure.auth.tokens import Role, TokenCodec
 from infrastructure.logs import configure_logging
 from infrastructure.settings import Settings, SettingsError
@@ -39,7 +40,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_events(commands)
     _add_backup(commands)
     _add_settlement(commands)
+    _add_payments(commands)
     return parser
+
+
+def _add_payments(commands: Subparsers) -> None:
+    payments = commands.add_parser("payments", help="the payment gateways' money")
+    payment_commands = payments.add_subparsers(dest="payments_command", required=True)
+    reconcile = payment_commands.add_parser(
+        "reconcile",
+        help="a gateway's settlement file against the top-ups credited here; exits 1 on any"
+        " difference, 2 on a refused file",
+    )
+    reconcile.add_argument("file", type=Path, help="the gateway's settlement file (CSV)")
+    reconcile.add_argument("--gateway", choices=sorted(GATEWAYS), required=True)
+    reconcile.add_argument(
+        "--from",
+        dest="first",
+        metavar="DATE",
+        default=None,
+        help="YYYY-MM-DD (Cairo; default: the file's first)",
+    )
+    reconcile.add_argument(
+        "--to",
+        dest="last",
+        metavar="DATE",
+        default=None,
+        help="YYYY-MM-DD (Cairo; default: the file's last)",
+    )
+    reconcile.add_argument("--format", choices=["text", "json"], default="text")
 
 
 def _add_settlement(commands: Subparsers) -> None:
@@ -294,6 +323,14 @@ def _settlement(args: argparse.Namespace, settings: Settings, _: TokenCodec | No
     )
 
 
+def _payments(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from cli import payments
+
+    return payments.run(
+        settings.postgres_url, args.file, args.gateway, args.first, args.last, args.format
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "db": _db,
     "token": _token,
@@ -310,6 +347,7 @@ HANDLERS: dict[str, Handler] = {
     "backup": _backup,
     "restore": _backup,
     "settlement": _settlement,
+    "payments": _payments,
 }
 
 

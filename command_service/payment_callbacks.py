@@ -13,7 +13,8 @@ In this order, each step storing nothing when it refuses:
    payment is not in the wallet's currency: 422;
 6. the wallet is credited with the gateway's amount, once per gateway reference: a repeat
    of the callback answers 200 with that first credit (Idempotent-Replayed: true). The same
-   reference with another amount, or naming another wallet, is 409.
+   reference with another amount, or naming another wallet, is 409. The credit keeps the
+   gateway's time of payment when the callback tells it (the top-up's `paid_at`).
 
 Both gateways take a 200 as the callback's acknowledgement and retry anything else.
 """
@@ -105,6 +106,7 @@ async def _settle(side: WriteSide, request: Request, payment: GatewayPayment) ->
         gateway_reference=payment.reference,
         amount=payment.amount,
         at=ctx.at,
+        paid_at=payment.paid_at,
     )
     try:
         outcome = await wallet_commands.credit(side.executor, None, wallet_id, command, ctx)

@@ -109,11 +109,16 @@ _FROM_ALL = from_query()
 
 
 def read_from(
-    conn: Connection[TupleRow], after: LogKey, limit: int
+    conn: Connection[TupleRow],
+    after: LogKey,
+    limit: int,
+    query: str | sql.Composed = _FROM_ALL,
 ) -> tuple[list[RecordedEvent], LogKey]:
     """Up to `limit` events after `after` in log order, and the key to go on from. Start a
-    catch-up at LogKey(horizon, 0)."""
-    return _keyed(conn.execute(_FROM_ALL, _params(after, limit)).fetchall(), after)
+    catch-up at LogKey(horizon, 0); a report of everything at LOG_START, every page in one
+    REPEATABLE READ transaction (one snapshot: no page can miss what another saw). `query`
+    as for `read_from_async`."""
+    return _keyed(conn.execute(query, _params(after, limit)).fetchall(), after)
 
 
 async def read_from_async(

@@ -11,19 +11,27 @@ digest, in hexadecimal, of the concatenation, without separators, of
 A plain digest with the key inside, not an HMAC: that is Fawry's scheme, and it is
 checked as such. The order statuses are NEW, PAID, CANCELED, REFUNDED, EXPIRED,
 PARTIAL_REFUNDED and FAILED; FawryPay takes a 200 as the notification's acknowledgement.
+
+`paymentTime`, when the customer paid (milliseconds since 1970, as the notification's
+samples carry it), becomes the top-up's paid time. The signature does not cover it: it is
+the gateway's word for reconciliation (`healthpay payments reconcile`), never a reason to
+credit or refuse, and a notification with a time that is no time credits with none.
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 from infrastructure.payments import GatewayPayment, signatures_match
 from schemas.api.commands import FawryNotificationBody
 
 GATEWAY = "fawry"
 PAID = "PAID"
+STATUSES = frozenset({"NEW", PAID, "CANCELED", "REFUNDED", "EXPIRED", "PARTIAL_REFUNDED", "FAILED"})
 # Fawry takes payments in Egyptian pounds only (the notification names no currency).
 CURRENCY = "EGP"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def signature(body: FawryNotificationBody, secure_key: str) -> str:
@@ -55,4 +63,14 @@ def verified(body: FawryNotificationBody, secure_key: str) -> GatewayPayment | N
         currency=CURRENCY,
         status=body.order_status,
         completed=body.order_status == PAID,
+        paid_at=payment_time(body.payment_time),
     )
+
+
+def payment_time(milliseconds: int | None) -> datetime | None:
+    if milliseconds is None:
+        return None
+    try:
+        return _EPOCH + timedelta(milliseconds=milliseconds)
+    except OverflowError:  # past year 9999: not a time Fawry meant
+        return None

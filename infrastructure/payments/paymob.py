@@ -17,6 +17,10 @@ verifies. What bounds that: the transaction id is signed, and one id credits one
 once, ever (the gateway reference's reservation), so a copy after Paymob's own callback is
 refused, and one before it can only move the payer's own money to another wallet. Binding
 the wallet to the signed `order.id` when the order is created would close it.
+
+`created_at`, the transaction's time (signed, ISO 8601 without an offset in Paymob's samples:
+Cairo's local time, infrastructure/payments/gateway_time), becomes the top-up's paid time; one
+that does not read as a time credits with none rather than refusing a genuine payment.
 """
 
 from __future__ import annotations
@@ -26,10 +30,15 @@ import hmac
 from decimal import Decimal
 
 from domain.money import CENT
-from infrastructure.payments import GatewayPayment, signatures_match
+from infrastructure.payments import GatewayPayment, gateway_time, signatures_match
 from schemas.api.commands import PaymobTransaction
 
 GATEWAY = "paymob"
+# The words _status gives a transaction (and a settlement file's `status` column holds).
+SUCCESS = "success"
+STATUSES = frozenset(
+    {SUCCESS, "pending", "voided", "refunded", "authorized", "declined", "not_a_payment"}
+)
 
 
 def _text(value: object) -> str:
@@ -89,7 +98,7 @@ def _status(tx: PaymobTransaction) -> str:
     ):
         if flag:
             return word
-    return "success" if _completed(tx) else "not_a_payment"
+    return SUCCESS if _completed(tx) else "not_a_payment"
 
 
 def verified(tx: PaymobTransaction, given: str, hmac_secret: str) -> GatewayPayment | None:
@@ -104,4 +113,5 @@ def verified(tx: PaymobTransaction, given: str, hmac_secret: str) -> GatewayPaym
         currency=tx.currency,
         status=_status(tx),
         completed=_completed(tx),
+        paid_at=gateway_time(tx.created_at),
     )

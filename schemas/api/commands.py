@@ -348,6 +348,11 @@ class FawryNotificationBody(GatewayBody):
     order_status: SignedId = Field(description="only PAID credits; any other is acknowledged")
     payment_method: Signed
     payment_refrence_number: Signed | None = None
+    payment_time: Integer | None = Field(
+        None,
+        description="when the customer paid, in milliseconds since 1970 (UTC); kept as the"
+        " top-up's paid time. Not among the signed fields",
+    )
     message_signature: Annotated[
         str, StringConstraints(max_length=128, pattern=NO_CONTROL_PATTERN)
     ] = Field(description="SHA-256 (hex) over the signed fields and the merchant's security key")
@@ -370,7 +375,10 @@ class PaymobTransaction(GatewayBody):
     """The fields of Paymob's transaction that its HMAC covers, and the merchant reference."""
 
     amount_cents: Integer = Field(description="the wallet is credited amount_cents / 100")
-    created_at: Signed
+    created_at: Signed = Field(
+        description="the transaction's time (signed); kept as the top-up's paid time, an ISO"
+        " 8601 time without an offset being Cairo's"
+    )
     currency: Signed
     error_occured: Flag  # Paymob's spelling
     has_parent_transaction: Flag

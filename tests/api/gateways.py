@@ -89,8 +89,10 @@ def fawry_notification(
     *,
     fees: str = "2.50",
     key: str = FAWRY_SECURITY_KEY,
+    payment_time: int | None = 1733300000000,
 ) -> dict[str, Any]:
-    """A V2 notification with everything FawryPay sends, amounts as JSON numbers as it does."""
+    """A V2 notification with everything FawryPay sends, amounts as JSON numbers as it does
+    (`payment_time` None: a notification without `paymentTime`)."""
     paid = Decimal(order_amount) + Decimal(fees)
     body: dict[str, Any] = {
         "requestId": uuid4().hex,
@@ -112,6 +114,10 @@ def fawry_notification(
         "orderExpiryDate": 1733400000000,
         "orderItems": [{"itemCode": "topup", "price": float(order_amount), "quantity": 1}],
     }
+    if payment_time is None:
+        del body["paymentTime"]
+    else:
+        body["paymentTime"] = payment_time
     body["messageSignature"] = fawry_signature(body, key)
     return body
 
@@ -141,6 +147,7 @@ def paymob_transaction(
     success: bool = True,
     pending: bool = False,
     currency: str = "EGP",
+    created_at: str = "2026-12-04T11:33:44.592345",
     **flags: bool,
 ) -> dict[str, Any]:
     """A transaction processed callback's body, with the fields Paymob sends besides the signed
@@ -168,7 +175,7 @@ def paymob_transaction(
             "currency": currency,
             "items": [],
         },
-        "created_at": "2026-12-04T11:33:44.592345",
+        "created_at": created_at,
         "currency": currency,
         "source_data": {"pan": "2346", "type": "card", "sub_type": "MasterCard"},
         "error_occured": False,

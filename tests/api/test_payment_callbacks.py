@@ -8,6 +8,7 @@ gateways.py), independently of the service's code.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -315,6 +316,66 @@ async def test_paymob_unknown_reference_and_other_currency_are_422(
     await refused(api, _paymob(api, unknown), 422, "unknown_merchant_reference")
     dollars = paymob_transaction(order_reference_for(wallet_id, "p6"), 192036475, currency="USD")
     await refused(api, _paymob(api, dollars), 422, "unsupported_currency")
+
+
+# ------------------------------------------------------------ the gateway's time of payment
+
+
+def _paid_at(top_up: dict[str, Any]) -> datetime | None:
+    text = top_up["paid_at"]
+    return None if text is None else datetime.fromisoformat(text)
+
+
+@pytest.mark.parametrize(
+    ("payment_time", "paid_at"),
+    [
+        # 1764841995123 ms after 1970-01-01T00:00Z, worked out by hand: 20426 days and 35595.123 s
+        pytest.param(1764841995123, datetime(2025, 12, 4, 9, 53, 15, 123000, UTC), id="told"),
+        pytest.param(None, None, id="not_told"),
+        pytest.param(10**18, None, id="no_time"),  # past year 9999: credited, without a time
+    ],
+)
+async def test_fawry_payment_time_is_the_top_ups_paid_time(
+    api: Api, tokens: Tokens, payment_time: int | None, paid_at: datetime | None
+) -> None:
+    wallet_id = await _wallet(api, tokens)
+    body = fawry_notification(
+        order_reference_for(wallet_id, "pt"), "FWR-9300", "80.00", payment_time=payment_time
+    )
+    answer = _credited(await _fawry(api, body), wallet_id, "80.00")
+    [stored] = await _top_ups(api, wallet_id)
+    assert _paid_at(stored) == paid_at
+    assert answer["paidAt"] == (None if paid_at is None else paid_at.isoformat())
+
+
+@pytest.mark.parametrize(
+    ("created_at", "paid_at"),
+    [
+        # no offset: Cairo's time, UTC+2 in December
+        pytest.param(
+            "2026-12-04T11:33:44.592345",
+            datetime(2026, 12, 4, 9, 33, 44, 592345, UTC),
+            id="cairo_winter",
+        ),
+        # Egypt keeps summer time (UTC+3) from the last Friday of April
+        pytest.param("2026-07-01T10:00:00", datetime(2026, 7, 1, 7, 0, tzinfo=UTC), id="summer"),
+        pytest.param(
+            "2026-12-04T11:33:44+00:00", datetime(2026, 12, 4, 11, 33, 44, tzinfo=UTC), id="utc"
+        ),
+        pytest.param("yesterday", None, id="no_time"),  # signed as sent: credited, no time
+        pytest.param("0001-01-01T00:00:00", None, id="before_year_1_in_utc"),
+    ],
+)
+async def test_paymob_created_at_is_the_top_ups_paid_time(
+    api: Api, tokens: Tokens, created_at: str, paid_at: datetime | None
+) -> None:
+    wallet_id = await _wallet(api, tokens)
+    body = paymob_transaction(
+        order_reference_for(wallet_id, "pt"), 192036600, 8000, created_at=created_at
+    )
+    _credited(await _paymob(api, body), wallet_id, "80.00")
+    [stored] = await _top_ups(api, wallet_id)
+    assert _paid_at(stored) == paid_at
 
 
 # ---------------------------------------------------------------------- the document
