@@ -695,8 +695,9 @@ def _problem(description: str, *, retry_after: bool = False) -> dict[str, Any]:
 _TEXT_IDS: dict[str, dict[str, Any]] = {
     "pharmacy_id": {
         "description": "a pharmacy's id, as its token carries it (one that posted nothing has"
-        " an empty statement); a URL path segment cannot carry a '/', nor be '.' or '..'",
-        "schema": {"type": "string", "pattern": r"^(?!\.\.?$)[^/]+$"},
+        " an empty statement); a URL path segment cannot carry a '/', nor be '.' or '..', and"
+        " 'me' is the caller (/pharmacies/me/claims)",
+        "schema": {"type": "string", "pattern": r"^(?!(\.\.?|me)$)[^/]+$"},
     }
 }
 
