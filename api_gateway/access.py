@@ -6,10 +6,16 @@ beneficiaries) and wallets: another's is "not found", so ids cannot be probed. A
 sees only the claims it posted (another's is "not found") and no card or wallet at all: §7
 gives it no read of a card; it acts on cards only through claims. How a refusal is said
 (403 problem, FORBIDDEN error) is each edge's business; what is refused is decided here.
+
+A pharmacy's statement (the claims it posted, `statement_pharmacy`) is the pharmacy's and
+the staff's: a pharmacy reads its own, whose id comes from its token (a statement named for
+another pharmacy is refused, not "not found": a statement is a list, never absent), staff
+name the pharmacy, and members read none.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from api_gateway.watermarks import Stream
@@ -51,3 +57,26 @@ def visible_to(principal: Principal, owned: G | None) -> G | None:
     if principal.role is Role.PHARMACY and owned.pharmacy_id != principal.pharmacy_id:
         return None
     return owned
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why the caller may not make this read at all."""
+
+    why: str
+
+
+def statement_pharmacy(principal: Principal, asked: str | None) -> str | Refusal:
+    """The pharmacy whose claims this caller's statement read answers: `asked` names one
+    (None: the caller's own, "me"), which only staff may choose freely."""
+    if principal.role is Role.MEMBER:
+        return Refusal("the member role may not read pharmacy statements")
+    if principal.role is Role.PHARMACY:
+        # a pharmacy token always carries its pharmacy (infrastructure/auth/tokens.py)
+        own = principal.pharmacy_id or ""
+        if asked is not None and asked != own:
+            return Refusal("a pharmacy may read only its own claims")
+        return own
+    if asked is None:
+        return Refusal("only a pharmacy has claims of its own: name the pharmacy")
+    return asked

@@ -133,7 +133,10 @@ def encode_cursor(value: list[Any]) -> str:
 
 def decode_cursor(cursor: str) -> list[Any]:
     try:
-        value = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        # validate: urlsafe_b64decode would skip characters outside the alphabet, so a
+        # cursor with "!" added would still be taken
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = orjson.loads(base64.b64decode(padded, altchars=b"-_", validate=True))
     except (binascii.Error, ValueError) as exc:
         raise Problem(400, "invalid_cursor", "the cursor is not one this API issued") from exc
     if not isinstance(value, list):

@@ -152,11 +152,12 @@ _SPEND_JSON = """json_build_object(
  'limit', m.monthly_limit::text,
  'remaining', greatest(m.monthly_limit - coalesce(s.total_spent, 0.00), 0.00)::text)"""
 
-# Keyset order of a card's claims: newest first by (claimed_at, id). No cursor = after
+# Keyset order of claims (a card's, a pharmacy's): newest first by (claimed_at, id), each
+# with its index (medcard_id or pharmacy_id, claimed_at DESC, id DESC). No cursor = after
 # (+infinity, the largest id): the comparison stays one index range instead of an OR the
 # planner could not turn into one.
 _CLAIMS_RANGE = (
-    "c.medcard_id = {card} AND (c.claimed_at, c.id)"
+    "{where} AND (c.claimed_at, c.id)"
     " < (coalesce({after_at}, 'infinity'),"
     " coalesce({after_id}, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))"
     " ORDER BY c.claimed_at DESC, c.id DESC LIMIT {size} + 1"
@@ -289,7 +290,7 @@ def _card_view_sql(
     if claims:
         claim = _CLAIM_WITH_ITEMS if claim_items else _CLAIM_JSON.format(extra="")
         page = _CLAIMS_RANGE.format(
-            card="m.id",
+            where="c.medcard_id = m.id",
             after_at="%(after_at)s::timestamptz",
             after_id="%(after_id)s::uuid",
             size="%(size)s::int",
@@ -356,20 +357,38 @@ def claims_page_of(size: int, found: list[dict[str, Any]]) -> ClaimsPage:
     return page, (datetime.fromisoformat(last["claimedAt"]), UUID(last["claimId"]))
 
 
-async def claims_pages(conn: Conn, keys: Sequence[ClaimsKey]) -> list[ClaimsPage]:
-    """Newest first by (claimed_at, id); one extra row per page tells whether a next page
-    exists. Each key is its own index range (the LATERAL subquery), whatever the others ask.
-    """
+async def _keyed_claims_pages(
+    conn: Conn, keys_sql: str, where: str, sizes: list[int], params: tuple[Any, ...]
+) -> list[ClaimsPage]:
+    """One page of claims per key of `keys_sql` (an unnest of the keys WITH ORDINALITY as
+    `k`, with k.size, k.after_at, k.after_id and k.n), each chosen by `where`. Newest first
+    by (claimed_at, id); one extra row per page tells whether a next page exists. Each key is
+    its own index range (the LATERAL subquery), whatever the others ask."""
     page = _CLAIMS_RANGE.format(
-        card="k.medcard_id", after_at="k.after_at", after_id="k.after_id", size="k.size"
+        where=where, after_at="k.after_at", after_id="k.after_id", size="k.size"
     )
     found = await _all(
         conn,
-        f"SELECT k.n, {_CLAIM_JSON.format(extra='')}::text AS body"
-        " FROM unnest(%s::uuid[], %s::int[], %s::timestamptz[], %s::uuid[])"
-        " WITH ORDINALITY AS k (medcard_id, size, after_at, after_id, n)"
+        f"SELECT k.n, {_CLAIM_JSON.format(extra='')}::text AS body FROM {keys_sql}"
         f" CROSS JOIN LATERAL (SELECT * FROM prescription_claims c WHERE {page}) c"
         " ORDER BY k.n, c.claimed_at DESC, c.id DESC",
+        params,
+    )
+    groups = _grouped(range(1, len(sizes) + 1), found, "n")
+    return [
+        claims_page_of(size, [orjson.loads(r["body"]) for r in rows])
+        for size, rows in zip(sizes, groups, strict=True)
+    ]
+
+
+async def claims_pages(conn: Conn, keys: Sequence[ClaimsKey]) -> list[ClaimsPage]:
+    """Each card's page of claims after its keyset cursor."""
+    return await _keyed_claims_pages(
+        conn,
+        "unnest(%s::uuid[], %s::int[], %s::timestamptz[], %s::uuid[])"
+        " WITH ORDINALITY AS k (medcard_id, size, after_at, after_id, n)",
+        "c.medcard_id = k.medcard_id",
+        [size for _, size, _ in keys],
         (
             [card for card, _, _ in keys],
             [size for _, size, _ in keys],
@@ -377,17 +396,53 @@ async def claims_pages(conn: Conn, keys: Sequence[ClaimsKey]) -> list[ClaimsPage
             [after[1] if after else None for _, _, after in keys],
         ),
     )
-    groups = _grouped(range(1, len(keys) + 1), found, "n")
-    return [
-        claims_page_of(size, [orjson.loads(r["body"]) for r in rows])
-        for (_, size, _), rows in zip(keys, groups, strict=True)
-    ]
 
 
 async def claims_page(
     conn: Conn, card_id: UUID, limit: int, after: ClaimsAfter | None
 ) -> ClaimsPage:
     return (await claims_pages(conn, [(card_id, limit, after)]))[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimFilter:
+    """Which of a pharmacy's claims its statement lists: claimed at or after `since` and
+    before `until` (None: unbounded), with `status` (None: any)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    status: str | None = None
+
+
+StatementKey = tuple[str, int, ClaimsAfter | None, ClaimFilter]  # pharmacy, size, cursor, filter
+
+
+async def statement_pages(conn: Conn, keys: Sequence[StatementKey]) -> list[ClaimsPage]:
+    """Each pharmacy's page of the claims it posted, filtered, after its keyset cursor: the
+    card pages' claim bodies and order, over idx_prescription_claims_pharmacy."""
+    return await _keyed_claims_pages(
+        conn,
+        "unnest(%s::text[], %s::int[], %s::timestamptz[], %s::uuid[], %s::timestamptz[],"
+        " %s::timestamptz[], %s::text[])"
+        " WITH ORDINALITY AS k (pharmacy_id, size, after_at, after_id, since, until, status, n)",
+        "c.pharmacy_id = k.pharmacy_id AND c.claimed_at >= coalesce(k.since, '-infinity')"
+        " AND c.claimed_at < coalesce(k.until, 'infinity')"
+        " AND (k.status IS NULL OR c.status = k.status)",
+        [size for _, size, _, _ in keys],
+        (
+            [pharmacy for pharmacy, _, _, _ in keys],
+            [size for _, size, _, _ in keys],
+            [after[0] if after else None for _, _, after, _ in keys],
+            [after[1] if after else None for _, _, after, _ in keys],
+            [f.since for _, _, _, f in keys],
+            [f.until for _, _, _, f in keys],
+            [f.status for _, _, _, f in keys],
+        ),
+    )
+
+
+async def statement_page(conn: Conn, key: StatementKey) -> ClaimsPage:
+    return (await statement_pages(conn, [key]))[0]
 
 
 async def claim_items(conn: Conn, claim_ids: Sequence[UUID]) -> list[list[dict[str, Any]]]:

@@ -4,6 +4,10 @@ Who sees what is api_gateway/access.py's rule; here it is said in HTTP: an objec
 may not see is 404 (as one that exists nowhere, so ids cannot be probed), a kind of object
 the caller's role may not read at all is 403. Routes are plain Starlette endpoints, like the
 write side's (docs/design.md §3).
+
+A pharmacy's statement spans many cards' streams, so it has no one position: it takes no
+minPosition and answers no X-Projection-Position (a claim just posted is read by id with
+minPosition, GET /claims/{claim_id}).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api_gateway import read_models as q
-from api_gateway.access import Kind, refusal, visible_to
+from api_gateway.access import Kind, Refusal, refusal, statement_pharmacy, visible_to
 from api_gateway.freshness import (
     Load,
     Read,
@@ -32,6 +36,7 @@ from api_gateway.freshness import (
     transactions_before,
     transactions_cursor,
 )
+from api_gateway.statements import statement_filter
 from api_gateway.watermarks import Stream, Wanted
 from infrastructure.auth.tokens import Principal
 from infrastructure.http.bearer import authenticate
@@ -215,6 +220,49 @@ async def get_wallet_transactions(
     return await _answer(request, side, principal, load, "wallet_not_found", "wallet", wallet_id)
 
 
+# ----------------------------------------------------------------- pharmacy statements
+
+
+async def _statement(
+    request: Request, side: ReadSide, principal: Principal, asked: str | None
+) -> Response:
+    pharmacy = statement_pharmacy(principal, asked)
+    if isinstance(pharmacy, Refusal):
+        raise Problem(403, "forbidden", pharmacy.why)
+    if min_position(request) is not None:
+        raise Problem(
+            400,
+            "invalid_min_position",
+            "a statement spans many cards and has no one position: it takes no minPosition"
+            " (read a claim by id with minPosition to wait for it)",
+        )
+    params = request.query_params
+    chosen = statement_filter(params.get("from"), params.get("to"), params.get("status"))
+    limit = page_limit(request)
+    cursor = params.get("cursor")
+    key = (pharmacy, limit, claims_after(cursor) if cursor else None, chosen)
+
+    async def load(conn: q.Conn) -> Read | None:
+        # text PostgreSQL cannot hold (a NUL) names no pharmacy that posted a claim
+        items, last = ([], None) if "\x00" in pharmacy else await q.statement_page(conn, key)
+        next_cursor = claims_cursor(items[-1]["claimedAt"], items[-1]["claimId"]) if last else None
+        return Read(0, {"items": items, "nextCursor": next_cursor})
+
+    read = await fresh_read(side, principal, None, load, one_statement=True)
+    assert read is not None  # a statement is a list: never absent
+    return Response(orjson.dumps(read.body), media_type="application/json")
+
+
+async def get_my_pharmacy_claims(
+    request: Request, side: ReadSide, principal: Principal
+) -> Response:
+    return await _statement(request, side, principal, None)
+
+
+async def get_pharmacy_claims(request: Request, side: ReadSide, principal: Principal) -> Response:
+    return await _statement(request, side, principal, request.path_params["pharmacy_id"])
+
+
 ROUTES = [
     Route(f"{API}/medcards/{{card_id}}", _endpoint(get_card), methods=["GET"]),
     Route(f"{API}/medcards/{{card_id}}/claims", _endpoint(get_card_claims), methods=["GET"]),
@@ -228,6 +276,13 @@ ROUTES = [
     Route(
         f"{API}/wallets/{{wallet_id}}/transactions",
         _endpoint(get_wallet_transactions),
+        methods=["GET"],
+    ),
+    # before the next route: "me" is the caller, not a pharmacy's id
+    Route(f"{API}/pharmacies/me/claims", _endpoint(get_my_pharmacy_claims), methods=["GET"]),
+    Route(
+        f"{API}/pharmacies/{{pharmacy_id}}/claims",
+        _endpoint(get_pharmacy_claims),
         methods=["GET"],
     ),
 ]

@@ -9,10 +9,11 @@ import re
 from uuid import UUID
 
 import strawberry
+from graphql import GraphQLError
 
-from api_gateway import freshness
+from api_gateway import freshness, statements
 from api_gateway.graphql.context import error
-from api_gateway.read_models import ClaimsAfter
+from api_gateway.read_models import ClaimFilter, ClaimsAfter
 from infrastructure.http.problems import Problem
 
 MAX_PAGE = 100
@@ -56,3 +57,15 @@ def benefit_month(month: str) -> str:
     if MONTH.fullmatch(month) is None:
         raise error("BAD_USER_INPUT", "month must be a benefit month, YYYY-MM")
     return month
+
+
+def statement_filter(since: str | None, until: str | None, status: str | None) -> ClaimFilter:
+    """`from`, `to` and `status` of a pharmacy's statement, as the REST read takes them; the
+    error names the argument (extensions.argument)."""
+    try:
+        return statements.statement_filter(since, until, status)
+    except Problem as exc:
+        argument = exc.errors[0]["field"] if exc.errors else None
+        raise GraphQLError(
+            exc.detail, extensions={"code": "BAD_USER_INPUT", "argument": argument}
+        ) from exc

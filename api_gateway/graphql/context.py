@@ -97,6 +97,10 @@ class Context(BaseContext):
         return DataLoader(self._claim_items)
 
     @functools.cached_property
+    def statements(self) -> DataLoader[q.StatementKey, ClaimsPage]:
+        return DataLoader(self._statements)
+
+    @functools.cached_property
     def wallets(self) -> DataLoader[UUID, q.Owned | None]:
         return DataLoader(self._wallets)
 
@@ -213,6 +217,9 @@ class Context(BaseContext):
 
     async def _claim_items(self, keys: list[UUID]) -> list[Items]:
         return await q.claim_items(await self.conn(), keys)
+
+    async def _statements(self, keys: list[q.StatementKey]) -> list[ClaimsPage]:
+        return await q.statement_pages(await self.conn(), keys)
 
     async def _wallets(self, keys: list[UUID]) -> list[q.Owned | None]:
         return await q.wallets(await self.conn(), keys)

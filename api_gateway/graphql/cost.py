@@ -39,7 +39,7 @@ def _multiplier(field: FieldNode, max_page: int) -> int:
                 # validation); counted as the largest, the estimate stays a small number
                 return min(max(int(argument.value.value), 0), max_page)
             return max_page
-    if field.name.value in ("claims", "transactions"):
+    if field.name.value in ("claims", "transactions", "pharmacyClaims"):
         return DEFAULT_FIRST
     return LIST_SIZES.get(field.name.value, 1)
 

@@ -29,6 +29,7 @@ from strawberry.extensions.max_aliases import create_validator as alias_limit
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
 from strawberry.types import ExecutionContext, Info
 
+from api_gateway.access import Refusal, statement_pharmacy
 from api_gateway.freshness import claims_cursor, transactions_cursor
 from api_gateway.graphql.arguments import (
     DEFAULT_FIRST,
@@ -36,6 +37,7 @@ from api_gateway.graphql.arguments import (
     benefit_month,
     claims_after,
     page_size,
+    statement_filter,
     transactions_before,
     uuid_or_none,
 )
@@ -48,7 +50,8 @@ from api_gateway.graphql.mutations import Mutation
 from api_gateway.graphql.people import Beneficiary, Holder
 from api_gateway.graphql.read_your_writes import ReadYourWrites, require_position
 from api_gateway.graphql.scalars import SCALARS, Long
-from api_gateway.read_models import Owned
+from api_gateway.read_models import ClaimsPage, Owned
+from domain.wallet.model import wallet_id_for
 
 MAX_DEPTH = 8
 MAX_ALIASES = 15
@@ -155,6 +158,17 @@ class ClaimConnection:
     page_info: PageInfo
 
 
+def _claim_connection(page: ClaimsPage) -> ClaimConnection:
+    items, last = page
+    edges = [
+        ClaimEdge(node=_claim(c), cursor=claims_cursor(c["claimedAt"], c["claimId"])) for c in items
+    ]
+    end = edges[-1].cursor if edges else None
+    return ClaimConnection(
+        edges=edges, page_info=PageInfo(has_next_page=last is not None, end_cursor=end)
+    )
+
+
 @strawberry.type
 class MonthlySpend:
     month: str
@@ -203,15 +217,7 @@ class Medcard:
         self, info: Info[Context, None], first: int = DEFAULT_FIRST, after: str | None = None
     ) -> ClaimConnection:
         key = (UUID(str(self.id)), page_size(first), claims_after(after))
-        items, last = await info.context.claims.load(key)
-        edges = [
-            ClaimEdge(node=_claim(c), cursor=claims_cursor(c["claimedAt"], c["claimId"]))
-            for c in items
-        ]
-        end = edges[-1].cursor if edges else None
-        return ClaimConnection(
-            edges=edges, page_info=PageInfo(has_next_page=last is not None, end_cursor=end)
-        )
+        return _claim_connection(await info.context.claims.load(key))
 
 
 def _medcard(card: Owned) -> Medcard:
@@ -294,6 +300,11 @@ async def _my_medcards(ctx: Context) -> list[Medcard]:
     return [_medcard(c) for c in map(ctx.sees, found) if c is not None]
 
 
+def _wallet(found: Owned) -> Wallet:
+    consent = CopayConsent.from_body(found.body["copayConsent"])
+    return _from(Wallet, found.body, copay_consent=consent, projection_position=found.position)
+
+
 @strawberry.type
 class Me:
     subject: str
@@ -303,6 +314,13 @@ class Me:
     @strawberry.field
     async def medcards(self, info: Info[Context, None]) -> list[Medcard]:
         return await _my_medcards(info.context)
+
+    @strawberry.field  # the caller's wallet (one per member); null: none opened
+    async def wallet(self, info: Info[Context, None]) -> Wallet | None:
+        ctx = info.context
+        ctx.may_read("wallet")
+        found = ctx.sees(await ctx.wallets.load(wallet_id_for(ctx.principal.subject)))
+        return None if found is None else _wallet(found)
 
 
 @strawberry.type
@@ -360,8 +378,30 @@ class Query:
             None if wallet_id is None else await ctx.wallets.load(wallet_id), "wallet"
         )
         require_position(ctx, "wallet", id, found.position, min_position)
-        consent = CopayConsent.from_body(found.body["copayConsent"])
-        return _from(Wallet, found.body, copay_consent=consent, projection_position=found.position)
+        return _wallet(found)
+
+    # A pharmacy's statement, the claims it posted, newest first: staff name any pharmacy, a
+    # pharmacy only its own (api_gateway/access.py). `from` and `to` (inclusive): dates (the
+    # whole day in Cairo) or RFC 3339 date-times with an offset (api_gateway/statements.py).
+    # It spans many cards, so it has no one position to wait for (no minPosition).
+    @strawberry.field
+    async def pharmacy_claims(
+        self,
+        info: Info[Context, None],
+        pharmacy_id: str,
+        since: Annotated[str | None, strawberry.argument(name="from")] = None,
+        to: str | None = None,
+        status: str | None = None,
+        first: int = DEFAULT_FIRST,
+        after: str | None = None,
+    ) -> ClaimConnection | None:
+        ctx = info.context
+        pharmacy = statement_pharmacy(ctx.principal, pharmacy_id)
+        if isinstance(pharmacy, Refusal):
+            raise error("FORBIDDEN", pharmacy.why)
+        chosen = statement_filter(since, to, status)
+        key = (pharmacy, page_size(first), claims_after(after), chosen)
+        return _claim_connection(await ctx.statements.load(key))
 
 
 def _mask(error: GraphQLError) -> bool:

@@ -8,9 +8,10 @@ Tests hold each service's route table equal to its declarations, so they cannot 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 from pydantic.json_schema import (
@@ -49,6 +50,7 @@ from schemas.api.reads import (
     Card,
     ClaimDetails,
     ClaimPage,
+    ClaimStatus,
     TransactionPage,
     Wallet,
 )
@@ -151,6 +153,10 @@ class ReadOperation:
     pharmacy_refused: bool  # 403 for the pharmacy role
     tag: str
     method: Literal["GET"] = "GET"
+    # A pharmacy's statement: it takes `from`, `to` and `status`, spans many streams (so no
+    # minPosition, no X-Projection-Position) and is refused (403) to whom `forbidden` says
+    statement: bool = False
+    forbidden: str | None = None
 
 
 Operation = WriteOperation | ReadOperation
@@ -396,6 +402,31 @@ READS: tuple[ReadOperation, ...] = (
         pharmacy_refused=True,
         tag="wallets",
     ),
+    ReadOperation(
+        f"{API}/pharmacies/me/claims",
+        "get_my_pharmacy_claims",
+        ClaimPage,
+        "The calling pharmacy's statement: the claims it posted (the pharmacy its token names),"
+        " newest first",
+        paged=True,
+        pharmacy_refused=False,
+        tag="claims",
+        statement=True,
+        forbidden="the caller is not a pharmacy (staff name the pharmacy:"
+        " /pharmacies/{pharmacy_id}/claims)",
+    ),
+    ReadOperation(
+        f"{API}/pharmacies/{{pharmacy_id}}/claims",
+        "get_pharmacy_claims",
+        ClaimPage,
+        "A pharmacy's statement (admin and ops; a pharmacy, its own): the claims it posted,"
+        " newest first",
+        paged=True,
+        pharmacy_refused=False,
+        tag="claims",
+        statement=True,
+        forbidden="a member, or a pharmacy naming another pharmacy",
+    ),
 )
 
 _TAGS = [
@@ -519,6 +550,10 @@ LINKS: dict[str, list[Link]] = {
     "set_copay_consent": _wallet_links("walletId"),
     "get_card_claims": _next_page("get_card_claims", "card_id"),
     "get_wallet_transactions": _next_page("get_wallet_transactions", "wallet_id"),
+    "get_pharmacy_claims": _next_page("get_pharmacy_claims", "pharmacy_id"),
+    "get_my_pharmacy_claims": [
+        Link("get_my_pharmacy_claims", {"query.cursor": _body("nextCursor")})
+    ],
 }
 
 
@@ -656,17 +691,56 @@ def _problem(description: str, *, retry_after: bool = False) -> dict[str, Any]:
     return answer
 
 
+# Path ids that are not this API's UUIDs: a pharmacy's id is the opaque text its token carries
+_TEXT_IDS: dict[str, dict[str, Any]] = {
+    "pharmacy_id": {
+        "description": "a pharmacy's id, as its token carries it (one that posted nothing has"
+        " an empty statement); a URL path segment cannot carry a '/', nor be '.' or '..', and"
+        " 'me' is the caller (/pharmacies/me/claims)",
+        "schema": {"type": "string", "pattern": r"^(?!(\.\.?|me)$)[^/]+$"},
+    }
+}
+
+
 def _path_parameters(path: str) -> list[dict[str, Any]]:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    issued = {
+        "description": "an id this API issued (another string names nothing: 404)",
+        "schema": _UUID,
+    }
     return [
-        {
-            "name": name,
-            "in": "path",
-            "required": True,
-            "description": "an id this API issued (another string names nothing: 404)",
-            "schema": dict(_UUID),
-        }
+        {"name": name, "in": "path", "required": True}
+        | {k: copy.deepcopy(v) for k, v in _TEXT_IDS.get(name, issued).items()}
         for name in names
+    ]
+
+
+_INSTANT = {
+    "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+}
+
+
+def _statement_parameters() -> list[dict[str, Any]]:
+    def bound(name: str, which: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": f"the {which} claimedAt listed, inclusive: a date (the whole day in"
+            " Africa/Cairo) or an RFC 3339 date-time with an offset (that instant)",
+            "schema": copy.deepcopy(_INSTANT),
+        }
+
+    return [
+        bound("from", "earliest"),
+        bound("to", "latest"),
+        {
+            "name": "status",
+            "in": "query",
+            "required": False,
+            "description": "only claims with this status (the decision, or reversed)",
+            "schema": {"type": "string", "enum": list(get_args(ClaimStatus))},
+        },
     ]
 
 
@@ -904,18 +978,23 @@ def _position_parameter(name: str, where: str, description: str) -> dict[str, An
     }
 
 
+_FRESH = (
+    "wait until the read model reflects this position of the same card's or wallet's stream"
+    " (the `position` a write answered); 504 if it does not in time"
+)
+
+
 def _read(op: ReadOperation, refs: Refs) -> dict[str, Any]:
-    fresh = (
-        "wait until the read model reflects this position of the same card's or wallet's stream"
-        " (the `position` a write answered); 504 if it does not in time"
-    )
-    parameters = [
-        *_path_parameters(op.path),
-        _position_parameter("minPosition", "query", fresh),
-        _position_parameter(
-            "X-Min-Position", "header", "as minPosition (the larger wins if both are sent)"
-        ),
-    ]
+    parameters = _path_parameters(op.path)
+    if op.statement:
+        parameters += _statement_parameters()
+    else:
+        parameters += [
+            _position_parameter("minPosition", "query", _FRESH),
+            _position_parameter(
+                "X-Min-Position", "header", "as minPosition (the larger wins if both are sent)"
+            ),
+        ]
     if op.paged:
         parameters += [
             {
@@ -933,6 +1012,8 @@ def _read(op: ReadOperation, refs: Refs) -> dict[str, Any]:
                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
             },
         ]
+    if op.statement:
+        return _operation(op, parameters, _statement_responses(op, refs))
     responses: dict[str, Any] = {
         "200": {
             "description": "the read model's answer",
@@ -959,6 +1040,31 @@ def _read(op: ReadOperation, refs: Refs) -> dict[str, Any]:
             retry_after=True,
         ),
     }
+    return _operation(op, parameters, responses)
+
+
+def _statement_responses(op: ReadOperation, refs: Refs) -> dict[str, Any]:
+    return {
+        "200": {
+            "description": "the claims, newest first (a statement spans many cards: it has no"
+            " one position, so no X-Projection-Position; read a claim just posted by id with"
+            " minPosition)",
+            "content": {"application/json": {"schema": _ref(refs, op.response, "serialization")}},
+        },
+        "400": _problem(
+            "a from, to, status, limit or cursor that is not what it must be (the code names"
+            " it: invalid_from, invalid_to, invalid_status, invalid_limit, invalid_cursor), from"
+            " after to (invalid_range), or a minPosition (invalid_min_position)"
+        ),
+        "401": _problem("no or an invalid bearer token"),
+        "403": _problem(op.forbidden or "the caller may not read this statement"),
+        "503": _problem("the read store is busy; retry"),
+    }
+
+
+def _operation(
+    op: ReadOperation, parameters: list[dict[str, Any]], responses: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "tags": [op.tag],
         "operationId": op.operation_id,

@@ -44,6 +44,8 @@ Mobile = Annotated[str, Field(pattern=r"^\+201[0125][0-9]{8}$", examples=["+2010
 NationalId = Annotated[str, Field(pattern=r"^[23][0-9]{13}$")]
 CardStatus = Literal["PENDING", "ACTIVE", "SUSPENDED", "EXPIRED", "CANCELLED"]
 Decision = Literal["approved", "partially_approved", "rejected"]
+# a claim's status: its decision, or "reversed" once reversed (a statement filters on it)
+ClaimStatus = Literal["approved", "partially_approved", "rejected", "reversed"]
 
 
 class Answer(BaseModel):
@@ -117,7 +119,7 @@ class Claim(Answer):
     pharmacy_id: str
     beneficiary_id: UUID
     decision: Decision
-    status: Literal["approved", "partially_approved", "rejected", "reversed"]
+    status: ClaimStatus
     reasons: list[str]
     total_amount: Money
     covered_amount: Money
@@ -152,7 +154,7 @@ class ClaimDetails(Claim):
 
 
 class ClaimPage(Answer):
-    """A card's claims, newest first."""
+    """Claims (a card's, or a pharmacy's statement), newest first."""
 
     items: list[Claim]
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")

@@ -58,6 +58,9 @@ FORMAT_CODES = frozenset(
         "invalid_item",
         "invalid_prescription_id",
         "invalid_gateway_reference",
+        "invalid_from",
+        "invalid_to",
+        "invalid_status",
     }
 )
 _POSITION_HEADER = "x-min-position"

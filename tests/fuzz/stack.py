@@ -35,7 +35,8 @@ class Stack:
     commands_url: str
     gateway_url: str
     tokens: dict[str, str]  # role -> bearer token
-    seeded: dict[str, str]  # what exists: card, wallet, claim, beneficiary (the member's)
+    seeded: dict[str, str]  # what exists: card, wallet, claim, beneficiary (the member's),
+    # the pharmacy that posted the claim
     fleet: Fleet
 
     def headers(self, role: str) -> dict[str, str]:
@@ -123,6 +124,7 @@ def seed(stack: Stack) -> dict[str, str]:
         "beneficiary": str(dependant["id"]),
         "wallet": wallet_id,
         "claim": str(claimed["claimId"]),
+        "pharmacy": PHARMACY,  # whose statement lists the claim
     }
     _await_projected(stack, seeded["claim"], int(str(claimed["position"])))
     return seeded

@@ -140,3 +140,69 @@ async def test_unknown_ids_are_404(
 ) -> None:
     url = API + ROUTES[route].format(card=raw_id, wallet=raw_id, claim=raw_id)
     assert_problem(await gateway.client.get(url, headers=tokens.admin()), 404, NOT_FOUND[route])
+
+
+# ------------------------------------------------------------------ pharmacy statements
+# Who may read whose statement is api_gateway/access.py's statement_pharmacy: a pharmacy its
+# own (the id its token carries), staff any pharmacy's by id, members none.
+MY_STATEMENT = f"{API}/pharmacies/me/claims"
+
+
+def _statement(pharmacy: str) -> str:
+    return f"{API}/pharmacies/{pharmacy}/claims"
+
+
+async def _prescriptions(gw: Gateway, url: str, headers: Headers) -> set[str]:
+    response = await gw.client.get(f"{url}?limit=100", headers=headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["nextCursor"] is None
+    return {c["prescriptionId"] for c in body["items"]}
+
+
+@pytest.mark.parametrize("url", [MY_STATEMENT, _statement("pharmacy-1")])
+@pytest.mark.parametrize("token", BAD_TOKENS)
+async def test_a_statement_without_a_good_token_is_401(
+    gateway: Gateway, tokens: Tokens, url: str, token: str
+) -> None:
+    response = await gateway.client.get(url, headers=BAD_TOKENS[token](tokens))
+    assert_problem(
+        response, 401, "unauthorized" if token in ("none", "not_bearer") else "invalid_token"
+    )
+
+
+async def test_a_pharmacy_reads_its_own_statement_and_never_anothers(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    own = await _prescriptions(gateway, MY_STATEMENT, tokens.pharmacy())
+    assert "rx-items" in own
+    assert "rx-child" not in own  # posted by pharmacy-2
+    assert await _prescriptions(gateway, _statement("pharmacy-1"), tokens.pharmacy()) == own
+    theirs = await _prescriptions(gateway, MY_STATEMENT, tokens.pharmacy(OTHER_PHARMACY))
+    assert theirs == {"rx-child"}
+    # naming another pharmacy is refused whether or not it posted anything; a query
+    # parameter does not choose the pharmacy either
+    for other in (OTHER_PHARMACY, "pharmacy-never"):
+        refused = await gateway.client.get(_statement(other), headers=tokens.pharmacy())
+        assert_problem(refused, 403, "forbidden")
+    asked = f"{MY_STATEMENT}?pharmacy_id={OTHER_PHARMACY}&pharmacyId={OTHER_PHARMACY}"
+    assert await _prescriptions(gateway, asked, tokens.pharmacy()) == own
+
+
+@pytest.mark.parametrize("role", ["admin", "ops"])
+async def test_staff_read_any_pharmacys_statement_by_its_id(
+    gateway: Gateway, tokens: Tokens, role: str
+) -> None:
+    headers = tokens.for_role(role)
+    assert await _prescriptions(gateway, _statement(OTHER_PHARMACY), headers) == {"rx-child"}
+    assert "rx-items" in await _prescriptions(gateway, _statement("pharmacy-1"), headers)
+    # staff have no statement of their own (an admin token may carry a pharmacy_id)
+    for staff in (headers, tokens.admin(pharmacy_id="pharmacy-1")):
+        assert_problem(await gateway.client.get(MY_STATEMENT, headers=staff), 403, "forbidden")
+
+
+@pytest.mark.parametrize("url", [MY_STATEMENT, _statement("pharmacy-1")])
+async def test_a_member_reads_no_statement(gateway: Gateway, tokens: Tokens, url: str) -> None:
+    response = await gateway.client.get(url, headers=tokens.member("member-a"))
+    body = assert_problem(response, 403, "forbidden")
+    assert "rx-" not in str(body)

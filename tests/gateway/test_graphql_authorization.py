@@ -32,6 +32,7 @@ class Field:
     own: str | None = None
     other: str | None = None
     card_or_wallet: bool = True  # closed to pharmacies
+    members: bool = True  # a member may read their own (False: FORBIDDEN to members)
 
 
 FIELDS = {
@@ -52,6 +53,15 @@ FIELDS = {
         card_or_wallet=False,
     ),
     "wallet": Field("query($id: ID!) { wallet(id: $id) { id balance } }", "wallet", "wallet"),
+    # staff name any pharmacy, a pharmacy only itself, members none (api_gateway/access.py)
+    "pharmacyClaims": Field(
+        "query($pharmacy: String!) { pharmacyClaims(pharmacyId: $pharmacy, first: 100) {"
+        " edges { node { id pharmacyId prescriptionId } } } }",
+        "pharmacy",
+        "pharmacy",
+        card_or_wallet=False,
+        members=False,
+    ),
 }
 
 
@@ -79,6 +89,8 @@ async def _variables(gw: Gateway, tokens: Tokens, kind: str | None, other: bool)
         return {"number": read.json()["cardNumber"], "id": card}
     if kind == "wallet":
         return {"id": world.wallet_b if other else world.wallet_a}
+    if kind == "pharmacy":
+        return {"pharmacy": OTHER_PHARMACY if other else "pharmacy-1"}
     if kind == "claim":
         if other:
             return {"id": await _claim_id(gw, tokens, world.capped_card, "rx-c2")}
@@ -135,7 +147,7 @@ async def test_staff_read_everyones(gateway: Gateway, tokens: Tokens, name: str,
         assert data is not None
 
 
-@pytest.mark.parametrize("name", FIELDS)
+@pytest.mark.parametrize("name", [n for n, f in FIELDS.items() if f.members])
 async def test_a_member_reads_their_own_and_never_anothers(
     gateway: Gateway, tokens: Tokens, name: str
 ) -> None:
@@ -212,3 +224,47 @@ async def test_me_lists_only_the_callers_own_cards(gateway: Gateway, tokens: Tok
     body = response.json()
     assert "errors" not in body, body
     assert {c["userId"] for c in body["data"]["me"]["medcards"]} == {OTHER_MEMBER}
+
+
+@pytest.mark.parametrize("name", [n for n, f in FIELDS.items() if not f.members])
+async def test_a_member_may_not_read_pharmacy_statements(
+    gateway: Gateway, tokens: Tokens, name: str
+) -> None:
+    for other in (False, True):
+        variables = await _variables(gateway, tokens, FIELDS[name].own, other)
+        assert await _ask(gateway, tokens.member(MEMBER), name, variables) == (None, ["FORBIDDEN"])
+
+
+async def test_a_pharmacy_reads_only_its_own_statement(gateway: Gateway, tokens: Tokens) -> None:
+    own = {"pharmacy": "pharmacy-1"}
+    data, codes = await _ask(gateway, tokens.pharmacy(), "pharmacyClaims", own)
+    assert codes == []
+    listed = {e["node"]["prescriptionId"] for e in data["edges"]}
+    assert "rx-items" in listed
+    assert "rx-child" not in listed  # pharmacy-2's
+    assert {e["node"]["pharmacyId"] for e in data["edges"]} == {"pharmacy-1"}
+    for other in (OTHER_PHARMACY, "pharmacy-never"):
+        asked = {"pharmacy": other}
+        assert await _ask(gateway, tokens.pharmacy(), "pharmacyClaims", asked) == (
+            None,
+            ["FORBIDDEN"],
+        )
+    data, codes = await _ask(
+        gateway, tokens.pharmacy(OTHER_PHARMACY), "pharmacyClaims", {"pharmacy": OTHER_PHARMACY}
+    )
+    assert codes == []
+    assert {e["node"]["prescriptionId"] for e in data["edges"]} == {"rx-child"}
+
+
+async def test_me_wallet_is_the_callers_own(gateway: Gateway, tokens: Tokens) -> None:
+    query = "{ me { wallet { id ownerUserId } } }"
+    for member, wallet in (
+        (MEMBER, gateway.world.wallet_a),
+        (OTHER_MEMBER, gateway.world.wallet_b),
+    ):
+        response = await gateway.client.post(
+            "/graphql", json={"query": query}, headers=tokens.member(member)
+        )
+        body = response.json()
+        assert "errors" not in body, body
+        assert body["data"]["me"]["wallet"] == {"id": wallet, "ownerUserId": member}

@@ -232,6 +232,18 @@ async def test_bad_paging_parameters_are_400_problems(
     assert_problem(response, 400, code)
 
 
+async def test_a_cursor_with_characters_outside_its_alphabet_is_400(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    # base64's lenient decoder skips such characters: the cursor would still name its page
+    url = f"{API}/medcards/{gateway.world.family_card}/claims"
+    cursor = ok(await gateway.client.get(f"{url}?limit=2", headers=tokens.admin()))["nextCursor"]
+    assert ok(await gateway.client.get(f"{url}?cursor={cursor}", headers=tokens.admin()))
+    for bad in (cursor + "%21", "%2E" + cursor, cursor[:4] + "%20" + cursor[4:]):
+        response = await gateway.client.get(f"{url}?cursor={bad}", headers=tokens.admin())
+        assert_problem(response, 400, "invalid_cursor")
+
+
 async def test_unknown_paths_are_problems_too(gateway: Gateway, tokens: Tokens) -> None:
     response = await gateway.client.get(f"{API}/nothing-here", headers=tokens.admin())
     assert_problem(response, 404, "not_found")
