@@ -117,7 +117,8 @@ def _body(event: DomainEvent, aggregate_id: UUID) -> dict[str, Any]:
             }
         case WalletRefunded():
             return _wallet_entry(aggregate_id, "refund", event.refund_id, event) | {
-                "debitId": str(event.debit_id)
+                "debitId": str(event.debit_id),
+                "reason": event.reason,
             }
         case WalletCopayConsentSet():
             return {

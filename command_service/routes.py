@@ -35,6 +35,7 @@ from schemas.api.commands import (
     DebitBody,
     IssueCardBody,
     OpenWalletBody,
+    RefundBody,
     ReversalBody,
     StatusChangeBody,
     TopUpBody,
@@ -47,6 +48,7 @@ MISSING = {
     "beneficiary_id": "beneficiary_not_found",
     "claim_id": "claim_not_found",
     "wallet_id": "wallet_not_found",
+    "debit_id": "debit_not_found",
 }
 Handler = Callable[..., Awaitable[Outcome]]
 
@@ -150,6 +152,12 @@ ROUTES: list[Route] = [
     command_route("/wallets", wallet_commands.open_wallet, OpenWalletBody, name="open_wallet"),
     command_route("/wallets/{wallet_id}/topups", wallet_commands.top_up, TopUpBody, name="top_up"),
     command_route("/wallets/{wallet_id}/debits", wallet_commands.debit, DebitBody, name="debit"),
+    command_route(
+        "/wallets/{wallet_id}/debits/{debit_id}/refund",
+        wallet_commands.refund_debit,
+        RefundBody,
+        name="refund_debit",
+    ),
     command_route(
         "/wallets/{wallet_id}/copay-consent",
         wallet_commands.set_copay_consent,

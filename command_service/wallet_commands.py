@@ -1,5 +1,5 @@
-"""Wallet commands: open, top up (idempotent by gateway reference), debit, never overdrawn;
-the member's consent to claims' copayments from the wallet.
+"""Wallet commands: open, top up (idempotent by gateway reference), debit, never overdrawn,
+refund a debit; the member's consent to claims' copayments from the wallet.
 
 A gateway reference credits one wallet, ever: the top-up reserves it at the append
 (domain/uniqueness.py), so two wallets cannot both be credited by it, in any process.
@@ -24,6 +24,7 @@ from domain.errors import CommandRejected, Kind
 from domain.wallet.model import (
     Debit,
     OpenWallet,
+    Refund,
     SetCopayConsent,
     TopUp,
     WalletCommand,
@@ -32,11 +33,21 @@ from domain.wallet.model import (
 )
 from infrastructure.auth.tokens import Principal, Role
 from infrastructure.http.problems import Problem
-from schemas.api.commands import CopayConsentBody, DebitBody, OpenWalletBody, TopUpBody
+from schemas.api.commands import (
+    CopayConsentBody,
+    DebitBody,
+    OpenWalletBody,
+    RefundBody,
+    TopUpBody,
+)
 
 # Not ops: the consent lets pharmacies take the member's money, so it is the member's own act
 # (admin for support cases; the event's metadata names who set it).
 CONSENT_SETTERS = frozenset({Role.MEMBER, Role.ADMIN})
+# Staff only, not the member who may debit: a refund moves money from the debit's counterparty
+# back into the wallet, which is the counterparty's decision (made through support), not the
+# payer's. Pharmacies neither debit nor refund wallets.
+REFUNDERS = STAFF
 
 
 async def open_wallet(
@@ -107,6 +118,22 @@ async def debit(
         purpose=body.purpose,
         reference=body.reference,
         at=ctx.at,
+    )
+    ctx.status_code = 201
+    return await _on_wallet(executor, principal, wallet_id, command, ctx)
+
+
+async def refund_debit(
+    executor: Executor,
+    principal: Principal,
+    wallet_id: UUID,
+    debit_id: UUID,
+    body: RefundBody,
+    ctx: CommandContext,
+) -> Outcome:
+    require_role(principal, REFUNDERS, "refund wallet debits")
+    command = Refund(
+        refund_id=new_id(), debit_id=debit_id, at=ctx.at, amount=body.amount, reason=body.reason
     )
     ctx.status_code = 201
     return await _on_wallet(executor, principal, wallet_id, command, ctx)

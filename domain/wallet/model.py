@@ -190,6 +190,7 @@ def decide(state: WalletState | None, command: WalletCommand) -> WalletDecision:
                 return WalletDecision([], original)
             return WalletDecision([event], event)
         case Refund():
+            _refuse_unless_direct_debit(state, command.debit_id)
             refunded = refund(state, command)
             return WalletDecision([refunded], refunded)
     raise TypeError(f"unknown command {type(command).__name__}")
@@ -268,7 +269,24 @@ def _set_copay_consent(command: SetCopayConsent) -> WalletDecision:
     return WalletDecision([event], event)
 
 
+def _refuse_unless_direct_debit(state: WalletState, debit_id: UUID) -> None:
+    """A refund asked for by itself is of a direct debit (a member's or staff's purchase).
+    A claim's copayment goes back only with its claim's reversal (domain/medcard/claims.py),
+    which restores the card's month in the same append; a top-up is no debit at all."""
+    original = state.debits.get(debit_id)
+    if original is not None and original.purpose == COPAY_PURPOSE:
+        raise CommandRejected(
+            "not_a_direct_debit",
+            "this debit is a claim's copayment: reversing the claim refunds it",
+        )
+    if original is None and any(t.topup_id == debit_id for t in state.topups.values()):
+        raise CommandRejected(
+            "not_a_direct_debit", "this id is a top-up of the wallet, not a debit"
+        )
+
+
 def refund(state: WalletState, command: Refund) -> WalletRefunded:
+    """The refunds of one debit never come to more than it: the one owner of that rule."""
     original = state.debits.get(command.debit_id)
     if original is None:
         raise CommandRejected("debit_not_found", "no such debit on this wallet", Kind.NOT_FOUND)
@@ -277,7 +295,7 @@ def refund(state: WalletState, command: Refund) -> WalletRefunded:
     if amount <= ZERO or amount > refundable:
         raise CommandRejected(
             "refund_exceeds_debit",
-            f"at most {refundable} of this debit can be refunded",
+            f"{refundable} {state.currency} of this debit ({original.amount}) is still refundable",
             Kind.CONFLICT,
         )
     wallet_leg, counterparty_leg = original.postings

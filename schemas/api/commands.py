@@ -287,6 +287,18 @@ class DebitBody(Body):
     purpose: Code = "purchase"
 
 
+class RefundBody(Body):
+    """A refund of a direct debit, in part or whole; several may follow, never more in all
+    than the debit."""
+
+    amount: Amount | None = Field(
+        None,
+        description="what to refund; absent or null: all of the debit not refunded yet. More"
+        " than that is 409 refund_exceeds_debit, whose detail says what is still refundable",
+    )
+    reason: Reason = Field(description="why, for the member's statement and the audit")
+
+
 class CopayConsentBody(Body):
     """The member's consent to claims' copayments paid from the wallet; 0 and 0 withdraws it."""
 

@@ -39,6 +39,7 @@ from schemas.api.commands import (
     IssueCardBody,
     OpenWalletBody,
     PaymobCallbackBody,
+    RefundBody,
     ReversalBody,
     StatusChangeBody,
     TopUpBody,
@@ -302,6 +303,19 @@ WRITES: tuple[WriteOperation, ...] = (
         "wallets",
     ),
     WriteOperation(
+        "POST",
+        f"{API}/wallets/{{wallet_id}}/debits/{{debit_id}}/refund",
+        "refund_debit",
+        RefundBody,
+        True,
+        "Refund a direct debit of a wallet, in part or whole (admin and ops); the refunds of"
+        " a debit never exceed it (409 refund_exceeds_debit). A claim's copayment is refunded"
+        " by reversing the claim, and a top-up is no debit: both 422 not_a_direct_debit",
+        True,
+        "wallet.refunded",
+        "wallets",
+    ),
+    WriteOperation(
         "PUT",
         f"{API}/wallets/{{wallet_id}}/copay-consent",
         "set_copay_consent",
@@ -465,6 +479,7 @@ ANSWER_IDS: dict[str, dict[str, Any]] = {
     "open_wallet": {"id": _UUID},
     "top_up": {"walletId": _UUID, "transactionId": _UUID},
     "debit": {"walletId": _UUID, "transactionId": _UUID},
+    "refund_debit": {"walletId": _UUID, "transactionId": _UUID, "debitId": _UUID},
     "set_copay_consent": {"walletId": _UUID},
 }
 
@@ -546,7 +561,20 @@ LINKS: dict[str, list[Link]] = {
     "remove_beneficiary": _card_links("medcardId"),
     "open_wallet": _wallet_links("id"),
     "top_up": _wallet_links("walletId"),
-    "debit": _wallet_links("walletId"),
+    "debit": [
+        Link(
+            "refund_debit",
+            {"path.wallet_id": _body("walletId"), "path.debit_id": _body("transactionId")},
+        ),
+        *_wallet_links("walletId"),
+    ],
+    "refund_debit": [
+        Link(
+            "refund_debit",
+            {"path.wallet_id": _body("walletId"), "path.debit_id": _body("debitId")},
+        ),
+        *_wallet_links("walletId"),
+    ],
     "set_copay_consent": _wallet_links("walletId"),
     "get_card_claims": _next_page("get_card_claims", "card_id"),
     "get_wallet_transactions": _next_page("get_wallet_transactions", "wallet_id"),
@@ -913,7 +941,9 @@ def _write(op: WriteOperation, refs: Refs) -> dict[str, Any]:
         ),
         "401": _problem("no or an invalid bearer token"),
         "403": _problem("the caller's role may not do this"),
-        "404": _problem("the card, beneficiary, claim or wallet does not exist (for this caller)"),
+        "404": _problem(
+            "the card, beneficiary, claim, wallet or debit does not exist (for this caller)"
+        ),
         "409": _problem("conflicts with the current state, or the Idempotency-Key is in use"),
         "422": _problem(
             "an invalid body, refused by a business rule, or the Idempotency-Key was used"

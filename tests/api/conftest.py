@@ -71,13 +71,15 @@ class World:
     """Ids that exist in `module_api`'s store.
 
     member-a holds `card_id` (with a dependant `beneficiary_id` and a claim `claim_id` booked
-    by pharmacy-2) and `wallet_id`; member-b holds `other_card_id` and `other_wallet_id`.
+    by pharmacy-2) and `wallet_id` (with a debit `debit_id`); member-b holds `other_card_id`
+    and `other_wallet_id`.
     """
 
     card_id: str
     beneficiary_id: str
     claim_id: str
     wallet_id: str
+    debit_id: str
     other_card_id: str
     other_wallet_id: str
 
@@ -87,6 +89,7 @@ class World:
             "beneficiary": self.beneficiary_id,
             "claim": self.claim_id,
             "wallet": self.wallet_id,
+            "debit": self.debit_id,
         }
 
 
@@ -106,6 +109,13 @@ async def world(module_api: Api, tokens: Tokens) -> World:
     )
     wallet = await open_wallet(api, tokens.ops(), "member-a")
     created(await top_up(api, tokens.ops(), wallet["id"], "500.00", "fawry-world-1"))
+    debited = created(
+        await api.client.post(
+            f"{API}/wallets/{wallet['id']}/debits",
+            json={"amount": "50.00", "reference": "order-world-1"},
+            headers=tokens.ops(),
+        )
+    )
     other_card = await issue_card(api, tokens.admin(), "member-b")
     other_wallet = await open_wallet(api, tokens.ops(), "member-b")
     return World(
@@ -113,6 +123,7 @@ async def world(module_api: Api, tokens: Tokens) -> World:
         beneficiary_id=added["id"],
         claim_id=booked["claimId"],
         wallet_id=wallet["id"],
+        debit_id=debited["transactionId"],
         other_card_id=other_card["id"],
         other_wallet_id=other_wallet["id"],
     )

@@ -1,6 +1,6 @@
 """Every write endpoint of the command API, with a valid request and what may vary in it.
 
-Paths name the ids they need as {card}, {beneficiary}, {claim}, {wallet}; `World.ids()`
+Paths name the ids they need as {card}, {beneficiary}, {claim}, {wallet}, {debit}; `World.ids()`
 fills them. Each valid body passes validation and `actor` may send it, so a refusal seen in
 a test comes from the one thing the test broke.
 """
@@ -20,6 +20,7 @@ PATH_IDS: dict[str, tuple[str, str]] = {
     "beneficiary": ("beneficiary_id", "beneficiary_not_found"),
     "claim": ("claim_id", "claim_not_found"),
     "wallet": ("wallet_id", "wallet_not_found"),
+    "debit": ("debit_id", "debit_not_found"),
 }
 
 MISSING = object()  # marks a field to delete in `with_field`
@@ -259,6 +260,18 @@ ENDPOINTS: list[Endpoint] = [
         actor="admin",
         forbidden_roles=("pharmacy",),
         member_allowed=True,
+    ),
+    Endpoint(
+        name="refund_debit",
+        method="POST",
+        path="/wallets/{wallet}/debits/{debit}/refund",
+        body={"amount": "1.00", "reason": "api test"},
+        required=("reason",),
+        amounts=("amount",),
+        wrong_types=(("amount", True), ("amount", "one"), ("reason", 5), ("reason", None)),
+        actor="ops",
+        # staff only: the member who may debit may not refund (wallet_commands.REFUNDERS)
+        forbidden_roles=("pharmacy", "member"),
     ),
     Endpoint(
         name="set_copay_consent",

@@ -273,6 +273,8 @@ def path_cases() -> list[Any]:
                 values.append("other:card")
             if placeholder == "beneficiary":
                 values.append("other:claim")
+            if placeholder == "debit":
+                values.append("other:claim")  # a claim that took nothing from the wallet
             for value in values:
                 case = PathCase(e, placeholder, value)
                 cases.append(pytest.param(case, id=f"{e.name}-{placeholder}-{value}"))

@@ -144,10 +144,13 @@ async def test_a_retry_after_its_key_expired_is_not_charged_twice(
     created(await _post(api, reversal, {}, keyed(pharmacy, "late-reversal")), 200)
     suspend = f"/medcards/{card['id']}/suspend"
     created(await _post(api, suspend, {}, keyed(tokens.admin(), "late-suspend")), 200)
+    # the whole debit refunded (a refund has no key of its own: the debit bounds a late retry)
+    refund = f"/wallets/{wallet['id']}/debits/{first['debit']['transactionId']}/refund"
+    created(await _post(api, refund, {"reason": "cancelled"}, keyed(tokens.ops(), "late-refund")))
     money_before = await _money_events(api)
 
     _age(postgres_url, RETENTION + timedelta(hours=1))
-    assert purge_expired(postgres_url, RETENTION) == len(sent) + 3
+    assert purge_expired(postgres_url, RETENTION) == len(sent) + 4
     again = {
         name: await _post(api, path, body, keyed(headers, f"late-{name}"))
         for name, (path, body, headers) in sent.items()
@@ -167,6 +170,11 @@ async def test_a_retry_after_its_key_expired_is_not_charged_twice(
     assert_problem(late_reversal, 409, "claim_already_reversed")
     late_suspend = await _post(api, suspend, {}, keyed(tokens.admin(), "late-suspend"))
     assert_problem(late_suspend, 409, "invalid_status_transition")
+    late_refund = await _post(
+        api, refund, {"reason": "cancelled"}, keyed(tokens.ops(), "late-refund")
+    )
+    assert_problem(late_refund, 409, "refund_exceeds_debit")
+    assert await _money_events(api) == money_before
     # Issuing a card has no key of its own in the domain: a retry this late issues another
     # card (no money moves; the README says so).
     assert created(again["issue_card"])["id"] != first["issue_card"]["id"]

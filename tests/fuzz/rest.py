@@ -97,6 +97,7 @@ def _config(stack: Stack, run: RoleRun) -> str:
             ("claim_id", "claim"),
             ("beneficiary_id", "beneficiary"),
             ("pharmacy_id", "pharmacy"),  # the fuzz pharmacy's statement
+            ("debit_id", "debit"),
         ):
             lines.append(f'"path.{name}" = "{stack.seeded[key]}"')
     return "\n".join(lines) + "\n"

@@ -35,8 +35,8 @@ class Stack:
     commands_url: str
     gateway_url: str
     tokens: dict[str, str]  # role -> bearer token
-    seeded: dict[str, str]  # what exists: card, wallet, claim, beneficiary (the member's),
-    # the pharmacy that posted the claim
+    seeded: dict[str, str]  # what exists: card, wallet, claim, beneficiary, debit (the
+    # member's), the pharmacy that posted the claim
     fleet: Fleet
 
     def headers(self, role: str) -> dict[str, str]:
@@ -89,7 +89,7 @@ def running_stack() -> Iterator[Stack]:
 
 def seed(stack: Stack) -> dict[str, str]:
     """The member's card (with a dependant), a claim on it by the fuzz pharmacy, and the
-    member's wallet with money in it; waits until the gateway reads them."""
+    member's wallet with money in it and a debit of it; waits until the gateway reads them."""
     with httpx.Client(base_url=stack.commands_url, timeout=30) as client:
 
         def post(path: str, body: dict[str, object], role: str = "admin") -> dict[str, object]:
@@ -114,6 +114,10 @@ def seed(stack: Stack) -> dict[str, str]:
         wallet_id = str(wallet["id"])
         post(f"/wallets/{wallet_id}/topups", {"gateway": "fawry", "gatewayReference": "seed-1",
                                               "amount": "5000.00"})  # fmt: skip
+        # the member's own purchase, for the refund route to reach (staff refund it; the
+        # member's run meets 403 there)
+        debit = post(f"/wallets/{wallet_id}/debits", {"amount": "500.00", "reference": "seed-1"},
+                     role="member")  # fmt: skip
         claimed = post(
             f"/medcards/{card_id}/claims/prescriptions",
             {"prescriptionId": "rx-seed-1", "totalAmount": "120.00"},
@@ -125,6 +129,7 @@ def seed(stack: Stack) -> dict[str, str]:
         "wallet": wallet_id,
         "claim": str(claimed["claimId"]),
         "pharmacy": PHARMACY,  # whose statement lists the claim
+        "debit": str(debit["transactionId"]),
     }
     _await_projected(stack, seeded["claim"], int(str(claimed["position"])))
     return seeded

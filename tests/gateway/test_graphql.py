@@ -133,7 +133,8 @@ async def test_claim_details_with_items_and_a_wallet_with_transactions(
     assert wallet["transactions"]["pageInfo"]["hasNextPage"] is True
 
     more = """query($w: ID!, $after: String) {
-      wallet(id: $w) { transactions(first: 10, after: $after) { edges { node { type } } } } }"""
+      wallet(id: $w) { transactions(first: 10, after: $after) {
+        edges { node { type transactionId amount debitId reason } } } } }"""
     rest = await gql(
         gateway,
         tokens.member("member-a"),
@@ -141,8 +142,14 @@ async def test_claim_details_with_items_and_a_wallet_with_transactions(
         w=gateway.world.wallet_a,
         after=wallet["transactions"]["pageInfo"]["endCursor"],
     )
-    types = [e["node"]["type"] for e in rest["data"]["wallet"]["transactions"]["edges"]]
-    assert types == ["debit", "topup", "topup"]
+    nodes = [e["node"] for e in rest["data"]["wallet"]["transactions"]["edges"]]
+    assert [n["type"] for n in nodes] == ["refund", "debit", "topup", "topup"]
+    # the direct debit refunded in part, naming it
+    assert (nodes[0]["amount"], nodes[0]["debitId"], nodes[0]["reason"]) == (
+        "15.00",
+        nodes[1]["transactionId"],
+        "one item returned",
+    )
 
 
 async def test_relay_pagination_over_35_claims(gateway: Gateway, tokens: Tokens) -> None:

@@ -146,7 +146,14 @@ async def test_a_wallet_and_its_transactions(gateway: Gateway, tokens: Tokens) -
     )
     items = history["items"]
     assert history["nextCursor"] is None
-    assert [t["type"] for t in items] == ["refund", "debit", "debit", "topup", "topup"]
+    assert [t["type"] for t in items] == ["refund", "debit", "refund", "debit", "topup", "topup"]
+    # the direct debit's partial refund names the debit and says why
+    direct_refund, direct_debit = items[2], items[3]
+    assert (direct_refund["debitId"], direct_refund["reason"]) == (
+        direct_debit["transactionId"],
+        "one item returned",
+    )
+    assert (direct_refund["amount"], direct_refund["balance"]) == ("15.00", "565.00")
     assert [t["position"] for t in items] == sorted((t["position"] for t in items), reverse=True)
     assert items[0]["balance"] == wallet["balance"]
     assert items[-1] == items[-1] | {"amount": "500.00", "balance": "500.00", "gateway": "fawry"}
@@ -208,7 +215,7 @@ async def test_wallet_transactions_page_by_position(gateway: Gateway, tokens: To
         cursor = body["nextCursor"]
         if cursor is None:
             break
-    assert len(seen) == len(set(seen)) == 5
+    assert len(seen) == len(set(seen)) == 6  # two top-ups, two debits, two refunds
     assert seen == sorted(seen, reverse=True)
 
 

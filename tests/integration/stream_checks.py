@@ -19,6 +19,9 @@ from infrastructure.eventstore.envelope import from_envelope
 from tests.integration.stream_load import MONEY, Ack
 
 STORED_OFFSETS = "SELECT partition, next_offset FROM projection_offsets WHERE topic = %s"
+# How each money event moves a wallet's balance: every wallet.refunded counts, a claim
+# reversal's and a direct debit's refund alike.
+WALLET_CHANGES = {"wallet.topped_up": 1, "wallet.debited": -1, "wallet.refunded": 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +192,7 @@ def check_read_models(
         c: (latest_month.get(c), spent[(c, latest_month[c])] if c in latest_month else Decimal(0))
         for c in cards
     }
-    sign = {"wallet.topped_up": 1, "wallet.debited": -1, "wallet.refunded": 1}
+    sign = WALLET_CHANGES
     balances: dict[UUID, Decimal] = {
         e.aggregate_id: Decimal("0.00") for e in events if e.event_type == "wallet.opened"
     }
@@ -313,6 +316,26 @@ def check_within_monthly_limits(stored: dict[UUID, Stored]) -> None:
     assert over == [], over[:5]
 
 
+def check_refunds_within_debits(stored: dict[UUID, Stored]) -> None:
+    """The refunds of a debit (a claim reversal's or a direct one) name a debit of their own
+    wallet and never come to more than it."""
+    debits = {
+        (e.aggregate_id, e.data["debit_id"]): _money(e.data["amount"])
+        for e in stored.values()
+        if e.event_type == "wallet.debited"
+    }
+    refunded: dict[tuple[UUID, str], Decimal] = defaultdict(Decimal)
+    for e in stored.values():
+        if e.event_type == "wallet.refunded":
+            refunded[(e.aggregate_id, e.data["debit_id"])] += _money(e.data["amount"])
+    wrong = [
+        f"{key}: refunded {total} of {debits.get(key)}"
+        for key, total in refunded.items()
+        if key not in debits or total > debits[key]
+    ]
+    assert wrong == [], wrong[:5]
+
+
 def check_no_wallet_below_zero(postgres_url: str, stored: dict[UUID, Stored]) -> None:
     """No event leaves a wallet below zero, and no wallet read model shows one."""
     below = [
@@ -333,7 +356,6 @@ def check_no_wallet_below_zero(postgres_url: str, stored: dict[UUID, Stored]) ->
 
 Key = tuple[Any, ...]
 Folded = dict[Key, tuple[Any, ...]]
-WALLET_CHANGES = {"wallet.topped_up": 1, "wallet.debited": -1, "wallet.refunded": 1}
 SPEND_CHANGES = ("medcard.claim_adjudicated", "medcard.claim_reversed")
 
 

@@ -52,7 +52,7 @@ class World:
     family_card: str  # gold, member-a: beneficiaries, claims with items, copay from wallet
     capped_card: str  # silver, member-b: approved, partially approved, rejected, reversed
     lifecycle_card: str  # pending -> active -> suspended -> active -> renewed -> cancelled
-    wallet_a: str
+    wallet_a: str  # topped up twice, a debit partly refunded, a copay and its refund
     wallet_b: str
     removed_beneficiary: str
     last_claim: str  # the last claim written
@@ -75,7 +75,13 @@ async def write_world(api: Api) -> World:
     wallet_a = await open_wallet(api, ops, "member-a")
     created(await top_up(api, ops, wallet_a["id"], "500.00", "fawry-a-1"))
     created(await top_up(api, ops, wallet_a["id"], "100.00", "pm-a-2", "paymob"))
-    await post(f"/wallets/{wallet_a['id']}/debits", {"amount": "50.00", "reference": "order-a"})
+    order = await post(
+        f"/wallets/{wallet_a['id']}/debits", {"amount": "50.00", "reference": "order-a"}
+    )
+    await post(
+        f"/wallets/{wallet_a['id']}/debits/{order['transactionId']}/refund",
+        {"amount": "15.00", "reason": "one item returned"},
+    )
 
     items = [
         {"drugCode": "D-1", "drugName": "Augmentin", "quantity": 3, "unitPrice": "11.11"},

@@ -146,9 +146,10 @@ async def test_wallets_and_their_statements(world: World, postgres_pool: Pool) -
             " copay_consent_set_at IS NOT NULL FROM wallets",
         )
     }
-    # 500 + 100 - 50 - 20 (copay) + 20 (refund); member-a consented to copays, member-b not
+    # 500 + 100 - 50 + 15 (refunded in part) - 20 (copay) + 20 (its refund); member-a
+    # consented to copays, member-b not
     assert wallets == {
-        world.wallet_a: (Decimal("550.00"), Decimal("100.00"), Decimal("300.00"), True),
+        world.wallet_a: (Decimal("565.00"), Decimal("100.00"), Decimal("300.00"), True),
         world.wallet_b: (Decimal("75.50"), Decimal("0.00"), Decimal("0.00"), False),
     }
     statement = await rows(
@@ -161,8 +162,9 @@ async def test_wallets_and_their_statements(world: World, postgres_pool: Pool) -
         ("topup", Decimal("500.00"), Decimal("500.00"), "fawry", None),
         ("topup", Decimal("100.00"), Decimal("600.00"), "paymob", None),
         ("debit", Decimal("50.00"), Decimal("550.00"), None, "purchase"),
-        ("debit", Decimal("20.00"), Decimal("530.00"), None, "claim_copayment"),
-        ("refund", Decimal("20.00"), Decimal("550.00"), None, "claim_reversed"),
+        ("refund", Decimal("15.00"), Decimal("565.00"), None, "one item returned"),
+        ("debit", Decimal("20.00"), Decimal("545.00"), None, "claim_copayment"),
+        ("refund", Decimal("20.00"), Decimal("565.00"), None, "claim_reversed"),
     ]
 
 
@@ -180,4 +182,4 @@ async def test_ledger_postings_sum_to_zero(world: World, postgres_pool: Pool) ->
     by_account = dict(
         await rows(postgres_pool, "SELECT account, sum(amount) FROM ledger_postings GROUP BY 1")
     )
-    assert by_account[f"member_wallet:{world.wallet_a}"] == Decimal("550.00")
+    assert by_account[f"member_wallet:{world.wallet_a}"] == Decimal("565.00")

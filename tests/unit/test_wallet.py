@@ -7,9 +7,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from domain.errors import Kind
+from domain.errors import CommandRejected, Kind
 from domain.events import Posting, WalletDebited, WalletOpened, WalletRefunded, WalletToppedUp
 from domain.wallet.model import (
+    COPAY_PURPOSE,
     Debit,
     OpenWallet,
     Refund,
@@ -18,8 +19,10 @@ from domain.wallet.model import (
     WalletState,
     decide,
     evolve,
+    refund,
     wallet_id_for,
 )
+from domain.wallet.model import debit as decide_debit
 from tests.unit.builders import T0, USER, refused
 
 D = Decimal
@@ -275,3 +278,37 @@ def test_refund_amount_must_be_positive_cents(amount: str) -> None:
 def test_refund_of_an_unknown_debit() -> None:
     with refused("debit_not_found", Kind.NOT_FOUND):
         Wallet("100.00").run(Refund(uuid4(), uuid4(), T0))
+
+
+def test_the_refused_refund_says_what_is_still_refundable() -> None:
+    wallet = Wallet("100.00")
+    spent = debited(wallet, "50.00")
+    wallet.run(Refund(uuid4(), spent.debit_id, T0, amount=D("20.00")))
+    with pytest.raises(CommandRejected) as info:
+        wallet.run(Refund(uuid4(), spent.debit_id, T0, amount=D("30.01")))
+    assert (info.value.code, info.value.kind) == ("refund_exceeds_debit", Kind.CONFLICT)
+    assert "30.00 EGP" in info.value.detail
+
+
+def test_a_claims_copayment_is_not_refunded_by_a_refund_command() -> None:
+    """Only the claim's reversal gives a copayment back (with the card's month)."""
+    wallet = Wallet("100.00")
+    assert wallet.state is not None
+    # as a claim takes it (copay.pay_copay): the purpose a command may not use
+    copay = decide_debit(wallet.state, debit("35.00", reference="claim-1", purpose=COPAY_PURPOSE))
+    assert copay is not None
+    wallet.state = evolve(wallet.state, copay)
+    with refused("not_a_direct_debit"):
+        wallet.run(Refund(uuid4(), copay.debit_id, T0, amount=D("1.00")))
+    assert wallet.balance == D("65.00")
+    # ... while refund() itself, as the reversal calls it, still refunds it
+    assert refund(wallet.state, Refund(uuid4(), copay.debit_id, T0)).amount == D("35.00")
+
+
+def test_a_top_up_is_no_debit_to_refund() -> None:
+    wallet = Wallet()
+    [topped], _ = wallet.run(top_up("80.00"))
+    assert isinstance(topped, WalletToppedUp)
+    with refused("not_a_direct_debit"):
+        wallet.run(Refund(uuid4(), topped.topup_id, T0))
+    assert wallet.balance == D("80.00")
