@@ -36,6 +36,8 @@ from infrastructure.http.edge_problems import edge_problem_for
 from infrastructure.http.headers import SecurityHeaders, secured
 from infrastructure.http.metrics import HttpMetrics, MetricsMiddleware
 from infrastructure.http.problems import Problem, problem_response
+from infrastructure.logs import CURRENT_CORRELATION_ID
+from schemas.api.commands import CORRELATION_ID
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
@@ -50,6 +52,16 @@ def http_problem(exc: HTTPException, headers: Mapping[str, str]) -> Problem:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     answer_headers = dict(exc.headers) if exc.headers else None
     return Problem(exc.status_code, code, str(exc.detail), headers=answer_headers)
+
+
+def correlation_of(scope: Scope) -> str | None:
+    """The request's X-Correlation-Id when it is one the write API would accept, else None
+    (a write refuses a bad one with 400; a read just logs without it)."""
+    for name, value in scope["headers"]:
+        if name == b"x-correlation-id":
+            text = value.decode("latin-1")
+            return text if CORRELATION_ID.accepts(text) else None
+    return None
 
 
 class FastRoutesApp(FastAPI):
@@ -90,8 +102,21 @@ class FastRoutesApp(FastAPI):
         self._direct = tuple(direct)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        # Whatever this request logs, here or in a library, carries its correlation id (the
+        # edge's request id unless the caller sent its own): infrastructure/logs.py. Reset
+        # after, though each request runs in its own task, for servers that reuse one.
+        token = CURRENT_CORRELATION_ID.set(correlation_of(scope))
+        try:
+            await self._http(scope, receive, send)
+        finally:
+            CURRENT_CORRELATION_ID.reset(token)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Checked before FastAPI.__call__, which itself costs a telemetry lookup per request.
-        if scope["type"] == "http" and scope["path"].startswith(self._prefixes):
+        if scope["path"].startswith(self._prefixes):
             for route in self._direct:
                 match, child_scope = route.matches(scope)
                 if match is Match.FULL and not self._needs_cors(scope):

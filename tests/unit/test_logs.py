@@ -191,3 +191,44 @@ def test_log_settings_read_any_case_and_refuse_unknown_values() -> None:
     assert isolated_settings().log_format == "json"
     with pytest.raises(ValueError, match=r"(?i)log_level"):
         isolated_settings(log_level="loud")
+
+
+@pytest.mark.usefixtures("root_restored")
+def test_every_request_of_the_services_logs_with_its_correlation_id() -> None:
+    # The gateway's reads and GraphQL, as much as the command service's writes: the app class
+    # both services are built on sets the id for everything the request logs, on its fast
+    # routes (/api) and on FastAPI's own (/graphql, /health).
+    from fastapi.testclient import TestClient
+    from prometheus_client import CollectorRegistry
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from infrastructure.http.fast_routes import FastRoutesApp
+    from infrastructure.http.metrics import HttpMetrics
+
+    out = io.StringIO()
+    configure_logging("serve-gateway", "INFO", "json", out)
+
+    async def seen(_: Request) -> JSONResponse:
+        logging.getLogger("healthpay.gateway").info("read")
+        return JSONResponse({"seen": CURRENT_CORRELATION_ID.get()})
+
+    app = FastRoutesApp()
+    app.add_route("/other", seen)
+    app.configure_fast_routes(
+        ["/api"], [Route("/api/read", seen)], HttpMetrics(CollectorRegistry(), "test"), ()
+    )
+    asked = [("/api/read", "edge-req-7"), ("/other", "edge-req-8"), ("/api/read", "x" * 101)]
+    with TestClient(app) as client:
+        answers = [client.get(path, headers={"X-Correlation-Id": cid}) for path, cid in asked]
+        answers.append(client.get("/api/read"))
+    assert [a.json()["seen"] for a in answers] == ["edge-req-7", "edge-req-8", None, None]
+    assert CURRENT_CORRELATION_ID.get() is None  # reset after the request
+    lines = [line for line in _lines(out) if line["message"] == "read"]
+    assert [line.get("correlation_id") for line in lines] == [
+        "edge-req-7",
+        "edge-req-8",
+        None,
+        None,
+    ]
