@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help install up down smoke test lint unit format audit backup bench bench-quick bench-stream bench-reads bench-memory bench-pipeline bench-kafka bench-relay-encode locust k6 fuzz chaos
+.PHONY: help install up down smoke test lint check-k8s-prometheus unit format audit backup bench bench-quick bench-stream bench-reads bench-memory bench-pipeline bench-kafka bench-relay-encode locust k6 fuzz chaos
 
 help:
 	@echo "make up     start PostgreSQL, Kafka, Cassandra and every service locally, print the URLs"
@@ -37,6 +37,11 @@ smoke: install
 
 lint: install
 	@scripts/check.sh
+
+# The cluster's Prometheus config (Kubernetes discovery) through a promtool that knows it;
+# built from source on first use (long: scripts/tools.sh promtool-k8s), so not part of CI.
+check-k8s-prometheus:
+	"$$(scripts/tools.sh promtool-k8s)" check config k8s/monitoring/prometheus.yml
 
 format: install
 	.venv/bin/ruff format domain schemas infrastructure command_service projection_service api_gateway cli tests load-tests

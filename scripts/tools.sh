@@ -7,6 +7,8 @@
 #                                      kubeconform's layout (from the kubernetes-validate package)
 #   scripts/tools.sh compose-schema    print the path of the compose-spec JSON schema (the copy
 #                                      the compose-go module ships, as Docker Compose validates)
+#   scripts/tools.sh promtool-k8s      print the path of a promtool built from Prometheus's
+#                                      source WITH Kubernetes discovery (Debian's has none)
 #
 # Each prints one absolute path on stdout; what it downloads or builds goes to stderr.
 set -euo pipefail
@@ -15,6 +17,8 @@ ROOT=$(pwd)
 TOOLS=$ROOT/.local/tools
 KUBECONFORM_VERSION=v0.7.0
 COMPOSE_GO_VERSION=v2.10.2
+# Prometheus 3.16's module version (Prometheus tags its Go module v0.<major*100+minor>.<patch>).
+PROMETHEUS_MODULE_VERSION=v0.316.0
 # The Kubernetes version the manifests are checked against (schemas of kubernetes-validate).
 KUBERNETES_VERSION=1.33.0
 mkdir -p "$TOOLS/bin"
@@ -57,8 +61,20 @@ case ${1:-} in
     [[ -f $dir/schema/compose-spec.json ]] || { echo "tools.sh: no compose-spec.json in $dir" >&2; exit 1; }
     echo "$dir/schema/compose-spec.json"
     ;;
+  promtool-k8s)
+    # Built from source: about 2 GB of modules and a long compile (15-40 min on 2 cores), so
+    # `make check-k8s-prometheus` runs it on demand and CI does not (docs/runbooks/deploy.md).
+    bin=$TOOLS/bin/promtool-$PROMETHEUS_MODULE_VERSION
+    if [[ ! -x $bin ]]; then
+      echo "tools.sh: go install promtool@$PROMETHEUS_MODULE_VERSION (long)" >&2
+      GOBIN=$TOOLS/gobin "$(go_program)" install \
+        "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE_VERSION" >&2
+      mv "$TOOLS/gobin/promtool" "$bin"
+    fi
+    echo "$bin"
+    ;;
   *)
-    sed -n '5,11p' "$0" | sed 's/^#   //' >&2
+    sed -n '5,13p' "$0" | sed 's/^#   //' >&2
     exit 2
     ;;
 esac
