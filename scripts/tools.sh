@@ -31,16 +31,21 @@ go_program() {
   echo "$go"
 }
 
+# go_tool NAME PACKAGE VERSION: `go install` PACKAGE@VERSION once into .local/tools/bin as
+# NAME-VERSION (a version bump installs beside the old one); prints its path.
+go_tool() {
+  local bin=$TOOLS/bin/$1-$3
+  if [[ ! -x $bin ]]; then
+    echo "tools.sh: go install $1@$3" >&2
+    GOBIN=$TOOLS/gobin "$(go_program)" install "$2@$3" >&2
+    mv "$TOOLS/gobin/$1" "$bin"
+  fi
+  echo "$bin"
+}
+
 case ${1:-} in
   kubeconform)
-    bin=$TOOLS/bin/kubeconform-$KUBECONFORM_VERSION
-    if [[ ! -x $bin ]]; then
-      echo "tools.sh: go install kubeconform@$KUBECONFORM_VERSION" >&2
-      GOBIN=$TOOLS/gobin "$(go_program)" install \
-        "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" >&2
-      mv "$TOOLS/gobin/kubeconform" "$bin"
-    fi
-    echo "$bin"
+    go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
     ;;
   k8s-schemas)
     dir=$TOOLS/kubernetes-schemas
@@ -64,14 +69,7 @@ case ${1:-} in
   promtool-k8s)
     # Built from source: about 2 GB of modules and a long compile (15-40 min on 2 cores), so
     # `make check-k8s-prometheus` runs it on demand and CI does not (docs/runbooks/deploy.md).
-    bin=$TOOLS/bin/promtool-$PROMETHEUS_MODULE_VERSION
-    if [[ ! -x $bin ]]; then
-      echo "tools.sh: go install promtool@$PROMETHEUS_MODULE_VERSION (long)" >&2
-      GOBIN=$TOOLS/gobin "$(go_program)" install \
-        "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE_VERSION" >&2
-      mv "$TOOLS/gobin/promtool" "$bin"
-    fi
-    echo "$bin"
+    go_tool promtool github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_MODULE_VERSION"
     ;;
   *)
     sed -n '5,13p' "$0" | sed 's/^#   //' >&2
