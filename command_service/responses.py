@@ -1,7 +1,8 @@
 """Answers of the write API, made from the event that answers the command.
 
 Making answers from the recorded events (not from live state) means a replayed request, an
-idempotent repeat or a retry after a crash always gets exactly the answer the first request got.
+idempotent repeat or a retry after a crash always gets exactly the answer the first request got,
+but for the NCPDP transaction status of claims and reversals, which names a repeat as one.
 Money is a string with two decimals ("315.00"): JSON numbers would invite float rounding.
 """
 
@@ -31,12 +32,20 @@ from domain.events import (
     WalletRefunded,
     WalletToppedUp,
 )
+from domain.medcard import ncpdp
 from domain.medcard.state import STATUS_AFTER
 
 
 def render(outcome: Outcome) -> dict[str, Any]:
-    body = _body(outcome.result, outcome.aggregate_id)
-    body["eventType"] = outcome.result.event_type
+    result = outcome.result
+    body = _body(result, outcome.aggregate_id)
+    # NCPDP's words for claims and reversals (domain/medcard/ncpdp.py): the one part of an
+    # answer that tells a first answer from a repeat, as NCPDP's duplicate statuses do.
+    if isinstance(result, ClaimAdjudicated):
+        body["ncpdp"] = ncpdp.claim_fields(result, duplicate=not outcome.created)
+    elif isinstance(result, ClaimReversed):
+        body["ncpdp"] = ncpdp.reversal_fields(result, duplicate=not outcome.created)
+    body["eventType"] = result.event_type
     body["version"] = outcome.version
     body["position"] = outcome.position
     if outcome.quote:

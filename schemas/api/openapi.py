@@ -112,6 +112,30 @@ COMMAND_ANSWER_SCHEMA: dict[str, Any] = {
             "enum": ["quote"],
             "description": "only on a claim's quote: the answer the claim would get now",
         },
+        "ncpdp": {
+            "type": "object",
+            "description": "only on claims and reversals: the answer in NCPDP D.0's words"
+            " (our decision and reasons stay primary). transactionStatus: P paid, R rejected,"
+            " D duplicate of a paid claim (an identical retry), C captured hold, A approved"
+            " reversal, S duplicate of an approved reversal; rejectCodes: NCPDP 511-FB codes"
+            " mapped from the reasons (65, 67, 68, 69, 53, 76, 79; 85 for any other)",
+            "properties": {
+                "transactionStatus": {"type": "string", "enum": ["P", "R", "D", "C", "A", "S"]},
+                "rejectCodes": {"type": "array", "items": {"type": "string"}},
+                "totalAmountPaid": {"type": "string", "description": "the plan pays (509-F9)"},
+                "patientPayAmount": {"type": "string", "description": "the patient pays (505-F5)"},
+                "amountExceedingPeriodicBenefitMaximum": {
+                    "type": "string",
+                    "description": "of what the patient pays, what the exhausted monthly"
+                    " benefit left to them (520-FK)",
+                },
+                "remainingBenefitAmount": {
+                    "type": "string",
+                    "description": "the month's benefit left after it (514-FS)",
+                },
+            },
+            "required": ["transactionStatus", "rejectCodes", "remainingBenefitAmount"],
+        },
     },
     "required": ["eventType", "version", "position"],
     "additionalProperties": True,
