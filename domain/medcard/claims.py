@@ -137,14 +137,9 @@ def adjudicate(
     beneficiary = command.beneficiary_id or card.primary_beneficiary_id
     remaining = card.remaining_in(month)
     rejection = coverage_refusal(card, beneficiary, command.at, remaining)
-    refill = NOTHING_TO_CHECK
-    if rejection is None:
-        day = cairo_date(command.at)
-        drugs = (item.drug_code for item in command.items)
-        refill = check_refills(
-            card.refills, beneficiary, drugs, day, rules.refill_min_elapsed_share
-        )
-        rejection = REFILL_TOO_SOON if refill.next_available is not None else None
+    refill = NOTHING_TO_CHECK if rejection else _refill(card, beneficiary, command, rules)
+    if refill.next_available is not None:
+        rejection = REFILL_TOO_SOON
     if rejection is not None and earlier is BEYOND_WINDOW:
         # A standing charge would be replayed or refused, not rejected anew.
         raise PriorChargeNeeded(command.prescription_id)
@@ -170,6 +165,15 @@ def adjudicate(
         rules,
     )
     return ClaimDecision(claim, [claim], wallet_events, replayed=False)
+
+
+def _refill(
+    card: MedCardState, beneficiary: UUID, command: ClaimPrescription, rules: ClaimRules
+) -> RefillCheck:
+    """The refill check, for a claim the coverage rules let through."""
+    drugs = (item.drug_code for item in command.items)
+    day = cairo_date(command.at)
+    return check_refills(card.refills, beneficiary, drugs, day, rules.refill_min_elapsed_share)
 
 
 @dataclass(frozen=True, slots=True)
