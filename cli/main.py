@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from cli import fraud
 from infrastructure.auth.tokens import Role, TokenCodec
 from infrastructure.logs import configure_logging
 from infrastructure.settings import Settings, SettingsError
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_events(commands)
     _add_backup(commands)
     _add_settlement(commands)
+    fraud.add_parser(commands)
     return parser
 
 
@@ -310,6 +312,7 @@ HANDLERS: dict[str, Handler] = {
     "backup": _backup,
     "restore": _backup,
     "settlement": _settlement,
+    "fraud": fraud.run,
 }
 
 
