@@ -160,7 +160,9 @@ def adjudicate(
     claim = _claim_event(
         card,
         command,
-        _Decided(beneficiary, day, print_, decision, reasons, total, covered, items),
+        _Decided(
+            beneficiary, day, month, remaining, print_, decision, reasons, total, covered, items
+        ),
         wallet.wallet_id if paid is not None and wallet is not None else None,
         refill,
         rules,
@@ -184,6 +186,8 @@ def _refill(
 class _Decided:
     beneficiary: UUID
     day: date  # Cairo
+    month: str
+    remaining: Decimal  # the month's benefit before this claim
     fingerprint: str
     decision: Decision
     reasons: list[str]
@@ -201,7 +205,7 @@ def _claim_event(
     rules: ClaimRules,
 ) -> ClaimAdjudicated:
     """The adjudication's event; `paid_from`: the wallet that paid the copayment, if one did."""
-    month = month_of(decided.day)
+    month = decided.month
     total, covered = decided.total, decided.covered
     copayment = total - covered
     booked = decided.decision != "rejected"
@@ -221,7 +225,7 @@ def _claim_event(
         month=month,
         monthly_limit=card.monthly_limit,
         month_spent_after=card.spent_in(month) + covered,
-        remaining_after=card.remaining_in(month) - covered,
+        remaining_after=decided.remaining - covered,
         wallet_id=paid_from,
         copayment_paid_from_wallet=copayment if paid_from is not None else ZERO,
         claimed_at=command.at,
