@@ -72,6 +72,7 @@ def _claim_command(body: ClaimBody, pharmacy_id: str, ctx: CommandContext) -> Cl
                 drug_name=item.drug_name,
                 quantity=item.quantity,
                 unit_price=item.unit_price,
+                days_supply=item.days_supply,
             )
             for item in body.items
         ),
@@ -97,11 +98,12 @@ async def claim_prescription(
         recorded: RecordedEvent | None = None
         if look_up_first and card.state is not None:
             prior, recorded = await _standing_charge(executor.store, card_id, command)
+        rules = executor.claim_rules
         try:
-            decision = adjudicate(card.state, wallet.state, command, prior)
+            decision = adjudicate(card.state, wallet.state, command, prior, rules)
         except PriorChargeNeeded:
             prior, recorded = await _standing_charge(executor.store, card_id, command)
-            decision = adjudicate(card.state, wallet.state, command, prior)
+            decision = adjudicate(card.state, wallet.state, command, prior, rules)
         writes = [StreamWrite(MEDCARD, card_id, card, decision.card_events)]
         if wallet_id is not None and decision.wallet_events:
             writes.append(StreamWrite(WALLET, wallet_id, wallet, decision.wallet_events))

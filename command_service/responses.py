@@ -26,6 +26,7 @@ from domain.events import (
     MedCardReactivated,
     MedCardRenewed,
     MedCardSuspended,
+    RefillOverrideGranted,
     WalletCopayConsentSet,
     WalletDebited,
     WalletOpened,
@@ -93,6 +94,17 @@ def _body(event: DomainEvent, aggregate_id: UUID) -> dict[str, Any]:
             }
         case ClaimAdjudicated():
             return claim(event, aggregate_id)
+        case RefillOverrideGranted():
+            return {
+                "id": str(event.override_id),
+                "medcardId": str(aggregate_id),
+                "beneficiaryId": str(event.beneficiary_id),
+                "drugCode": event.drug_code,
+                "reason": event.reason,
+                "validUntil": None if event.valid_until is None else event.valid_until.isoformat(),
+                "grantedBy": event.granted_by,
+                "grantedAt": event.at.isoformat(),
+            }
         case ClaimReversed():
             return {
                 "claimId": str(event.claim_id),
@@ -165,9 +177,17 @@ def claim(event: ClaimAdjudicated, card_id: UUID) -> dict[str, Any]:
                 "totalPrice": str(item.total_price),
                 "coveredAmount": str(item.covered_amount),
                 "copaymentAmount": str(item.copayment_amount),
+                "daysSupply": item.days_supply,
             }
             for item in event.items
         ],
+        # refill_too_soon: the first Cairo day the refill would pass. Velocity flags are not
+        # in the answer: a pharmacy must not learn where the thresholds lie.
+        "nextAvailableFillDate": (
+            None
+            if event.next_available_fill_date is None
+            else event.next_available_fill_date.isoformat()
+        ),
         "month": event.month,
         "monthlyLimit": str(event.monthly_limit),
         "monthSpent": str(event.month_spent_after),

@@ -16,6 +16,7 @@ from command_service import (
     medcard_commands,
     payment_callbacks,
     point_of_sale,
+    refill_commands,
     wallet_commands,
 )
 from command_service.execution import Outcome
@@ -35,6 +36,7 @@ from schemas.api.commands import (
     DebitBody,
     IssueCardBody,
     OpenWalletBody,
+    RefillOverrideBody,
     RefundBody,
     ReversalBody,
     StatusChangeBody,
@@ -141,6 +143,12 @@ ROUTES: list[Route] = [
         ReversalBody,
         optional_body=True,
         name="reverse_claim",
+    ),
+    command_route(
+        "/medcards/{card_id}/refill-overrides",
+        refill_commands.grant_refill_override,
+        RefillOverrideBody,
+        name="grant_refill_override",
     ),
     # A query over POST (no side effect, no Idempotency-Key): not a command_route.
     Route(

@@ -9,12 +9,14 @@ file `make up` writes (so no secret that anyone can read in the repository signs
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.medcard.refills import DEFAULT_RULES, ClaimRules
 from infrastructure.auth.tokens import MIN_SECRET_BYTES, SigningKey
 from infrastructure.eventstore.group_commit import DEFAULT_MAX_QUEUE
 from infrastructure.logs import LogFormat, LogLevel
@@ -98,6 +100,25 @@ class Settings(BaseSettings):
         default=DEFAULT_MAX_QUEUE, validation_alias="GROUP_COMMIT_MAX_QUEUE", gt=0
     )
     environment: Environment = Field(default="production", validation_alias="HEALTHPAY_ENV")
+    # Claim rules (domain/medcard/refills.py, domain/medcard/velocity.py): the share of the
+    # last fill's days supply that must have elapsed before a refill of the drug; the claims
+    # and total amount per beneficiary per Cairo day past which a claim is flagged.
+    refill_min_elapsed_share: Decimal = Field(
+        default=DEFAULT_RULES.refill_min_elapsed_share,
+        validation_alias="REFILL_MIN_ELAPSED_SHARE",
+        ge=0,
+        le=1,
+    )
+    velocity_max_claims_per_day: int = Field(
+        default=DEFAULT_RULES.velocity_max_claims_per_day,
+        validation_alias="VELOCITY_MAX_CLAIMS_PER_DAY",
+        gt=0,
+    )
+    velocity_max_amount_per_day: Decimal = Field(
+        default=DEFAULT_RULES.velocity_max_amount_per_day,
+        validation_alias="VELOCITY_MAX_AMOUNT_PER_DAY",
+        gt=0,
+    )
     # How long a stored Idempotency-Key answer is kept at least; `healthpay idempotency
     # purge` deletes older ones.
     idempotency_retention_days: float = Field(
@@ -161,6 +182,14 @@ class Settings(BaseSettings):
             if current.kid == previous.kid:
                 raise ValueError("the current and the previous key have one id (JWT_*SECRET_ID)")
         return self
+
+    @property
+    def claim_rules(self) -> ClaimRules:
+        return ClaimRules(
+            refill_min_elapsed_share=self.refill_min_elapsed_share,
+            velocity_max_claims_per_day=self.velocity_max_claims_per_day,
+            velocity_max_amount_per_day=self.velocity_max_amount_per_day,
+        )
 
     @staticmethod
     def _key(secret: SecretStr, kid: str | None) -> SigningKey:

@@ -87,6 +87,7 @@ class ClaimItem:
     drug_name: str
     quantity: int
     unit_price: Decimal
+    days_supply: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

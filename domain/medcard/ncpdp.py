@@ -40,6 +40,7 @@ from domain.medcard.claims import (
     LIMIT_EXHAUSTED,
     LIMIT_PARTLY_USED_UP,
 )
+from domain.medcard.refills import REFILL_TOO_SOON
 from domain.money import ZERO, percent_of
 
 TransactionStatus = Literal["P", "R", "D", "C", "A", "S"]
@@ -51,7 +52,7 @@ REJECT_CODES: dict[str, str] = {
     CARD_EXPIRED: "68",
     BENEFICIARY_NOT_ON_CARD: "53",
     LIMIT_EXHAUSTED: "76",
-    "refill_too_soon": "79",
+    REFILL_TOO_SOON: "79",
 }
 NOT_PROCESSED = "85"  # a rejection whose reason has no closer NCPDP code
 # Reasons that say the month's benefit bounded what was covered.

@@ -19,6 +19,7 @@ PROJECTED_TABLES: tuple[str, ...] = (
     "beneficiaries",
     "prescription_claims",
     "prescription_items",
+    "fraud_flags",
     "medcard_monthly_spend",
     "wallets",
     "wallet_transactions",

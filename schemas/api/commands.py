@@ -36,6 +36,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from domain.medcard.claims import MAX_QUANTITY
+from domain.medcard.refills import MAX_DAYS_SUPPLY
 from domain.money import CENT, LIMIT, MONEY, PERCENT, DecimalRule, MoneyError
 
 # C0 and C1 control characters and DEL: PostgreSQL cannot store NUL in text or jsonb, and
@@ -153,6 +154,7 @@ def _whole(low: int, high: int, range_code: str) -> PlainValidator:
 
 
 Quantity = Annotated[int, _whole(1, MAX_QUANTITY, "quantity_range")]
+DaysSupply = Annotated[int, _whole(1, MAX_DAYS_SUPPLY, "days_supply_range")]
 
 
 # Every string field: no control characters (checked by pydantic's own regex engine, no
@@ -218,6 +220,12 @@ class ClaimItemBody(Body):
     drug_name: Name
     quantity: Quantity
     unit_price: Amount
+    days_supply: DaysSupply | None = Field(
+        None,
+        description="how many days the dispensed quantity lasts: a later claim of this drug"
+        " (by `drugCode`) for the same beneficiary before REFILL_MIN_ELAPSED_SHARE (0.75) of"
+        " it has elapsed is rejected `refill_too_soon`, with `nextAvailableFillDate`",
+    )
 
 
 # "quote": the answer a claim would get, with nothing stored (docs/architecture.md, "Point of
@@ -255,6 +263,23 @@ class CardClaimBody(ClaimBody):
 
 class ReversalBody(Body):
     reason: Reason | None = None
+
+
+class RefillOverrideBody(Body):
+    """Let a refill of `drugCode` through before it is due (ops and admins)."""
+
+    beneficiary_id: Uuid | None = Field(
+        None, description="the beneficiary; absent: the card's primary holder"
+    )
+    drug_code: Code
+    reason: Reason
+    valid_until: Day | None = Field(
+        None,
+        description="absent: the next claim of this beneficiary and drug consumes the override;"
+        " a date: every such claim through that day (Africa/Cairo) passes the refill check."
+        " Not before today (422 invalid_valid_until); a beneficiary not on the card is 422"
+        " beneficiary_not_on_card",
+    )
 
 
 class OpenWalletBody(Body):

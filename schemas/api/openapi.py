@@ -39,6 +39,7 @@ from schemas.api.commands import (
     IssueCardBody,
     OpenWalletBody,
     PaymobCallbackBody,
+    RefillOverrideBody,
     RefundBody,
     ReversalBody,
     StatusChangeBody,
@@ -281,6 +282,18 @@ WRITES: tuple[WriteOperation, ...] = (
     ),
     WriteOperation(
         "POST",
+        f"{API}/medcards/{{card_id}}/refill-overrides",
+        "grant_refill_override",
+        RefillOverrideBody,
+        True,
+        "Let a beneficiary's refill of a drug through before it is due (ops and admins): for the"
+        " next such claim, or every one until `validUntil`",
+        True,
+        "medcard.refill_override_granted",
+        "claims",
+    ),
+    WriteOperation(
+        "POST",
         f"{API}/eligibility",
         "check_eligibility",
         EligibilityBody,
@@ -500,6 +513,7 @@ ANSWER_IDS: dict[str, dict[str, Any]] = {
         "walletId": {"anyOf": [_UUID, {"type": "null"}]},
     },
     "reverse_claim": {"claimId": _UUID, "medcardId": _UUID},
+    "grant_refill_override": {"id": _UUID, "medcardId": _UUID, "beneficiaryId": _UUID},
     "open_wallet": {"id": _UUID},
     "top_up": {"walletId": _UUID, "transactionId": _UUID},
     "debit": {"walletId": _UUID, "transactionId": _UUID},
@@ -522,7 +536,12 @@ def _body(field: str) -> str:
 
 
 _POSITION = {"query.minPosition": _body("position")}
-_CARD_WRITES = ("add_beneficiary", "claim_prescription", *(f"{a}_card" for a in LIFECYCLE_ACTIONS))
+_CARD_WRITES = (
+    "add_beneficiary",
+    "claim_prescription",
+    "grant_refill_override",
+    *(f"{a}_card" for a in LIFECYCLE_ACTIONS),
+)
 _CARD_READS = ("get_card", "get_card_claims", "get_beneficiaries")
 
 

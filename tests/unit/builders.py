@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain.errors import CommandRejected, Kind
-from domain.events import ClaimAdjudicated, ClaimReversed, DomainEvent
+from domain.events import ClaimAdjudicated, ClaimReversed, DomainEvent, RefillOverrideGranted
 from domain.identity import new_card_number
 from domain.medcard import decider
 from domain.medcard import state as card_state
@@ -33,6 +33,7 @@ from domain.medcard.commands import (
     PersonDetails,
     ReverseClaim,
 )
+from domain.medcard.refills import GrantRefillOverride, grant_override
 from domain.medcard.state import (
     ClaimNeeded,
     Looked,
@@ -206,6 +207,11 @@ class Ledger:
         self._apply_card(decision.card_events)
         self._apply_wallet(decision.wallet_events)
         return decision
+
+    def grant(self, command: GrantRefillOverride) -> RefillOverrideGranted:
+        event = grant_override(self.card, command)
+        self._apply_card([event])
+        return event
 
     def _adjudicate_knowing(self, command: ClaimPrescription) -> ClaimDecision:
         holder = self.held.get(prescription_key(self.state.card_id, command.prescription_id))

@@ -4,6 +4,7 @@ deployment guide's where it names one, the code's default otherwise."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def test_other_values_are_the_code_defaults(example: dict[str, str], guide: dict
             assert value == DEPLOYMENT_VALUES[name]
             continue
         default = fields[name].default
-        parsed = type(default)(value) if isinstance(default, int | float) else value
+        parsed = type(default)(value) if isinstance(default, int | float | Decimal) else value
         assert parsed == default, name
 
 

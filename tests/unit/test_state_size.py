@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -21,6 +22,7 @@ from pydantic import BaseModel
 
 from command_service.aggregates import MEDCARD, WALLET, AggregateKind, Loaded
 from domain.medcard.commands import AddBeneficiary
+from domain.medcard.refills import FILLS_KEPT, OVERRIDES_KEPT, GrantRefillOverride
 from domain.medcard.state import CLAIM_WINDOW
 from domain.wallet.model import Debit, TopUp
 from tests.unit.builders import T0, Ledger, claim, issue, item, person
@@ -82,6 +84,18 @@ def test_a_card_with_a_full_window(items_per_claim: int) -> None:
     state = full_card(items_per_claim).state
     assert len(state.recent_claims) == CLAIM_WINDOW
     assert_estimate_close(MEDCARD, state)
+
+
+def test_a_card_with_full_refill_maps() -> None:
+    ledger = full_card(0)
+    for n in range(FILLS_KEPT):
+        supplied = replace(item(1, "1.50", f"DRUG-{n:05d}"), days_supply=30)
+        ledger.claim(claim("1.50", items=(supplied,), at=T0 + timedelta(hours=n)))
+    for n in range(OVERRIDES_KEPT):
+        ledger.grant(GrantRefillOverride(uuid4(), f"DRUG-{n:05d}", "travel", "ops-1", T0))
+    assert len(ledger.state.refills.fills) == FILLS_KEPT
+    assert len(ledger.state.refills.overrides) == OVERRIDES_KEPT
+    assert_estimate_close(MEDCARD, ledger.state)
 
 
 def test_a_claims_items_are_not_kept() -> None:
