@@ -24,6 +24,7 @@ from domain.events import (
     WalletDebited,
 )
 from domain.medcard.commands import ClaimItem, ClaimPrescription, ReverseClaim
+from domain.medcard.hold_records import available_in
 from domain.medcard.state import (
     BEYOND_WINDOW,
     ClaimNeeded,
@@ -90,6 +91,8 @@ def fingerprint(command: ClaimPrescription) -> str:
         f"{i.drug_code}\x1f{i.drug_name}\x1f{i.quantity}\x1f{_canonical(i.unit_price)}"
         for i in command.items
     ]
+    if command.hold_id is not None:  # after the items: a claim without one keeps its print
+        parts.append(f"hold\x1f{command.hold_id}")
     return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:32]
 
 
@@ -122,12 +125,14 @@ def adjudicate(
     month = benefit_month(command.at)
     beneficiary = command.beneficiary_id or card.primary_beneficiary_id
     remaining = card.remaining_in(month)
-    rejection = coverage_refusal(card, beneficiary, command.at, remaining)
+    # less the open holds but the one this claim captures (domain/medcard/holds.py)
+    available = available_in(card, month, command.at, command.hold_id)
+    rejection = coverage_refusal(card, beneficiary, command.at, available)
     if rejection is not None and earlier is BEYOND_WINDOW:
         # A standing charge would be replayed or refused, not rejected anew.
         raise PriorChargeNeeded(command.prescription_id)
     copay_share = percent_of(total, card.copay_percent)
-    covered, reasons, decision = _split(total, copay_share, remaining, rejection)
+    covered, reasons, decision = _split(total, copay_share, available, rejection)
     copayment = total - covered
     wallet_events: list[DomainEvent] = []
     paid: WalletDebited | None = None

@@ -18,7 +18,10 @@ from domain.events import (
     ClaimReversed,
     Decision,
     DomainEvent,
+    HoldCaptured,
     Holder,
+    HoldPlaced,
+    HoldVoided,
     MedCardActivated,
     MedCardCancelled,
     MedCardExpired,
@@ -28,6 +31,7 @@ from domain.events import (
     MedCardSuspended,
     Posting,
 )
+from domain.medcard.hold_records import HoldRecord, fold_hold
 from domain.money import ZERO
 
 # How many of its latest claims a card's state keeps. Older ones are in the event store;
@@ -152,6 +156,9 @@ class MedCardState:
     # enough that scanning it costs less than keeping an index in step
     recent_claims: list[ClaimRecord] = field(default_factory=list)
     claims_forgotten: int = 0  # claims older than the window; 0: the state holds them all
+    # benefit holds not captured or voided (domain/medcard/hold_records.py), at most
+    # holds.MAX_OPEN_HOLDS; a snapshot from before holds existed has none, rightly
+    open_holds: list[HoldRecord] = field(default_factory=list)
 
     def spent_in(self, month: str) -> Decimal:
         return self.month_spent.get(month, ZERO)
@@ -251,6 +258,8 @@ def evolve(state: MedCardState | None, event: DomainEvent) -> MedCardState:
                 if record.claim_id == event.claim_id:
                     state.recent_claims[index] = replace(record, reversed=True)
                     break
+        case HoldPlaced() | HoldVoided() | HoldCaptured():
+            fold_hold(state.open_holds, event)
         case _:
             raise ValueError(f"not a medcard event: {event.event_type}")
     return state
