@@ -57,6 +57,7 @@ CARD_BYTES = 3_400  # card fields, primary holder, cache entry
 HOLDER_BYTES = 1_450  # a beneficiary with national id, name, date of birth, phone
 CLAIM_BYTES = 1_000  # a ClaimRecord with its postings
 MONTH_BYTES = 200
+HOLD_BYTES = 700  # an open hold's record (domain/medcard/hold_records.py)
 WALLET_BYTES = 900
 WALLET_ENTRY_BYTES = 3_100  # a top-up or debit event kept whole (its postings too)
 
@@ -67,6 +68,7 @@ def card_size(state: MedCardState) -> int:
         + HOLDER_BYTES * (len(state.beneficiaries) - 1)
         + CLAIM_BYTES * len(state.recent_claims)
         + MONTH_BYTES * len(state.month_spent)
+        + HOLD_BYTES * len(state.open_holds)
     )
 
 

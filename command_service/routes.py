@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from command_service import (
     claim_commands,
+    hold_commands,
     medcard_commands,
     payment_callbacks,
     point_of_sale,
@@ -30,14 +31,17 @@ from command_service.http_endpoints import (
 from schemas.api.commands import (
     AddBeneficiaryBody,
     CardClaimBody,
+    CardHoldBody,
     ClaimBody,
     CopayConsentBody,
     DebitBody,
+    HoldBody,
     IssueCardBody,
     OpenWalletBody,
     ReversalBody,
     StatusChangeBody,
     TopUpBody,
+    VoidHoldBody,
 )
 
 PREFIX = "/api/v1"
@@ -47,6 +51,7 @@ MISSING = {
     "beneficiary_id": "beneficiary_not_found",
     "claim_id": "claim_not_found",
     "wallet_id": "wallet_not_found",
+    "hold_id": "hold_not_found",
 }
 Handler = Callable[..., Awaitable[Outcome]]
 
@@ -139,6 +144,22 @@ ROUTES: list[Route] = [
         ReversalBody,
         optional_body=True,
         name="reverse_claim",
+    ),
+    command_route(
+        "/medcards/{card_id}/holds",
+        hold_commands.place_hold_on_card,
+        HoldBody,
+        name="place_hold",
+    ),
+    command_route(
+        "/holds", hold_commands.place_hold_by_card_number, CardHoldBody, name="place_hold_by_number"
+    ),
+    command_route(
+        "/medcards/{card_id}/holds/{hold_id}/void",
+        hold_commands.void,
+        VoidHoldBody,
+        optional_body=True,
+        name="void_hold",
     ),
     # A query over POST (no side effect, no Idempotency-Key): not a command_route.
     Route(

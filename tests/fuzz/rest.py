@@ -96,6 +96,7 @@ def _config(stack: Stack, run: RoleRun) -> str:
             ("wallet_id", "wallet"),
             ("claim_id", "claim"),
             ("beneficiary_id", "beneficiary"),
+            ("hold_id", "hold"),
         ):
             lines.append(f'"path.{name}" = "{stack.seeded[key]}"')
     return "\n".join(lines) + "\n"

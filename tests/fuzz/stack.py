@@ -35,7 +35,7 @@ class Stack:
     commands_url: str
     gateway_url: str
     tokens: dict[str, str]  # role -> bearer token
-    seeded: dict[str, str]  # what exists: card, wallet, claim, beneficiary (the member's)
+    seeded: dict[str, str]  # what exists: card, wallet, claim, beneficiary, hold (the member's)
     fleet: Fleet
 
     def headers(self, role: str) -> dict[str, str]:
@@ -118,11 +118,17 @@ def seed(stack: Stack) -> dict[str, str]:
             {"prescriptionId": "rx-seed-1", "totalAmount": "120.00"},
             role="pharmacy",
         )
+        held = post(
+            f"/medcards/{card_id}/holds",
+            {"prescriptionId": "rx-seed-hold", "amount": "50.00", "expiresInHours": 720},
+            role="pharmacy",
+        )
     seeded = {
         "card": card_id,
         "beneficiary": str(dependant["id"]),
         "wallet": wallet_id,
         "claim": str(claimed["claimId"]),
+        "hold": str(held["holdId"]),
     }
     _await_projected(stack, seeded["claim"], int(str(claimed["position"])))
     return seeded

@@ -1,0 +1,98 @@
+"""Many connections, two processes, one card: holds and claims together never exceed the
+monthly limit (domain/medcard/holds.py), counted from the answers and from the event store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from decimal import Decimal
+
+import httpx
+import psycopg
+import pytest
+
+from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
+from tests.integration.command_processes import CommandProcess
+from tests.isolation import isolated_settings
+
+pytestmark = pytest.mark.integration
+SECRET = "integration-secret-0123456789abcdef0123"
+LIMIT = Decimal("2000.00")
+REQUESTS = 100
+
+
+@pytest.fixture
+def two_processes(postgres_url: str) -> Iterator[list[CommandProcess]]:
+    processes = [CommandProcess(postgres_url, SECRET).start() for _ in range(2)]
+    yield processes
+    for process in processes:
+        process.stop()
+
+
+def _token(role: Role, subject: str, pharmacy_id: str | None = None) -> str:
+    d = isolated_settings()
+    return TokenCodec(SigningKey.of(SECRET), d.jwt_issuer, d.jwt_audience).issue(
+        role, subject, pharmacy_id
+    )
+
+
+async def test_100_concurrent_holds_and_claims_never_exceed_the_limit(
+    two_processes: list[CommandProcess], postgres_url: str
+) -> None:
+    admin = {"Authorization": "Bearer " + _token(Role.ADMIN, "root")}
+    pharmacy = {"Authorization": "Bearer " + _token(Role.PHARMACY, "ph-1", "ph-1")}
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=100), timeout=60) as client:
+        issued = await client.post(
+            two_processes[0].url + "/api/v1/medcards",
+            json={"userId": "u-holds", "cardType": "gold", "monthlyLimit": str(LIMIT)},
+            headers=admin,
+        )
+        assert issued.status_code == 201, issued.text
+        card_id = issued.json()["id"]
+
+        async def send(i: int) -> httpx.Response:
+            # Even: a hold of 100; odd: a claim of 100 (90 covered at the 10 % copay), spread
+            # over both processes with no affinity.
+            target = f"{two_processes[i % 2].url}/api/v1/medcards/{card_id}"
+            path, body = (
+                ("/holds", {"prescriptionId": f"rx-h{i}", "amount": "100.00"})
+                if i % 2 == 0
+                else ("/claims/prescriptions", {"prescriptionId": f"rx-c{i}", "totalAmount": "100"})
+            )
+            for _ in range(20):
+                answer = await client.post(target + path, json=body, headers=pharmacy)
+                if answer.status_code != 503:  # contended: the same body again is harmless
+                    return answer
+            return answer
+
+        answers = await asyncio.gather(*(send(i) for i in range(REQUESTS)))
+
+    holds = [a.json() for i, a in enumerate(answers) if i % 2 == 0 and a.status_code == 201]
+    refused = [a.json() for i, a in enumerate(answers) if i % 2 == 0 and a.status_code != 201]
+    claims = [a.json() for i, a in enumerate(answers) if i % 2 == 1]
+    assert {a.status_code for i, a in enumerate(answers) if i % 2 == 1} == {201}
+    assert {r["code"] for r in refused} == {"insufficient_benefit"}
+    held = sum(Decimal(h["amount"]) for h in holds)
+    covered = sum(Decimal(c["coveredAmount"]) for c in claims)
+    # never more than the limit; and a hold refused saw less than 100 left, which only shrinks
+    assert LIMIT - Decimal("100.00") < held + covered <= LIMIT
+    assert refused, "5,000 asked of 2,000: some holds must have been refused"
+
+    with psycopg.connect(postgres_url) as conn:
+        stored: dict[str, Decimal] = dict(
+            conn.execute(
+                "SELECT event_type, sum(coalesce(event_data->>'covered_amount',"
+                " event_data->>'amount')::numeric) FROM events WHERE aggregate_id = %s"
+                " GROUP BY event_type",
+                (card_id,),
+            ).fetchall()
+        )
+        versions = [
+            row[0]
+            for row in conn.execute(
+                "SELECT version FROM events WHERE aggregate_id = %s ORDER BY version", (card_id,)
+            )
+        ]
+    assert stored["medcard.hold_placed"] == held
+    assert stored["medcard.claim_adjudicated"] == covered
+    assert versions == list(range(1, 2 + len(holds) + len(claims)))  # no gap, no fork
