@@ -24,6 +24,7 @@ from projection_service.read_models import streams
 from projection_service.read_models.beneficiaries import Beneficiaries
 from projection_service.read_models.claims import Claims
 from projection_service.read_models.decoding import Decoded, decode
+from projection_service.read_models.holds import Holds
 from projection_service.read_models.ledger import Ledger
 from projection_service.read_models.medcards import MedCards
 from projection_service.read_models.monthly_spend import MonthlySpend
@@ -112,6 +113,7 @@ async def project(
         Beneficiaries(),
         Claims(),
         MonthlySpend(),
+        Holds(),
         Wallets(),
         WalletTransactions(),
         Ledger(),

@@ -20,6 +20,7 @@ PROJECTED_TABLES: tuple[str, ...] = (
     "prescription_claims",
     "prescription_items",
     "medcard_monthly_spend",
+    "medcard_holds",
     "wallets",
     "wallet_transactions",
     "ledger_postings",

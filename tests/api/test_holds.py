@@ -206,3 +206,29 @@ async def test_bad_holds_are_422_naming_the_field(
     )
     problem = await refused(api, send, 422, "validation_failed")
     assert [e["field"] for e in problem["errors"]] == [field]
+
+
+async def test_eligibility_reports_open_holds(api: Api, tokens: Tokens) -> None:
+    card = await issue_card(api, tokens.admin(), "hold-9")
+    placed = created(await hold(api, tokens.pharmacy(), card["id"], "4990.00", "rx-e"))
+
+    async def check() -> dict[str, Any]:
+        answer = await api.client.post(
+            f"{API}/eligibility", json={"cardNumber": card["cardNumber"]}, headers=tokens.ops()
+        )
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    checked = await check()
+    assert (checked["heldAmount"], checked["remainingMonthlyLimit"]) == ("4990.00", "10.00")
+    assert checked["covered"] is True
+    (listed,) = checked["openHolds"]
+    assert datetime.fromisoformat(listed.pop("expiresAt")) == datetime.fromisoformat(
+        placed["expiresAt"]
+    )
+    assert listed == {"holdId": placed["holdId"], "pharmacyId": "pharmacy-1", "amount": "4990.00"}
+    created(await hold(api, tokens.pharmacy(), card["id"], "10.00", "rx-f"))
+    exhausted = await check()
+    assert (exhausted["covered"], exhausted["reason"]) == (False, "monthly_limit_exhausted")
+    assert exhausted["heldAmount"] == "5000.00"

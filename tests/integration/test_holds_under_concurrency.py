@@ -1,5 +1,6 @@
 """Many connections, two processes, one card: holds and claims together never exceed the
-monthly limit (domain/medcard/holds.py), counted from the answers and from the event store."""
+monthly limit (domain/medcard/holds.py), counted from the answers, from the event store and
+from the read models the projector makes of it."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import psycopg
 import pytest
 
 from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
+from infrastructure.eventstore.postgres import PostgresEventStore
+from infrastructure.postgres.pool import open_pool
 from tests.integration.command_processes import CommandProcess
 from tests.isolation import isolated_settings
+from tests.projections.support import project
 
 pytestmark = pytest.mark.integration
 SECRET = "integration-secret-0123456789abcdef0123"
@@ -96,3 +100,23 @@ async def test_100_concurrent_holds_and_claims_never_exceed_the_limit(
     assert stored["medcard.hold_placed"] == held
     assert stored["medcard.claim_adjudicated"] == covered
     assert versions == list(range(1, 2 + len(holds) + len(claims)))  # no gap, no fork
+
+    pool = await open_pool(postgres_url, min_size=1, max_size=2)
+    try:
+        await project(pool, await PostgresEventStore(pool).read_all(0, 1_000_000))
+        async with pool.connection() as read_models:
+            cur = await read_models.execute(
+                "SELECT count(*), sum(amount) FROM medcard_holds"
+                " WHERE medcard_id = %s AND status = 'open'",
+                (card_id,),
+            )
+            projected_holds = await cur.fetchone()
+            cur = await read_models.execute(
+                "SELECT sum(covered_amount) FROM prescription_claims WHERE medcard_id = %s",
+                (card_id,),
+            )
+            projected_claims = await cur.fetchone()
+    finally:
+        await pool.close()
+    assert projected_holds == (len(holds), held)
+    assert projected_claims == (covered,)
