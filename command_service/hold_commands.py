@@ -86,7 +86,8 @@ async def void(
     ctx: CommandContext,
 ) -> Outcome:
     require_role(principal, STAFF | {Role.PHARMACY}, "void holds")
-    pharmacy = principal.pharmacy_id if principal.role is Role.PHARMACY else None
+    # a pharmacy voids as itself (a token without its pharmacy is refused); staff any hold
+    pharmacy = acting_pharmacy(principal) if principal.role is Role.PHARMACY else None
     command = VoidHold(hold_id=hold_id, at=ctx.at, pharmacy_id=pharmacy, reason=body.reason)
 
     async def plan() -> Plan:
