@@ -25,6 +25,7 @@ from command_service.execution import (
     Plan,
     StreamWrite,
 )
+from command_service.hold_commands import captured
 from command_service.ids import new_id
 from command_service.point_of_sale import (
     beneficiary_by_national_id,
@@ -77,6 +78,7 @@ def _claim_command(body: ClaimBody, pharmacy_id: str, ctx: CommandContext) -> Cl
             for item in body.items
         ),
         pay_copayment_from_wallet=body.pay_copayment_from_wallet,
+        hold_id=body.hold_id,
     )
 
 
@@ -104,7 +106,12 @@ async def claim_prescription(
         except PriorChargeNeeded:
             prior, recorded = await _standing_charge(executor.store, card_id, command)
             decision = adjudicate(card.state, wallet.state, command, prior, rules)
-        writes = [StreamWrite(MEDCARD, card_id, card, decision.card_events)]
+        # a hold it names is captured by an event after the claim's (hold_commands.py)
+        capture = await captured(
+            executor.store, card.state, command, decision.claim, decision.replayed
+        )
+        card_events = [*decision.card_events, *capture]
+        writes = [StreamWrite(MEDCARD, card_id, card, card_events)]
         if wallet_id is not None and decision.wallet_events:
             writes.append(StreamWrite(WALLET, wallet_id, wallet, decision.wallet_events))
         return Plan(writes, decision.claim, card_id, recorded if decision.replayed else None)

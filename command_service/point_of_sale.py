@@ -106,7 +106,17 @@ def _answer(checked: Eligibility, version: int) -> EligibilityAnswer:
             "month": checked.month,
             "monthlyLimit": _money(checked.monthly_limit),
             "monthSpent": _money(checked.month_spent),
+            "heldAmount": _money(checked.held),
             "remainingMonthlyLimit": _money(checked.remaining),
+            "openHolds": [
+                {
+                    "holdId": h.hold_id,
+                    "pharmacyId": h.pharmacy_id,
+                    "amount": _money(h.amount),
+                    "expiresAt": h.expires_at,
+                }
+                for h in checked.open_holds
+            ],
             "beneficiaries": [
                 {
                     "id": b.beneficiary_id,

@@ -19,6 +19,8 @@ from domain.events import (
     ClaimReversed,
     DomainEvent,
     Holder,
+    HoldPlaced,
+    HoldVoided,
     MedCardActivated,
     MedCardCancelled,
     MedCardExpired,
@@ -117,6 +119,8 @@ def _body(event: DomainEvent, aggregate_id: UUID) -> dict[str, Any]:
                 "remainingMonthlyLimit": str(event.remaining_after),
                 "reversedAt": event.at.isoformat(),
             }
+        case HoldPlaced() | HoldVoided():
+            return hold(event, aggregate_id)
         case WalletOpened():
             return {
                 "id": str(event.wallet_id),
@@ -193,6 +197,33 @@ def claim(event: ClaimAdjudicated, card_id: UUID) -> dict[str, Any]:
         "monthSpent": str(event.month_spent_after),
         "remainingMonthlyLimit": str(event.remaining_after),
         "claimedAt": event.claimed_at.isoformat(),
+    }
+
+
+def hold(event: HoldPlaced | HoldVoided, card_id: UUID) -> dict[str, Any]:
+    """A placed hold in full; a void names the hold, what it gave back and when."""
+    if isinstance(event, HoldVoided):
+        return {
+            "holdId": str(event.hold_id),
+            "medcardId": str(card_id),
+            "pharmacyId": event.pharmacy_id,
+            "status": "voided",
+            "amount": str(event.amount),
+            "month": event.month,
+            "reason": event.reason,
+            "voidedAt": event.at.isoformat(),
+        }
+    return {
+        "holdId": str(event.hold_id),
+        "medcardId": str(card_id),
+        "prescriptionId": event.prescription_id,
+        "pharmacyId": event.pharmacy_id,
+        "beneficiaryId": str(event.beneficiary_id),
+        "status": "open",
+        "amount": str(event.amount),
+        "month": event.month,
+        "expiresAt": event.expires_at.isoformat(),
+        "placedAt": event.at.isoformat(),
     }
 
 

@@ -189,6 +189,45 @@ class ClaimReversed(DomainEvent):
     postings: tuple[Posting, ...]
 
 
+class HoldPlaced(DomainEvent):
+    """A pharmacy reserved `amount` of the card's benefit for `month` until `expires_at`
+    (domain/medcard/holds.py). Not spending: no postings, the month's spend is unchanged."""
+
+    event_type: ClassVar[str] = "medcard.hold_placed"
+    hold_id: UUID
+    prescription_id: str
+    pharmacy_id: str
+    beneficiary_id: UUID
+    amount: Decimal
+    month: str
+    expires_at: datetime
+    at: datetime
+
+
+class HoldVoided(DomainEvent):
+    event_type: ClassVar[str] = "medcard.hold_voided"
+    hold_id: UUID
+    pharmacy_id: str  # the pharmacy that placed it
+    amount: Decimal  # what the void gave back to the month's benefit
+    month: str
+    reason: str | None
+    at: datetime
+
+
+class HoldCaptured(DomainEvent):
+    """A claim naming the hold closed it, appended right after that claim's adjudication:
+    `used_amount` of the held amount went into the claim's covered amount."""
+
+    event_type: ClassVar[str] = "medcard.hold_captured"
+    hold_id: UUID
+    claim_id: UUID
+    pharmacy_id: str
+    amount: Decimal  # the amount held
+    used_amount: Decimal  # min(held, the claim's covered amount)
+    month: str
+    at: datetime
+
+
 # ---- Wallet ----------------------------------------------------------------------------------
 
 
@@ -283,6 +322,9 @@ MEDCARD_EVENTS: tuple[type[DomainEvent], ...] = (
     ClaimAdjudicated,
     ClaimReversed,
     RefillOverrideGranted,
+    HoldPlaced,
+    HoldVoided,
+    HoldCaptured,
 )
 WALLET_EVENTS: tuple[type[DomainEvent], ...] = (
     WalletOpened,

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.medcard.holds import DEFAULT_HOLD_TTL_HOURS, MAX_HOLD_HOURS
 from domain.medcard.refills import DEFAULT_RULES, ClaimRules
 from infrastructure.auth.tokens import MIN_SECRET_BYTES, SigningKey
 from infrastructure.eventstore.group_commit import DEFAULT_MAX_QUEUE
@@ -128,6 +129,10 @@ class Settings(BaseSettings):
     # the command-service process that owns its card.
     command_service_url: str = Field(
         default="http://127.0.0.1:3000", validation_alias="COMMAND_SERVICE_URL"
+    )
+    # How long a benefit hold stays open when its request names no expiresInHours.
+    hold_ttl_hours: int = Field(
+        default=DEFAULT_HOLD_TTL_HOURS, validation_alias="HOLD_TTL_HOURS", ge=1, le=MAX_HOLD_HOURS
     )
     # How long a gateway read with minPosition waits for the projection.
     read_wait_seconds: float = Field(default=2.0, validation_alias="READ_WAIT_SECONDS", gt=0)

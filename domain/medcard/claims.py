@@ -25,6 +25,7 @@ from domain.events import (
     WalletDebited,
 )
 from domain.medcard.commands import ClaimItem, ClaimPrescription, ReverseClaim
+from domain.medcard.hold_records import available_in
 from domain.medcard.refills import (
     DEFAULT_RULES,
     MAX_DAYS_SUPPLY,
@@ -103,6 +104,8 @@ def fingerprint(command: ClaimPrescription) -> str:
         + ("" if i.days_supply is None else f"\x1f{i.days_supply}")
         for i in command.items
     ]
+    if command.hold_id is not None:  # after the items: a claim without one keeps its print
+        parts.append(f"hold\x1f{command.hold_id}")
     return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:32]
 
 
@@ -137,7 +140,9 @@ def adjudicate(
     month = month_of(day)
     beneficiary = command.beneficiary_id or card.primary_beneficiary_id
     remaining = card.remaining_in(month)
-    rejection = coverage_refusal(card, beneficiary, command.at, remaining)
+    # less the open holds but the one this claim captures (domain/medcard/holds.py)
+    available = available_in(card, month, command.at, command.hold_id)
+    rejection = coverage_refusal(card, beneficiary, command.at, available)
     refill = NOTHING_TO_CHECK if rejection else _refill(card, beneficiary, command, day, rules)
     if refill.next_available is not None:
         rejection = REFILL_TOO_SOON
@@ -145,7 +150,7 @@ def adjudicate(
         # A standing charge would be replayed or refused, not rejected anew.
         raise PriorChargeNeeded(command.prescription_id)
     copay_share = percent_of(total, card.copay_percent)
-    covered, reasons, decision = _split(total, copay_share, remaining, rejection)
+    covered, reasons, decision = _split(total, copay_share, available, rejection)
     copayment = total - covered
     wallet_events: list[DomainEvent] = []
     paid: WalletDebited | None = None

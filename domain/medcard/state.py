@@ -18,7 +18,10 @@ from domain.events import (
     ClaimReversed,
     Decision,
     DomainEvent,
+    HoldCaptured,
     Holder,
+    HoldPlaced,
+    HoldVoided,
     MedCardActivated,
     MedCardCancelled,
     MedCardExpired,
@@ -29,6 +32,7 @@ from domain.events import (
     Posting,
     RefillOverrideGranted,
 )
+from domain.medcard.hold_records import HoldRecord, fold_hold
 from domain.medcard.refills import RefillBook, forget_claim, record_claim, record_override
 from domain.medcard.velocity import DayTally, record_day
 from domain.money import ZERO
@@ -159,6 +163,9 @@ class MedCardState:
     claims_forgotten: int = 0  # claims older than the window; 0: the state holds them all
     refills: RefillBook = field(default_factory=RefillBook)
     day_tallies: dict[UUID, DayTally] = field(default_factory=dict)
+    # benefit holds not captured or voided (domain/medcard/hold_records.py), at most
+    # holds.MAX_OPEN_HOLDS; a snapshot from before holds existed has none, rightly
+    open_holds: list[HoldRecord] = field(default_factory=list)
 
     def spent_in(self, month: str) -> Decimal:
         return self.month_spent.get(month, ZERO)
@@ -263,6 +270,8 @@ def evolve(state: MedCardState | None, event: DomainEvent) -> MedCardState:
                     break
         case RefillOverrideGranted():
             record_override(state.refills, event)
+        case HoldPlaced() | HoldVoided() | HoldCaptured():
+            fold_hold(state.open_holds, event)
         case _:
             raise ValueError(f"not a medcard event: {event.event_type}")
     return state

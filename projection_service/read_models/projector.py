@@ -25,6 +25,7 @@ from projection_service.read_models.beneficiaries import Beneficiaries
 from projection_service.read_models.claims import Claims
 from projection_service.read_models.decoding import Decoded, decode
 from projection_service.read_models.fraud_flags import FraudFlags
+from projection_service.read_models.holds import Holds
 from projection_service.read_models.ledger import Ledger
 from projection_service.read_models.medcards import MedCards
 from projection_service.read_models.monthly_spend import MonthlySpend
@@ -114,6 +115,7 @@ async def project(
         Claims(),
         FraudFlags(),
         MonthlySpend(),
+        Holds(),
         Wallets(),
         WalletTransactions(),
         Ledger(),

@@ -21,6 +21,7 @@ PROJECTED_TABLES: tuple[str, ...] = (
     "prescription_items",
     "fraud_flags",
     "medcard_monthly_spend",
+    "medcard_holds",
     "wallets",
     "wallet_transactions",
     "ledger_postings",

@@ -36,6 +36,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from domain.medcard.claims import MAX_QUANTITY
+from domain.medcard.holds import MAX_HOLD_HOURS
 from domain.medcard.refills import MAX_DAYS_SUPPLY
 from domain.money import CENT, LIMIT, MONEY, PERCENT, DecimalRule, MoneyError
 
@@ -243,6 +244,11 @@ class ClaimBody(Body):
     beneficiary_id: Uuid | None = None
     items: Annotated[list[ClaimItemBody], Field(max_length=200)] = []
     pay_copayment_from_wallet: Annotated[bool, Field(strict=True)] = False
+    hold_id: Uuid | None = Field(
+        None,
+        description="a benefit hold of this pharmacy for this prescription that the claim"
+        " captures: its amount is available to the claim, and the hold is closed",
+    )
     mode: ClaimMode = Field(
         "claim",
         description="`quote`: answered as the claim would be now (200, `position` null), and"
@@ -259,6 +265,33 @@ class CardClaimBody(ClaimBody):
         description="the beneficiary by national id instead of `beneficiaryId` (not both: 422"
         " conflicting_beneficiary); one not on the card is 422 beneficiary_not_on_card",
     )
+
+
+class HoldBody(Body):
+    """A benefit hold: `amount` of the month's benefit reserved for the prescription
+    (domain/medcard/holds.py)."""
+
+    amount: Amount
+    prescription_id: Text
+    beneficiary_id: Uuid | None = None
+    expires_in_hours: Annotated[int, _whole(1, MAX_HOLD_HOURS, "hours_range")] | None = Field(
+        None, description="how long the hold stays open (default: the HOLD_TTL_HOURS setting)"
+    )
+
+
+class CardHoldBody(HoldBody):
+    """A hold naming the card by its printed number, as a pharmacy's system knows it."""
+
+    card_number: CardNumber
+    beneficiary_national_id: NationalId | None = Field(
+        None,
+        description="the beneficiary by national id instead of `beneficiaryId` (not both: 422"
+        " conflicting_beneficiary)",
+    )
+
+
+class VoidHoldBody(Body):
+    reason: Reason | None = None
 
 
 class ReversalBody(Body):

@@ -30,12 +30,14 @@ from schemas.api.commands import (
     AddBeneficiaryBody,
     Body,
     CardClaimBody,
+    CardHoldBody,
     ClaimBody,
     CopayConsentBody,
     DebitBody,
     EligibilityBody,
     FawryNotificationBody,
     HeaderRule,
+    HoldBody,
     IssueCardBody,
     OpenWalletBody,
     PaymobCallbackBody,
@@ -44,6 +46,7 @@ from schemas.api.commands import (
     ReversalBody,
     StatusChangeBody,
     TopUpBody,
+    VoidHoldBody,
 )
 from schemas.api.formats import DOMAIN_RULES, MAX_POSITION, decimal_schema, trimmed_text_pattern
 from schemas.api.point_of_sale import EligibilityAnswer
@@ -294,6 +297,42 @@ WRITES: tuple[WriteOperation, ...] = (
     ),
     WriteOperation(
         "POST",
+        f"{API}/medcards/{{card_id}}/holds",
+        "place_hold",
+        HoldBody,
+        True,
+        "Hold part of the month's benefit for a prescription (pharmacies): it counts against"
+        " the monthly limit until a claim naming it (`holdId`) captures it, it is voided or it"
+        " expires; no money moves",
+        True,
+        "medcard.hold_placed",
+        "claims",
+    ),
+    WriteOperation(
+        "POST",
+        f"{API}/holds",
+        "place_hold_by_number",
+        CardHoldBody,
+        True,
+        "Hold part of the month's benefit on the card with this printed number (pharmacies);"
+        " the card-id route's hold",
+        True,
+        "medcard.hold_placed",
+        "claims",
+    ),
+    WriteOperation(
+        "POST",
+        f"{API}/medcards/{{card_id}}/holds/{{hold_id}}/void",
+        "void_hold",
+        VoidHoldBody,
+        False,
+        "Void an open hold (the pharmacy that placed it, or staff): its amount is available again",
+        False,
+        "medcard.hold_voided",
+        "claims",
+    ),
+    WriteOperation(
+        "POST",
         f"{API}/eligibility",
         "check_eligibility",
         EligibilityBody,
@@ -514,6 +553,9 @@ ANSWER_IDS: dict[str, dict[str, Any]] = {
     },
     "reverse_claim": {"claimId": _UUID, "medcardId": _UUID},
     "grant_refill_override": {"id": _UUID, "medcardId": _UUID, "beneficiaryId": _UUID},
+    "place_hold": {"holdId": _UUID, "medcardId": _UUID, "beneficiaryId": _UUID},
+    "place_hold_by_number": {"holdId": _UUID, "medcardId": _UUID, "beneficiaryId": _UUID},
+    "void_hold": {"holdId": _UUID, "medcardId": _UUID},
     "open_wallet": {"id": _UUID},
     "top_up": {"walletId": _UUID, "transactionId": _UUID},
     "debit": {"walletId": _UUID, "transactionId": _UUID},
@@ -602,6 +644,16 @@ LINKS: dict[str, list[Link]] = {
         *_card_links("medcardId"),
     ],
     "remove_beneficiary": _card_links("medcardId"),
+    **{
+        placed: [
+            Link(
+                "void_hold", {"path.card_id": _body("medcardId"), "path.hold_id": _body("holdId")}
+            ),
+            *_card_links("medcardId"),
+        ]
+        for placed in ("place_hold", "place_hold_by_number")
+    },
+    "void_hold": _card_links("medcardId"),
     "open_wallet": _wallet_links("id"),
     "top_up": _wallet_links("walletId"),
     "debit": [

@@ -21,6 +21,7 @@ PATH_IDS: dict[str, tuple[str, str]] = {
     "claim": ("claim_id", "claim_not_found"),
     "wallet": ("wallet_id", "wallet_not_found"),
     "debit": ("debit_id", "debit_not_found"),
+    "hold": ("hold_id", "hold_not_found"),
 }
 
 MISSING = object()  # marks a field to delete in `with_field`
@@ -248,6 +249,53 @@ ENDPOINTS: list[Endpoint] = [
         ),
         actor="ops",
         forbidden_roles=("pharmacy", "member"),
+    ),
+    Endpoint(
+        name="place_hold",
+        method="POST",
+        path="/medcards/{card}/holds",
+        body={"amount": "10.00", "prescriptionId": "rx-bad-input", "expiresInHours": 24},
+        required=("amount", "prescriptionId"),
+        amounts=("amount",),
+        wrong_types=(
+            ("amount", True),
+            ("amount", "ten"),
+            ("prescriptionId", 42),
+            ("beneficiaryId", "not-a-uuid"),
+            ("expiresInHours", "24"),
+            ("expiresInHours", 2.5),
+            ("expiresInHours", 0),
+            ("expiresInHours", 721),
+        ),
+        actor="pharmacy",
+        forbidden_roles=("ops", "member"),
+    ),
+    Endpoint(
+        name="place_hold_by_number",
+        method="POST",
+        path="/holds",
+        # No card has this number in the world (as claim_by_card_number's)
+        body={"cardNumber": "6048000000000001", "amount": "10.00", "prescriptionId": "rx-bad"},
+        required=("cardNumber", "amount", "prescriptionId"),
+        amounts=("amount",),
+        wrong_types=(
+            ("cardNumber", 6048000000000001),
+            ("cardNumber", "604800000000000"),
+            ("beneficiaryNationalId", 29001150100123),
+            ("expiresInHours", True),
+        ),
+        actor="pharmacy",
+        forbidden_roles=("ops", "member"),
+    ),
+    Endpoint(
+        name="void_hold",
+        method="POST",
+        path="/medcards/{card}/holds/{hold}/void",
+        body={"reason": "api test"},
+        body_optional=True,
+        wrong_types=(("reason", 5), ("reason", ["x"])),
+        actor="admin",
+        forbidden_roles=("member",),
     ),
     Endpoint(
         name="open_wallet",

@@ -18,9 +18,20 @@ from domain.medcard.commands import (
     RenewCard,
     SuspendCard,
 )
+from domain.medcard.holds import VoidHold
 from domain.medcard.refills import GrantRefillOverride
 from domain.wallet.model import Debit, Refund, TopUp
-from tests.unit.builders import T0, Ledger, claim, issue, item, national_id, person, utc
+from tests.unit.builders import (
+    PHARMACY,
+    T0,
+    Ledger,
+    claim,
+    issue,
+    item,
+    national_id,
+    person,
+    utc,
+)
 
 
 def full_history() -> Ledger:
@@ -64,6 +75,11 @@ def full_history() -> Ledger:
     purchase = Debit(uuid4(), Decimal("20.00"), "purchase", "order-1", T0)
     ledger.run_wallet(purchase)
     ledger.run_wallet(Refund(uuid4(), purchase.debit_id, T0, amount=Decimal("5.00")))
+
+    voided = ledger.hold("30.00", prescription_id="rx-voided")
+    ledger.void(VoidHold(voided.hold_id, T0, PHARMACY, reason="not dispensed"))
+    held = ledger.hold("40.00")
+    ledger.claim_capturing(claim("40.00", prescription_id="rx-held", hold_id=held.hold_id))
 
     ledger.run(SuspendCard(at=utc("2026-03-01T09:00"), reason="card reported lost"))
     ledger.run(ReactivateCard(at=utc("2026-03-02T09:00")))

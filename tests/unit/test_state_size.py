@@ -20,8 +20,9 @@ from uuid import UUID, uuid4
 import pytest
 from pydantic import BaseModel
 
-from command_service.aggregates import MEDCARD, WALLET, AggregateKind, Loaded
+from command_service.aggregates import HOLD_BYTES, MEDCARD, WALLET, AggregateKind, Loaded
 from domain.medcard.commands import AddBeneficiary
+from domain.medcard.holds import MAX_OPEN_HOLDS
 from domain.medcard.refills import FILLS_KEPT, OVERRIDES_KEPT, GrantRefillOverride
 from domain.medcard.state import CLAIM_WINDOW
 from domain.wallet.model import Debit, TopUp
@@ -111,3 +112,13 @@ def test_a_wallet_with_movements() -> None:
         ledger.run_wallet(TopUp(uuid4(), "fawry", f"ref-{n:08d}", Decimal("100.00"), T0))
         ledger.run_wallet(Debit(uuid4(), Decimal("10.00"), "purchase", f"order-{n:08d}", T0))
     assert_estimate_close(WALLET, ledger.purse)
+
+
+def test_a_card_with_its_open_holds_at_the_cap() -> None:
+    ledger = full_card(0)
+    for n in range(MAX_OPEN_HOLDS):
+        ledger.hold("1.00", prescription_id=f"rx-held-{n:06d}")
+    holds_only = deep_size(ledger.state.open_holds)
+    assert_estimate_close(MEDCARD, ledger.state)
+    # the estimate's per-hold bytes, against the holds measured on their own
+    assert 0.8 <= HOLD_BYTES * MAX_OPEN_HOLDS / holds_only <= 1.5, holds_only / MAX_OPEN_HOLDS
