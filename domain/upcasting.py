@@ -48,10 +48,17 @@ def _claim_adjudicated_v1_to_v2(payload: Payload) -> dict[str, Any]:
     """v2 adds each item's `days_supply`, `next_available_fill_date`, `refill_overrides_used`
     and `flags`. A release writing v1 asked no days supply and had no refill or velocity rule,
     so: null ("not told", never a guessed supply), null, none, none."""
-    items = [{**item, "days_supply": None} for item in payload["items"]]
+    upgraded: dict[str, Any] = {**payload}
+    # Only what is there is changed: a reader that needs a few fields (the balance projection
+    # reads the month and the amounts) is not refused for one it never reads; a reader that
+    # validates the whole event (domain/events.py) still refuses a v1 claim without items.
+    if isinstance(payload.get("items"), list):
+        upgraded["items"] = [
+            {**item, "days_supply": None} if isinstance(item, dict) else item
+            for item in payload["items"]
+        ]
     return {
-        **payload,
-        "items": items,
+        **upgraded,
         "next_available_fill_date": None,
         "refill_overrides_used": [],
         "flags": [],

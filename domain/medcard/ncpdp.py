@@ -4,7 +4,8 @@ them, made from the adjudication event alone (so a replay translates the same wa
 
 transactionStatus (112-AN): P paid (approved or partly), R rejected, D a duplicate of a paid
 claim (an identical retry answered with the standing charge), C captured (a paid claim that
-captured a benefit hold), A an approved reversal, S a duplicate of an approved reversal.
+captured a benefit hold: not given yet, the answer is made from the claim's event and the
+capture is an event after it, so such a claim answers P), A an approved reversal, S a duplicate of an approved reversal.
 
 rejectCodes (511-FB), from our reasons (docs/architecture.md, "NCPDP vocabulary"):
 
@@ -67,19 +68,15 @@ def reject_codes(claim: ClaimAdjudicated) -> list[str]:
     return list(codes) or [NOT_PROCESSED]
 
 
-def claim_status(
-    claim: ClaimAdjudicated, *, duplicate: bool, captured: bool = False
-) -> TransactionStatus:
+def claim_status(claim: ClaimAdjudicated, *, duplicate: bool) -> TransactionStatus:
     if claim.decision == "rejected":
         return "R"
     if duplicate:
         return "D"
-    return "C" if captured else "P"
+    return "P"
 
 
-def claim_fields(
-    claim: ClaimAdjudicated, *, duplicate: bool, captured: bool = False
-) -> dict[str, Any]:
+def claim_fields(claim: ClaimAdjudicated, *, duplicate: bool) -> dict[str, Any]:
     """The `ncpdp` object of a claim's answer. `duplicate`: the answer is that of an identical
     earlier claim (nothing new was booked)."""
     exceeding = ZERO
@@ -87,7 +84,7 @@ def claim_fields(
         share = percent_of(claim.total_amount, claim.copay_percent)
         exceeding = max(ZERO, claim.total_amount - share - claim.covered_amount)
     return {
-        "transactionStatus": claim_status(claim, duplicate=duplicate, captured=captured),
+        "transactionStatus": claim_status(claim, duplicate=duplicate),
         "rejectCodes": reject_codes(claim),
         "totalAmountPaid": str(claim.covered_amount),
         "patientPayAmount": str(claim.copayment_amount),
