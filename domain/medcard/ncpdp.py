@@ -5,7 +5,8 @@ them, made from the adjudication event alone (so a replay translates the same wa
 transactionStatus (112-AN): P paid (approved or partly), R rejected, D a duplicate of a paid
 claim (an identical retry answered with the standing charge), C captured (a paid claim that
 captured a benefit hold: not given yet, the answer is made from the claim's event and the
-capture is an event after it, so such a claim answers P), A an approved reversal, S a duplicate of an approved reversal.
+capture is an event after it, so such a claim answers P), A an approved reversal, S a
+duplicate of an approved reversal.
 
 rejectCodes (511-FB), from our reasons (docs/architecture.md, "NCPDP vocabulary"):
 
