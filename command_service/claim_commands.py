@@ -27,11 +27,7 @@ from command_service.execution import (
 )
 from command_service.hold_commands import captured
 from command_service.ids import new_id
-from command_service.point_of_sale import (
-    beneficiary_by_national_id,
-    card_by_number,
-    one_beneficiary,
-)
+from command_service.point_of_sale import by_card_number
 from domain.errors import CommandRejected
 from domain.events import ClaimAdjudicated, ClaimReversed
 from domain.medcard.claims import adjudicate, reverse_claim
@@ -162,14 +158,7 @@ async def claim_by_card_number(
 ) -> Outcome:
     """The card-id route's claim, for a point of sale that knows the card's printed number
     (and maybe the beneficiary's national id): the same adjudication, answer and replay."""
-    acting_pharmacy(principal)  # the role first: a refused caller learns nothing of numbers
-    one_beneficiary(body.beneficiary_id, body.beneficiary_national_id)
-    card_id = await card_by_number(executor, body.card_number)
-    if body.beneficiary_national_id is not None:
-        beneficiary = await beneficiary_by_national_id(
-            executor, card_id, body.beneficiary_national_id
-        )
-        body = body.model_copy(update={"beneficiary_id": beneficiary})
+    card_id, body = await by_card_number(executor, principal, body)
     return await claim_prescription(executor, principal, card_id, body, ctx)
 
 

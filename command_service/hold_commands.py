@@ -14,11 +14,7 @@ from command_service.access import STAFF, acting_pharmacy, card_visible, require
 from command_service.aggregates import MEDCARD, decode
 from command_service.execution import CommandContext, Executor, Outcome, Plan, StreamWrite
 from command_service.ids import new_id
-from command_service.point_of_sale import (
-    beneficiary_by_national_id,
-    card_by_number,
-    one_beneficiary,
-)
+from command_service.point_of_sale import by_card_number
 from domain.events import ClaimAdjudicated, DomainEvent
 from domain.medcard.commands import ClaimPrescription
 from domain.medcard.hold_records import HOLD_EVENTS
@@ -66,14 +62,7 @@ async def place_hold_by_card_number(
     executor: Executor, principal: Principal, body: CardHoldBody, ctx: CommandContext
 ) -> Outcome:
     """The card-id route's hold, for a point of sale that knows the card's printed number."""
-    acting_pharmacy(principal)  # the role first: a refused caller learns nothing of numbers
-    one_beneficiary(body.beneficiary_id, body.beneficiary_national_id)
-    card_id = await card_by_number(executor, body.card_number)
-    if body.beneficiary_national_id is not None:
-        beneficiary = await beneficiary_by_national_id(
-            executor, card_id, body.beneficiary_national_id
-        )
-        body = body.model_copy(update={"beneficiary_id": beneficiary})
+    card_id, body = await by_card_number(executor, principal, body)
     return await place_hold_on_card(executor, principal, card_id, body, ctx)
 
 
