@@ -9,6 +9,7 @@ import pytest
 
 from tests.api.support import API, Tokens, claim, created, done, issue_card
 from tests.gateway.conftest import Gateway
+from tests.gateway.test_graphql import gql
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +47,25 @@ async def test_the_card_read_shows_open_holds_and_the_benefit_left(
     assert [h["holdId"] for h in read["openHolds"]] == [kept["holdId"]]
     assert read["openHolds"][0]["amount"] == "100.00"
     assert read["openHolds"][0]["expiresAt"] == kept["expiresAt"]
+
+    # GraphQL: the same card read, the same figures
+    data = await gql(
+        gateway,
+        tokens.admin(),
+        "query($id: ID!) { medcard(id: $id) { heldThisMonth remainingThisMonth"
+        " openHolds { holdId amount prescriptionId pharmacyId expiresAt } } }",
+        id=card_id,
+    )
+    assert not data.get("errors"), data
+    medcard = data["data"]["medcard"]
+    assert (medcard["heldThisMonth"], medcard["remainingThisMonth"]) == (
+        read["heldThisMonth"],
+        read["remainingThisMonth"],
+    )
+    assert medcard["openHolds"] == [
+        {k: h[k] for k in ("holdId", "amount", "prescriptionId", "pharmacyId", "expiresAt")}
+        for h in read["openHolds"]
+    ]
 
     async with gateway.pool.connection() as conn:
         cur = await conn.execute(
