@@ -141,7 +141,8 @@ _BENEFICIARY_JSON = f"""json_build_object(
 _ITEM_JSON = """json_build_object(
  'drugCode', i.drug_code, 'drugName', i.drug_name, 'quantity', i.quantity,
  'unitPrice', i.unit_price::text, 'totalPrice', i.total_price::text,
- 'coveredAmount', i.covered_amount::text, 'copaymentAmount', i.copayment_amount::text)"""
+ 'coveredAmount', i.covered_amount::text, 'copaymentAmount', i.copayment_amount::text,
+ 'daysSupply', i.days_supply)"""
 
 _ITEMS = (
     f"(SELECT coalesce(json_agg({_ITEM_JSON} ORDER BY i.line_no), '[]')"

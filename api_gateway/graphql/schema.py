@@ -100,6 +100,7 @@ class ClaimItem:
     total_price: str | None
     covered_amount: str | None
     copayment_amount: str | None
+    days_supply: int | None = None  # the days the dispensed quantity lasts; null: not told
 
 
 @strawberry.type

@@ -161,6 +161,9 @@ class ClaimItem(Answer):
     total_price: Money
     covered_amount: Money
     copayment_amount: Money
+    days_supply: int | None = Field(
+        description="the days the dispensed quantity lasts (refill-too-soon checks); null: not told"
+    )
 
 
 class ClaimDetails(Claim):

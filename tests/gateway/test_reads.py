@@ -11,7 +11,15 @@ import httpx
 import pytest
 
 from api_gateway.freshness import ReadSide
-from tests.api.support import API, OTHER_PHARMACY, Tokens, assert_problem, claim, created
+from tests.api.support import (
+    API,
+    OTHER_PHARMACY,
+    Tokens,
+    assert_problem,
+    claim,
+    created,
+    issue_card,
+)
 from tests.gateway.conftest import Gateway
 
 pytestmark = pytest.mark.integration
@@ -121,6 +129,7 @@ async def test_one_claim_with_its_items(gateway: Gateway, tokens: Tokens) -> Non
         "totalPrice": "33.33",
         "coveredAmount": body["items"][0]["coveredAmount"],
         "copaymentAmount": body["items"][0]["copaymentAmount"],
+        "daysSupply": None,  # not told
     }
     assert (body["totalAmount"], body["coveredAmount"]) == ("100.00", "90.00")
     assert body["reasons"] == with_items["reasons"]
@@ -254,3 +263,17 @@ async def test_a_cursor_with_characters_outside_its_alphabet_is_400(
 async def test_unknown_paths_are_problems_too(gateway: Gateway, tokens: Tokens) -> None:
     response = await gateway.client.get(f"{API}/nothing-here", headers=tokens.admin())
     assert_problem(response, 404, "not_found")
+
+
+async def test_an_items_days_supply_is_read_back(gateway: Gateway, tokens: Tokens) -> None:
+    api, pharmacy = gateway.api, tokens.pharmacy()
+    card = await issue_card(api, tokens.admin(), "days-supply-read")
+    items = [
+        {"drugCode": "D-9", "drugName": "Metformin", "quantity": 1, "unitPrice": "30.00",
+         "daysSupply": 30},
+        {"drugCode": "D-8", "drugName": "Panadol", "quantity": 1, "unitPrice": "20.00"},
+    ]  # fmt: skip
+    booked = created(await claim(api, pharmacy, card["id"], "rx-days", "50.00", items=items))
+    await gateway.project_new()
+    read = await gateway.client.get(f"{API}/claims/{booked['claimId']}", headers=pharmacy)
+    assert [i["daysSupply"] for i in read.json()["items"]] == [30, None]
