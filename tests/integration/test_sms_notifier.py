@@ -1,0 +1,179 @@
+"""The SMS notifier against real PostgreSQL and Kafka and a fake Cequens: one message per
+(event, recipient, kind) through a SIGKILL and through offsets lost, in the member's
+language, and none to a card that opted out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from cli.sms import set_preference
+from infrastructure.postgres.pool import Pool
+from infrastructure.sms.cequens import CequensSender
+from projection_service.notifier.worker import Notifier
+from tests.integration.fake_cequens import API_KEY, FakeCequens, fake_cequens
+from tests.integration.server_scripts import free_port
+from tests.integration.sms_stream import CardStream, publish
+from tests.integration.stream_processes import (
+    HealthpayProcess,
+    _healthpay,
+    committed_offsets,
+    end_offsets,
+)
+
+pytestmark = pytest.mark.integration
+
+WAIT_S = 60.0
+
+
+def _rows(url: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT recipient, kind, status, attempts, provider_message_id, last_error, language"
+            " FROM sms_outbox ORDER BY kind"
+        ).fetchall()
+
+
+def _until(what: str, check: Callable[[], bool], log: Callable[[], str] = lambda: "") -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not check():
+        assert time.monotonic() < deadline, f"not within {WAIT_S}s: {what}\n{log()}"
+        time.sleep(0.1)
+
+
+def _notifier_process(url: str, bootstrap: str, topic: str, fake: FakeCequens) -> HealthpayProcess:
+    port = free_port()
+    env = {
+        "POSTGRES_URL": url,
+        "KAFKA_BROKERS": bootstrap,
+        "KAFKA_TOPIC": topic,
+        "CEQUENS_URL": fake.url,
+        "CEQUENS_API_KEY": API_KEY,
+        "SMS_ENABLED": "true",
+        "OUTAGE_BUDGET_S": "300",
+    }
+    command = _healthpay("notify", "--metrics-port", str(port))
+    return HealthpayProcess("notifier", command, env, port, "/metrics")
+
+
+def test_a_claim_over_80_percent_sends_one_sms_through_a_sigkill(
+    postgres_url: str, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    card = CardStream("+201012345601")
+    with fake_cequens(accepting=False) as fake:
+        publish(
+            kafka_bootstrap,
+            kafka_topic,
+            [card.issued(), card.claim(Decimal("850.00"), Decimal("212.50"))],
+        )
+        notifier = _notifier_process(postgres_url, kafka_bootstrap, kafka_topic, fake).start()
+        try:
+            # Both messages stored and tried once (Cequens refusing with 503): the process is
+            # killed between storing its batch's rows and getting them sent.
+            _until(
+                "two rows stored and tried",
+                lambda: (
+                    len(rows := _rows(postgres_url)) == 2
+                    and all(r[2] == "pending" and r[5] for r in rows)
+                ),
+                notifier.log_tail,
+            )
+            ends = end_offsets(kafka_bootstrap, kafka_topic, 3)
+            _until(
+                "the batch's offsets committed after its rows were stored",
+                lambda: (
+                    committed_offsets(kafka_bootstrap, "healthpay-notifier", kafka_topic, 3) == ends
+                ),
+            )
+            notifier.kill()
+            refused_before = fake.refused_count()
+            assert fake.accepted() == []
+            assert refused_before >= 2
+
+            fake.accepting = True
+            notifier.start()
+            _until(
+                "both rows sent",
+                lambda: all(r[2] == "sent" for r in _rows(postgres_url)),
+                notifier.log_tail,
+            )
+        finally:
+            notifier.stop()
+
+        accepted = fake.accepted()
+        texts = sorted(r.body["messageText"] for r in accepted)
+        assert len(accepted) == 2, texts  # one receipt, one 80 % message: nothing twice
+        assert all(r.body["recipients"] == "201012345601" for r in accepted)
+        assert all(r.authorization == f"Bearer {API_KEY}" for r in accepted)
+        rows = _rows(postgres_url)
+        assert [r[1] for r in rows] == ["benefit_80", "claim_receipt"]
+        assert {r[4] for r in rows} == {r.sms_id for r in accepted}  # Cequens' ids kept
+        assert "80%" in next(
+            r.body["messageText"] for r in accepted if "80%" in r.body["messageText"]
+        )
+
+
+async def _run_until(notifier: Notifier, done: Callable[[], bool]) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(notifier.run(stop))
+    deadline = time.monotonic() + WAIT_S
+    try:
+        while not done():
+            assert not task.done(), task
+            assert time.monotonic() < deadline, "the notifier did not get there in time"
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await task
+
+
+def _notifier(pool: Pool, fake: FakeCequens, bootstrap: str, topic: str, group: str) -> Notifier:
+    sender = CequensSender(SecretStr(API_KEY), fake.url)
+    return Notifier(
+        pool, sender, bootstrap, topic, Decimal("50.00"), "ar", group=group, idle_seconds=0.05
+    )
+
+
+async def test_language_opt_out_and_offsets_lost(
+    postgres_url: str, postgres_pool: Pool, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    opted_out = CardStream("+201112345602")
+    arabic = CardStream("+201212345603")
+    english = CardStream("+201512345604")
+    set_preference(postgres_url, opted_out.card_id, opted_out=True)
+    set_preference(postgres_url, english.card_id, language="en")
+    events = [
+        *(c.issued() for c in (opted_out, arabic, english)),
+        # the opted-out card's claim first: by the time the others are sent it was read
+        opted_out.claim(Decimal("100.00"), Decimal("25.00")),
+        arabic.claim(Decimal("100.00"), Decimal("25.00")),
+        english.claim(Decimal("100.00"), Decimal("25.00")),
+    ]
+    publish(kafka_bootstrap, kafka_topic, events)
+    with fake_cequens() as fake:
+        first = _notifier(postgres_pool, fake, kafka_bootstrap, kafka_topic, "sms-a")
+        await _run_until(first, lambda: len(fake.accepted()) >= 2)
+        by_phone = {r.body["recipients"]: r.body for r in fake.accepted()}
+        assert set(by_phone) == {"201212345603", "201512345604"}  # none to the opted-out card
+        assert "جنيه" in by_phone["201212345603"]["messageText"]
+        assert by_phone["201212345603"]["messageType"] == "unicode"
+        assert "Covered 100.00 EGP, you pay 25.00 EGP" in by_phone["201512345604"]["messageText"]
+        assert by_phone["201512345604"]["messageType"] == "text"
+        assert first.metrics.messages.labels("opted_out")._value.get() == 1
+        assert {r[0] for r in _rows(postgres_url)} == {"+201212345603", "+201512345604"}
+
+        # A group with no offsets at all (as after offsets lost) reads every event again:
+        # the outbox already has their rows, so nothing more is stored or sent.
+        again = _notifier(postgres_pool, fake, kafka_bootstrap, kafka_topic, "sms-b")
+        await _run_until(
+            again, lambda: again.metrics.messages.labels("duplicate")._value.get() == 2
+        )
+        assert len(fake.accepted()) == 2
+        assert len(_rows(postgres_url)) == 2
