@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter
 
 from domain.upcasting import event_from_payload
@@ -103,6 +103,14 @@ class Notifier:
                 )
         finally:
             await asyncio.to_thread(consumer.close)
+
+    async def _commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+        """A commit that fails (a rebalance took the partitions, the brokers went away) only
+        means the batch is read again, which the outbox's key makes a no-op."""
+        try:
+            await asyncio.to_thread(consumer.commit, offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("offsets not committed (the batch will be read again): %s", exc)
 
     async def _store_through_outages(
         self, messages: Sequence[Message], stop: asyncio.Event

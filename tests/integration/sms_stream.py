@@ -9,7 +9,16 @@ from uuid import UUID, uuid4
 
 from confluent_kafka import Producer
 
-from domain.events import ClaimAdjudicated, DomainEvent, Holder, MedCardIssued
+from domain.events import (
+    BeneficiaryAdded,
+    ClaimAdjudicated,
+    DomainEvent,
+    Holder,
+    MedCardIssued,
+    WalletDebited,
+    WalletOpened,
+    WalletToppedUp,
+)
 from infrastructure.eventstore.envelope import to_envelope
 from infrastructure.eventstore.port import RecordedEvent
 
@@ -28,20 +37,19 @@ class CardStream:
         self.version = 0
         self.spent = Decimal("0.00")
 
+    @property
+    def user_id(self) -> str:
+        return f"user-{self.card_id}"
+
     def _recorded(self, event: DomainEvent) -> RecordedEvent:
         self.version += 1
-        return RecordedEvent(
-            position=next(_positions),
-            event_id=uuid4(),
-            aggregate_id=self.card_id,
-            aggregate_type="medcard",
-            event_type=event.event_type,
-            schema_version=event.schema_version,
-            version=self.version,
-            data=event.payload(),
-            metadata={},
-            timestamp=NOW,
+        return recorded(self.card_id, "medcard", self.version, event)
+
+    def beneficiary(self, phone: str) -> tuple[UUID, RecordedEvent]:
+        person = Holder(
+            beneficiary_id=uuid4(), relationship="child", name="Test Child", phone_number=phone
         )
+        return person.beneficiary_id, self._recorded(BeneficiaryAdded(beneficiary=person, at=NOW))
 
     def issued(self) -> RecordedEvent:
         holder = Holder(
@@ -54,7 +62,7 @@ class CardStream:
             MedCardIssued(
                 card_id=self.card_id,
                 card_number=f"6{self.card_id.int % 10**15:015d}",
-                user_id=f"user-{self.card_id}",
+                user_id=self.user_id,
                 card_type="standard",
                 status="ACTIVE",
                 monthly_limit=self.monthly_limit,
@@ -94,6 +102,67 @@ class CardStream:
                 wallet_id=None,
                 copayment_paid_from_wallet=Decimal("0.00"),
                 claimed_at=NOW,
+                postings=(),
+            )
+        )
+
+
+def recorded(aggregate_id: UUID, kind: str, version: int, event: DomainEvent) -> RecordedEvent:
+    return RecordedEvent(
+        position=next(_positions),
+        event_id=uuid4(),
+        aggregate_id=aggregate_id,
+        aggregate_type=kind,
+        event_type=event.event_type,
+        schema_version=event.schema_version,
+        version=version,
+        data=event.payload(),
+        metadata={},
+        timestamp=NOW,
+    )
+
+
+class WalletStream:
+    def __init__(self, owner_user_id: str) -> None:
+        self.wallet_id = uuid4()
+        self.owner = owner_user_id
+        self.version = 0
+        self.balance = Decimal("0.00")
+
+    def _recorded(self, event: DomainEvent) -> RecordedEvent:
+        self.version += 1
+        return recorded(self.wallet_id, "wallet", self.version, event)
+
+    def opened(self) -> RecordedEvent:
+        return self._recorded(
+            WalletOpened(wallet_id=self.wallet_id, owner_user_id=self.owner, currency="EGP", at=NOW)
+        )
+
+    def topped_up(self, amount: Decimal) -> RecordedEvent:
+        self.balance += amount
+        return self._recorded(
+            WalletToppedUp(
+                topup_id=uuid4(),
+                gateway="fawry",
+                gateway_reference=f"ref-{uuid4()}",
+                amount=amount,
+                balance_after=self.balance,
+                at=NOW,
+                paid_at=None,
+                postings=(),
+            )
+        )
+
+    def debited(self, amount: Decimal) -> RecordedEvent:
+        self.balance -= amount
+        return self._recorded(
+            WalletDebited(
+                debit_id=uuid4(),
+                amount=amount,
+                purpose="copayment",
+                reference=f"claim-{uuid4()}",
+                balance_after=self.balance,
+                at=NOW,
                 postings=(),
             )
         )

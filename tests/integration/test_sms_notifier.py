@@ -20,7 +20,7 @@ from infrastructure.sms.cequens import CequensSender
 from projection_service.notifier.worker import Notifier
 from tests.integration.fake_cequens import API_KEY, FakeCequens, fake_cequens
 from tests.integration.server_scripts import free_port
-from tests.integration.sms_stream import CardStream, publish
+from tests.integration.sms_stream import CardStream, WalletStream, publish
 from tests.integration.stream_processes import (
     HealthpayProcess,
     _healthpay,
@@ -177,3 +177,45 @@ async def test_language_opt_out_and_offsets_lost(
         )
         assert len(fake.accepted()) == 2
         assert len(_rows(postgres_url)) == 2
+
+
+async def test_who_gets_what_and_thresholds_once_a_month(
+    postgres_url: str, postgres_pool: Pool, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    card = CardStream("+201012345605")
+    wallet = WalletStream(card.user_id)
+    child, child_added = card.beneficiary("+201112345606")
+    first = card.claim(Decimal("850.00"), Decimal("212.50"), beneficiary=child)
+    card.spent -= Decimal("850.00")  # as after its reversal: the month is below 80 % again
+    events = [
+        card.issued(),
+        child_added,
+        first,
+        card.claim(Decimal("850.00"), Decimal("212.50")),  # crosses 80 % a second time
+        wallet.opened(),
+        wallet.topped_up(Decimal("100.00")),
+        wallet.debited(Decimal("60.00")),  # 100 -> 40: below 50.00
+        wallet.debited(Decimal("10.00")),  # 40 -> 30: below already, no second message
+    ]
+    publish(kafka_bootstrap, kafka_topic, events)
+    ends = end_offsets(kafka_bootstrap, kafka_topic, 3)
+    with fake_cequens() as fake:
+        notifier = _notifier(postgres_pool, fake, kafka_bootstrap, kafka_topic, "sms-c")
+        # every event read (its offset committed) and the messages sent
+        await _run_until(
+            notifier,
+            lambda: (
+                len(fake.accepted()) >= 5
+                and committed_offsets(kafka_bootstrap, "sms-c", kafka_topic, 3) == ends
+            ),
+        )
+    got = sorted((r[1], r[0]) for r in _rows(postgres_url))
+    assert got == [
+        ("benefit_80", "+201012345605"),  # once, though two claims crossed it this month
+        ("claim_receipt", "+201012345605"),
+        ("claim_receipt", "+201112345606"),  # the beneficiary who claimed
+        ("topup", "+201012345605"),  # the wallet owner's card's holder
+        ("wallet_low", "+201012345605"),
+    ]
+    assert len(fake.accepted()) == 5
+    assert notifier.metrics.messages.labels("duplicate")._value.get() == 1
