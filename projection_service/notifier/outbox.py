@@ -124,11 +124,22 @@ class DueRow:
     attempts: int
 
 
+# Rows of a card that opted out after they were stored are skipped, never sent; the others
+# due are leased. The two parts touch disjoint rows (NOT EXISTS), as one statement must.
 _LEASE_DUE = """
+WITH skipped AS (
+  UPDATE sms_outbox o SET status = 'skipped', last_error = 'opted out'
+  FROM sms_preferences p
+  WHERE o.status = 'pending' AND o.next_attempt_at <= now() AND p.card_id = o.card_id
+    AND p.opted_out
+)
 UPDATE sms_outbox o SET next_attempt_at = now() + %s, attempts = o.attempts + 1
 FROM (
-  SELECT event_id, recipient, kind FROM sms_outbox
+  SELECT event_id, recipient, kind FROM sms_outbox q
   WHERE status = 'pending' AND next_attempt_at <= now()
+    AND NOT EXISTS (
+      SELECT 1 FROM sms_preferences p WHERE p.card_id = q.card_id AND p.opted_out
+    )
   ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED
 ) due
 WHERE (o.event_id, o.recipient, o.kind) = (due.event_id, due.recipient, due.kind)

@@ -219,3 +219,22 @@ async def test_who_gets_what_and_thresholds_once_a_month(
     ]
     assert len(fake.accepted()) == 5
     assert notifier.metrics.messages.labels("duplicate")._value.get() == 1
+
+
+async def test_an_opt_out_after_a_message_was_stored_stops_it(
+    postgres_url: str, postgres_pool: Pool, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    card = CardStream("+201012345607")
+    publish(
+        kafka_bootstrap, kafka_topic, [card.issued(), card.claim(Decimal("10.00"), Decimal("2.50"))]
+    )
+    with fake_cequens(accepting=False) as fake:
+        notifier = _notifier(postgres_pool, fake, kafka_bootstrap, kafka_topic, "sms-d")
+        # stored and tried once (Cequens away), then the member opts out; the row comes due
+        # again after its back-off
+        await _run_until(notifier, lambda: fake.refused_count() >= 1)
+        set_preference(postgres_url, card.card_id, opted_out=True)
+        fake.accepting = True
+        again = _notifier(postgres_pool, fake, kafka_bootstrap, kafka_topic, "sms-d")
+        await _run_until(again, lambda: _rows(postgres_url)[0][2] == "skipped")
+    assert fake.accepted() == []
