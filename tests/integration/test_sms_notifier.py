@@ -5,7 +5,9 @@ language, and none to a card that opted out."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -27,6 +29,7 @@ from tests.integration.stream_processes import (
     committed_offsets,
     end_offsets,
 )
+from tests.isolation import isolated_environ
 
 pytestmark = pytest.mark.integration
 
@@ -238,3 +241,34 @@ async def test_an_opt_out_after_a_message_was_stored_stops_it(
         again = _notifier(postgres_pool, fake, kafka_bootstrap, kafka_topic, "sms-d")
         await _run_until(again, lambda: _rows(postgres_url)[0][2] == "skipped")
     assert fake.accepted() == []
+
+
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _healthpay(*args), env=isolated_environ(**env), capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_sms_commands_write_what_the_notifier_reads(postgres_url: str) -> None:
+    card = uuid.uuid4()
+    opted = _cli("sms", "opt-out", "--card", str(card), POSTGRES_URL=postgres_url)
+    assert opted.returncode == 0, opted.stderr
+    chosen = _cli("sms", "language", "--card", str(card), "--set", "en", POSTGRES_URL=postgres_url)
+    assert chosen.returncode == 0, chosen.stderr
+    with psycopg.connect(postgres_url) as conn:
+        row = conn.execute(
+            "SELECT language, opted_out FROM sms_preferences WHERE card_id = %s", (card,)
+        ).fetchone()
+    assert row == ("en", True)
+    back = _cli("sms", "opt-in", "--card", str(card), POSTGRES_URL=postgres_url)
+    assert back.returncode == 0, back.stderr
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT opted_out FROM sms_preferences").fetchone() == (False,)
+
+
+def test_notify_refuses_to_start_enabled_without_a_key() -> None:
+    refused = _cli("notify", SMS_ENABLED="true", CEQUENS_API_KEY="")  # empty: unset
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "healthpay notify: CEQUENS_API_KEY is not set (or set SMS_ENABLED=false)"
+    )
