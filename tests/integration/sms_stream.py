@@ -21,6 +21,7 @@ from domain.events import (
 )
 from infrastructure.eventstore.envelope import to_envelope
 from infrastructure.eventstore.port import RecordedEvent
+from tests.log_scan import personal
 
 NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
 _positions = itertools.count(1)
@@ -32,7 +33,7 @@ class CardStream:
     def __init__(self, phone: str, monthly_limit: Decimal = Decimal("1000.00")) -> None:
         self.card_id = uuid4()
         self.holder_id = uuid4()
-        self.phone = phone
+        self.phone = personal(phone)  # the log scan checks no log line carries it
         self.monthly_limit = monthly_limit
         self.version = 0
         self.spent = Decimal("0.00")
@@ -47,7 +48,10 @@ class CardStream:
 
     def beneficiary(self, phone: str) -> tuple[UUID, RecordedEvent]:
         person = Holder(
-            beneficiary_id=uuid4(), relationship="child", name="Test Child", phone_number=phone
+            beneficiary_id=uuid4(),
+            relationship="child",
+            name="Test Child",
+            phone_number=personal(phone),
         )
         return person.beneficiary_id, self._recorded(BeneficiaryAdded(beneficiary=person, at=NOW))
 

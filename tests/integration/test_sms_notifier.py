@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -17,9 +18,12 @@ import pytest
 from pydantic import SecretStr
 
 from cli.sms import set_preference
+from command_service.relay.publisher import KafkaPublisher
+from command_service.relay.relay import Relay
 from infrastructure.postgres.pool import Pool
 from infrastructure.sms.cequens import CequensSender
 from projection_service.notifier.worker import Notifier
+from tests.api.support import Api, Tokens, api_settings, beneficiary_body, created, running_api
 from tests.integration.fake_cequens import API_KEY, FakeCequens, fake_cequens
 from tests.integration.server_scripts import free_port
 from tests.integration.sms_stream import CardStream, WalletStream, publish
@@ -272,3 +276,57 @@ def test_notify_refuses_to_start_enabled_without_a_key() -> None:
     assert refused.stderr.strip() == (
         "healthpay notify: CEQUENS_API_KEY is not set (or set SMS_ENABLED=false)"
     )
+
+
+@pytest.fixture
+async def api(postgres_url: str) -> AsyncIterator[Api]:
+    async with running_api("postgres", postgres_url) as running:
+        yield running
+
+
+async def test_a_claim_over_rest_reaches_the_member_as_sms(
+    api: Api, postgres_url: str, postgres_pool: Pool, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    """The events as the command service writes them and the relay publishes them."""
+    tokens = Tokens(api_settings())
+    holder = beneficiary_body(relationship="self", name="Ahmed Ali", phone="01012345609")
+    card = created(
+        await api.client.post(
+            "/api/v1/medcards",
+            json={
+                "userId": "sms-user",
+                "cardType": "gold",
+                "monthlyLimit": 1000,
+                "primaryHolder": holder,
+            },
+            headers=tokens.admin(),
+        )
+    )
+    claim = created(
+        await api.client.post(
+            f"/api/v1/medcards/{card['id']}/claims/prescriptions",
+            json={"prescriptionId": "rx-sms-1", "totalAmount": "1000.00"},
+            headers=tokens.pharmacy(),
+        )
+    )
+    covered = Decimal(claim["coveredAmount"])
+    expected = "benefit_100" if covered >= 1000 else "benefit_80" if covered >= 800 else None
+    assert expected is not None, claim  # the claim must cross a threshold for this test
+
+    stop_relay = threading.Event()
+    relay = Relay(postgres_url, KafkaPublisher(kafka_bootstrap, kafka_topic), idle_wait=0.01)
+    relay_thread = threading.Thread(target=relay.run, args=(stop_relay,))
+    relay_thread.start()
+    try:
+        with fake_cequens() as fake:
+            notifier = _notifier(postgres_pool, fake, kafka_bootstrap, kafka_topic, "sms-e")
+            await _run_until(notifier, lambda: len(fake.accepted()) >= 2)
+    finally:
+        stop_relay.set()
+        relay_thread.join(30)
+    rows = _rows(postgres_url)
+    assert [(r[0], r[1], r[2], r[6]) for r in rows] == [
+        ("+201012345609", expected, "sent", "ar"),
+        ("+201012345609", "claim_receipt", "sent", "ar"),
+    ]
+    assert {r.body["recipients"] for r in fake.accepted()} == {"201012345609"}
