@@ -97,7 +97,7 @@ class Notifier:
                 if offsets is None:
                     return
                 if offsets:
-                    await asyncio.to_thread(consumer.commit, offsets=offsets, asynchronous=False)
+                    await self._commit(consumer, offsets)
                 await asyncio.to_thread(
                     report_lag, self.metrics.lag, consumer, self.topic, messages
                 )
@@ -130,26 +130,32 @@ class Notifier:
         batch = read_batch(messages, self.topic, log)
         for bad in batch.malformed:
             log.warning("skipped a malformed envelope", extra={"error": bad.problem})
+        outcomes: list[str] = []
         async with self.pool.connection() as conn, conn.transaction():
             for recorded in batch.events:
                 if recorded.event_type in RELEVANT:
-                    await self._store_event(conn, recorded)
+                    outcomes += await self._store_event(conn, recorded)
+        # counted once committed: a batch retried after an outage counts once
+        for outcome in outcomes:
+            self.metrics.messages.labels(outcome).inc()
         return [TopicPartition(self.topic, p, o) for p, o in sorted(batch.next_offsets.items())]
 
-    async def _store_event(self, conn: outbox.Conn, recorded: RecordedEvent) -> None:
+    async def _store_event(self, conn: outbox.Conn, recorded: RecordedEvent) -> list[str]:
+        """The event's contacts and messages stored; the outcome of each message."""
         try:
             event = event_from_payload(recorded.event_type, recorded.schema_version, recorded.data)
         except Exception as exc:  # poison: the projections park it; no message from it
             log.warning(
                 "skipped an unreadable event: %s", exc, extra={"event_id": str(recorded.event_id)}
             )
-            return
+            return []
         derived = derive(recorded.aggregate_id, event, self.low_balance)
         await outbox.save_contacts(conn, derived)
+        outcomes: list[str] = []
         for intent in derived.intents:
             target = await outbox.resolve(conn, intent.to)
             if target is None:
-                self.metrics.messages.labels("unroutable").inc()
+                outcomes.append("unroutable")
                 log.warning(
                     "no phone known for a %s message",
                     intent.kind,
@@ -159,7 +165,7 @@ class Notifier:
             card_id, phone = target
             language, opted_out = await outbox.preference(conn, card_id)
             if opted_out:
-                self.metrics.messages.labels("opted_out").inc()
+                outcomes.append("opted_out")
                 continue
             chosen: Language = language or self.default_language
             row = outbox.OutboxRow(
@@ -172,7 +178,8 @@ class Notifier:
                 render(intent.kind, chosen, intent.amounts),
             )
             stored = await outbox.insert(conn, row)
-            self.metrics.messages.labels("stored" if stored else "duplicate").inc()
+            outcomes.append("stored" if stored else "duplicate")
+        return outcomes
 
     async def _send_until(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
