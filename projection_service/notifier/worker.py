@@ -76,6 +76,10 @@ class Notifier:
 
     async def run(self, stop: asyncio.Event) -> None:
         sending = asyncio.create_task(self._send_until(stop))
+        # A sender that ends (an outage past its budget, a bug) stops the consumer too, and
+        # its error ends `run`: a notifier that stores messages and never sends them would
+        # look alive while doing half its work.
+        sending.add_done_callback(lambda _: stop.set())
         try:
             await self._consume_until(stop)
         finally:

@@ -10,8 +10,9 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -20,8 +21,10 @@ from pydantic import SecretStr
 from cli.sms import set_preference
 from command_service.relay.publisher import KafkaPublisher
 from command_service.relay.relay import Relay
+from infrastructure.outage import OutageTooLong
 from infrastructure.postgres.pool import Pool
 from infrastructure.sms.cequens import CequensSender
+from infrastructure.sms.port import DisabledSender
 from projection_service.notifier.worker import Notifier
 from tests.api.support import Api, Tokens, api_settings, beneficiary_body, created, running_api
 from tests.integration.fake_cequens import API_KEY, FakeCequens, fake_cequens
@@ -330,3 +333,38 @@ async def test_a_claim_over_rest_reaches_the_member_as_sms(
         ("+201012345609", "claim_receipt", "sent", "ar"),
     ]
     assert {r.body["recipients"] for r in fake.accepted()} == {"201012345609"}
+
+
+class _GonePool:
+    """A pool whose database is never there."""
+
+    @asynccontextmanager
+    async def connection(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        raise psycopg.OperationalError("connection refused")
+        yield  # pragma: no cover
+
+
+async def test_a_sender_out_of_outage_budget_ends_the_whole_notifier(
+    kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    """Kafka is there, PostgreSQL is not: the sender's outage ends `run` (the process exits
+    for a restart) rather than leaving a consumer that stores nothing and sends nothing."""
+    notifier = Notifier(
+        cast(Pool, _GonePool()),
+        DisabledSender(),
+        kafka_bootstrap,
+        kafka_topic,
+        Decimal("50"),
+        outage_budget_s=0.0,
+        idle_seconds=0.01,
+    )
+    stop = asyncio.Event()
+    run = asyncio.create_task(notifier.run(stop))
+    await asyncio.wait({run}, timeout=WAIT_S)
+    ended_by_itself = run.done()
+    stop.set()
+    if not ended_by_itself:
+        await asyncio.gather(run, return_exceptions=True)
+    assert ended_by_itself, "the consumer went on after its sender gave up"
+    with pytest.raises(OutageTooLong, match="postgresql"):
+        run.result()
