@@ -101,6 +101,18 @@ def _iso_sql(column: str) -> str:
 # Cairo month (the `month` parameter) has spent nothing yet
 _SPENT = "(CASE WHEN m.current_month = %(month)s::text THEN m.current_month_spent ELSE 0.00 END)"
 
+# the card `m`'s benefit holds open at %(now)s on the month %(month)s (expiry is judged by the
+# time of the read: no event marks it); they are not spending, but no claim can use them
+_OPEN_HOLDS = (
+    "FROM medcard_holds h WHERE h.medcard_id = m.id AND h.status = 'open'"
+    " AND h.month = %(month)s::text AND h.expires_at > %(now)s::timestamptz"
+)
+_HELD = f"(SELECT coalesce(sum(h.amount), 0.00) {_OPEN_HOLDS})"
+_HOLD_JSON = f"""json_build_object(
+ 'holdId', h.id, 'prescriptionId', h.prescription_id, 'pharmacyId', h.pharmacy_id,
+ 'beneficiaryId', h.beneficiary_id, 'amount', h.amount::text,
+ 'expiresAt', {_iso_sql("h.expires_at")}, 'placedAt', {_iso_sql("h.placed_at")})"""
+
 _CARD_JSON = f"""json_build_object(
  'id', m.id, 'cardNumber', m.card_number, 'userId', m.user_id, 'cardType', m.card_type,
  'status', m.status, 'monthlyLimit', m.monthly_limit::text,
@@ -115,7 +127,10 @@ _CARD_JSON = f"""json_build_object(
  'issuedAt', {_iso_sql("m.issued_at")}, 'expiryDate', m.expiry_date,
  'updatedAt', {_iso_sql("m.updated_at")}, 'currentMonth', %(month)s::text,
  'currentMonthSpent', {_SPENT}::text,
- 'remainingThisMonth', greatest(m.monthly_limit - {_SPENT}, 0.00)::text,
+ 'heldThisMonth', {_HELD}::text,
+ 'remainingThisMonth', greatest(m.monthly_limit - {_SPENT} - {_HELD}, 0.00)::text,
+ 'openHolds', (SELECT coalesce(json_agg({_HOLD_JSON} ORDER BY h.placed_at, h.id), '[]')
+   {_OPEN_HOLDS}),
  'version', m.version{{extra}})"""
 
 _BENEFICIARY_JSON = f"""json_build_object(
@@ -175,7 +190,7 @@ async def cards(conn: Conn, card_ids: Sequence[UUID], now: datetime) -> list[Own
     found = await _all(
         conn,
         f"{_CARDS}, m.id AS key FROM medcards m WHERE m.id = ANY(%(keys)s)",
-        {"keys": list(card_ids), "month": benefit_month(now)},
+        {"keys": list(card_ids), "month": benefit_month(now), "now": now},
     )
     by_id = {r["key"]: _card(r) for r in found}
     return [by_id.get(key) for key in card_ids]
@@ -191,7 +206,7 @@ async def cards_by_number(
     found = await _all(
         conn,
         f"{_CARDS}, m.card_number AS key FROM medcards m WHERE m.card_number = ANY(%(keys)s)",
-        {"keys": list(card_numbers), "month": benefit_month(now)},
+        {"keys": list(card_numbers), "month": benefit_month(now), "now": now},
     )
     by_number = {r["key"]: _card(r) for r in found}
     return [by_number.get(key) for key in card_numbers]
@@ -322,6 +337,7 @@ async def card_view(
     params = {
         "key": key,
         "month": benefit_month(now),
+        "now": now,
         "size": plan.claims[0] if plan.claims is not None else None,
         "after_at": after[0] if after else None,
         "after_id": after[1] if after else None,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from cli import fraud
 from domain.wallet.model import GATEWAYS
 from infrastructure.auth.tokens import Role, TokenCodec
 from infrastructure.logs import configure_logging
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backup(commands)
     _add_settlement(commands)
     _add_payments(commands)
+    fraud.add_parser(commands)
     _add_sms(commands)
     return parser
 
@@ -385,6 +387,7 @@ HANDLERS: dict[str, Handler] = {
     "restore": _backup,
     "settlement": _settlement,
     "payments": _payments,
+    "fraud": fraud.run,
 }
 
 

@@ -57,6 +57,9 @@ CARD_BYTES = 3_400  # card fields, primary holder, cache entry
 HOLDER_BYTES = 1_450  # a beneficiary with national id, name, date of birth, phone
 CLAIM_BYTES = 1_000  # a ClaimRecord with its postings
 MONTH_BYTES = 200
+REFILL_BYTES = 350  # a last fill or a refill override (domain/medcard/refills.py)
+TALLY_BYTES = 550  # a beneficiary's day tally (domain/medcard/velocity.py)
+HOLD_BYTES = 700  # an open hold's record (domain/medcard/hold_records.py)
 WALLET_BYTES = 900
 WALLET_ENTRY_BYTES = 3_100  # a top-up or debit event kept whole (its postings too)
 
@@ -67,6 +70,9 @@ def card_size(state: MedCardState) -> int:
         + HOLDER_BYTES * (len(state.beneficiaries) - 1)
         + CLAIM_BYTES * len(state.recent_claims)
         + MONTH_BYTES * len(state.month_spent)
+        + REFILL_BYTES * (len(state.refills.fills) + len(state.refills.overrides))
+        + TALLY_BYTES * len(state.day_tallies)
+        + HOLD_BYTES * len(state.open_holds)
     )
 
 
@@ -76,7 +82,13 @@ def wallet_size(state: WalletState) -> int:
 
 
 MEDCARD: AggregateKind[MedCardState] = AggregateKind(
-    "medcard", evolve_card, TypeAdapter(MedCardState), card_size, state_version=2
+    # 3: the last fills, refill overrides and day tallies (domain/medcard/refills.py) and
+    # the open benefit holds (domain/medcard/hold_records.py)
+    "medcard",
+    evolve_card,
+    TypeAdapter(MedCardState),
+    card_size,
+    state_version=3,
 )
 WALLET: AggregateKind[WalletState] = AggregateKind(
     "wallet",

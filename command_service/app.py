@@ -67,6 +67,8 @@ def create_app(
             appender = GroupCommitAppender(store, max_queue=settings.group_commit_max_queue)
             aggregates = Aggregates(store, settings.aggregate_cache_bytes)
             executor = Executor(store, appender, aggregates)
+            executor.claim_rules = settings.claim_rules
+            executor.hold_ttl_hours = settings.hold_ttl_hours
             if card_numbers is not None:
                 executor.card_numbers = card_numbers
             app.state.write_side = WriteSide(

@@ -25,12 +25,9 @@ from command_service.execution import (
     Plan,
     StreamWrite,
 )
+from command_service.hold_commands import captured
 from command_service.ids import new_id
-from command_service.point_of_sale import (
-    beneficiary_by_national_id,
-    card_by_number,
-    one_beneficiary,
-)
+from command_service.point_of_sale import by_card_number
 from domain.errors import CommandRejected
 from domain.events import ClaimAdjudicated, ClaimReversed
 from domain.medcard.claims import adjudicate, reverse_claim
@@ -72,10 +69,12 @@ def _claim_command(body: ClaimBody, pharmacy_id: str, ctx: CommandContext) -> Cl
                 drug_name=item.drug_name,
                 quantity=item.quantity,
                 unit_price=item.unit_price,
+                days_supply=item.days_supply,
             )
             for item in body.items
         ),
         pay_copayment_from_wallet=body.pay_copayment_from_wallet,
+        hold_id=body.hold_id,
     )
 
 
@@ -97,12 +96,18 @@ async def claim_prescription(
         recorded: RecordedEvent | None = None
         if look_up_first and card.state is not None:
             prior, recorded = await _standing_charge(executor.store, card_id, command)
+        rules = executor.claim_rules
         try:
-            decision = adjudicate(card.state, wallet.state, command, prior)
+            decision = adjudicate(card.state, wallet.state, command, prior, rules)
         except PriorChargeNeeded:
             prior, recorded = await _standing_charge(executor.store, card_id, command)
-            decision = adjudicate(card.state, wallet.state, command, prior)
-        writes = [StreamWrite(MEDCARD, card_id, card, decision.card_events)]
+            decision = adjudicate(card.state, wallet.state, command, prior, rules)
+        # a hold it names is captured by an event after the claim's (hold_commands.py)
+        capture = await captured(
+            executor.store, card.state, command, decision.claim, decision.replayed
+        )
+        card_events = [*decision.card_events, *capture]
+        writes = [StreamWrite(MEDCARD, card_id, card, card_events)]
         if wallet_id is not None and decision.wallet_events:
             writes.append(StreamWrite(WALLET, wallet_id, wallet, decision.wallet_events))
         return Plan(writes, decision.claim, card_id, recorded if decision.replayed else None)
@@ -153,14 +158,7 @@ async def claim_by_card_number(
 ) -> Outcome:
     """The card-id route's claim, for a point of sale that knows the card's printed number
     (and maybe the beneficiary's national id): the same adjudication, answer and replay."""
-    acting_pharmacy(principal)  # the role first: a refused caller learns nothing of numbers
-    one_beneficiary(body.beneficiary_id, body.beneficiary_national_id)
-    card_id = await card_by_number(executor, body.card_number)
-    if body.beneficiary_national_id is not None:
-        beneficiary = await beneficiary_by_national_id(
-            executor, card_id, body.beneficiary_national_id
-        )
-        body = body.model_copy(update={"beneficiary_id": beneficiary})
+    card_id, body = await by_card_number(executor, principal, body)
     return await claim_prescription(executor, principal, card_id, body, ctx)
 
 

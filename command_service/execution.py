@@ -29,6 +29,8 @@ from command_service.ids import new_id
 from domain.errors import CommandRejected
 from domain.events import DomainEvent
 from domain.identity import new_card_number
+from domain.medcard.holds import DEFAULT_HOLD_TTL_HOURS
+from domain.medcard.refills import DEFAULT_RULES
 from domain.uniqueness import keys_freed, keys_taken
 from domain.upcasting import upcast
 from infrastructure.eventstore.group_commit import AppendQueueFull, GroupCommitAppender
@@ -136,6 +138,8 @@ class Executor:
         self.appender = appender
         self.aggregates = aggregates
         self.card_numbers = card_numbers  # tests inject one that collides
+        self.claim_rules = DEFAULT_RULES  # the deployment's (infrastructure/settings.py)
+        self.hold_ttl_hours = DEFAULT_HOLD_TTL_HOURS  # a hold's life when the body names none
         self.card_directory = CardNumbers(store)  # card number -> card id (point of sale)
         self.version_conflicts = 0
 

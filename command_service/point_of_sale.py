@@ -10,25 +10,27 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TypeVar
 from uuid import UUID
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from command_service.access import STAFF, require_role
+from command_service.access import STAFF, acting_pharmacy, require_role
 from command_service.aggregates import MEDCARD
 from command_service.execution import Executor
 from command_service.http_endpoints import WriteSide, authenticate, parse_body
 from domain.errors import CommandRejected
 from domain.medcard.eligibility import Eligibility, eligibility
 from domain.medcard.state import MedCardState
-from infrastructure.auth.tokens import Role
+from infrastructure.auth.tokens import Principal, Role
 from infrastructure.http.problems import Problem
-from schemas.api.commands import EligibilityBody
+from schemas.api.commands import CardClaimBody, CardHoldBody, EligibilityBody
 from schemas.api.point_of_sale import EligibilityAnswer
 
 POINT_OF_SALE = STAFF | {Role.PHARMACY}
+ByNumber = TypeVar("ByNumber", CardClaimBody, CardHoldBody)
 
 
 async def card_by_number(executor: Executor, number: str) -> UUID:
@@ -58,6 +60,23 @@ async def beneficiary_by_national_id(executor: Executor, card_id: UUID, national
     if found is None:
         raise CommandRejected("beneficiary_not_on_card", "nobody on this card has that national id")
     return found
+
+
+async def by_card_number(
+    executor: Executor, principal: Principal, body: ByNumber
+) -> tuple[UUID, ByNumber]:
+    """The card a body naming it by its printed number means, and the body with the
+    beneficiary its national id names (if it names one) as beneficiaryId: what the card-id
+    routes take. The role is checked first: a refused caller learns nothing of numbers."""
+    acting_pharmacy(principal)
+    one_beneficiary(body.beneficiary_id, body.beneficiary_national_id)
+    card_id = await card_by_number(executor, body.card_number)
+    if body.beneficiary_national_id is not None:
+        beneficiary = await beneficiary_by_national_id(
+            executor, card_id, body.beneficiary_national_id
+        )
+        body = body.model_copy(update={"beneficiary_id": beneficiary})
+    return card_id, body
 
 
 async def check_eligibility(request: Request) -> Response:
@@ -106,7 +125,17 @@ def _answer(checked: Eligibility, version: int) -> EligibilityAnswer:
             "month": checked.month,
             "monthlyLimit": _money(checked.monthly_limit),
             "monthSpent": _money(checked.month_spent),
+            "heldAmount": _money(checked.held),
             "remainingMonthlyLimit": _money(checked.remaining),
+            "openHolds": [
+                {
+                    "holdId": h.hold_id,
+                    "pharmacyId": h.pharmacy_id,
+                    "amount": _money(h.amount),
+                    "expiresAt": h.expires_at,
+                }
+                for h in checked.open_holds
+            ],
             "beneficiaries": [
                 {
                     "id": b.beneficiary_id,

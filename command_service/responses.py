@@ -1,7 +1,8 @@
 """Answers of the write API, made from the event that answers the command.
 
 Making answers from the recorded events (not from live state) means a replayed request, an
-idempotent repeat or a retry after a crash always gets exactly the answer the first request got.
+idempotent repeat or a retry after a crash always gets exactly the answer the first request got,
+but for the NCPDP transaction status of claims and reversals, which names a repeat as one.
 Money is a string with two decimals ("315.00"): JSON numbers would invite float rounding.
 """
 
@@ -18,6 +19,8 @@ from domain.events import (
     ClaimReversed,
     DomainEvent,
     Holder,
+    HoldPlaced,
+    HoldVoided,
     MedCardActivated,
     MedCardCancelled,
     MedCardExpired,
@@ -25,18 +28,27 @@ from domain.events import (
     MedCardReactivated,
     MedCardRenewed,
     MedCardSuspended,
+    RefillOverrideGranted,
     WalletCopayConsentSet,
     WalletDebited,
     WalletOpened,
     WalletRefunded,
     WalletToppedUp,
 )
+from domain.medcard import ncpdp
 from domain.medcard.state import STATUS_AFTER
 
 
 def render(outcome: Outcome) -> dict[str, Any]:
-    body = _body(outcome.result, outcome.aggregate_id)
-    body["eventType"] = outcome.result.event_type
+    result = outcome.result
+    body = _body(result, outcome.aggregate_id)
+    # NCPDP's words for claims and reversals (domain/medcard/ncpdp.py): the one part of an
+    # answer that tells a first answer from a repeat, as NCPDP's duplicate statuses do.
+    if isinstance(result, ClaimAdjudicated):
+        body["ncpdp"] = ncpdp.claim_fields(result, duplicate=not outcome.created)
+    elif isinstance(result, ClaimReversed):
+        body["ncpdp"] = ncpdp.reversal_fields(result, duplicate=not outcome.created)
+    body["eventType"] = result.event_type
     body["version"] = outcome.version
     body["position"] = outcome.position
     if outcome.quote:
@@ -84,6 +96,17 @@ def _body(event: DomainEvent, aggregate_id: UUID) -> dict[str, Any]:
             }
         case ClaimAdjudicated():
             return claim(event, aggregate_id)
+        case RefillOverrideGranted():
+            return {
+                "id": str(event.override_id),
+                "medcardId": str(aggregate_id),
+                "beneficiaryId": str(event.beneficiary_id),
+                "drugCode": event.drug_code,
+                "reason": event.reason,
+                "validUntil": None if event.valid_until is None else event.valid_until.isoformat(),
+                "grantedBy": event.granted_by,
+                "grantedAt": event.at.isoformat(),
+            }
         case ClaimReversed():
             return {
                 "claimId": str(event.claim_id),
@@ -96,6 +119,8 @@ def _body(event: DomainEvent, aggregate_id: UUID) -> dict[str, Any]:
                 "remainingMonthlyLimit": str(event.remaining_after),
                 "reversedAt": event.at.isoformat(),
             }
+        case HoldPlaced() | HoldVoided():
+            return hold(event, aggregate_id)
         case WalletOpened():
             return {
                 "id": str(event.wallet_id),
@@ -156,14 +181,49 @@ def claim(event: ClaimAdjudicated, card_id: UUID) -> dict[str, Any]:
                 "totalPrice": str(item.total_price),
                 "coveredAmount": str(item.covered_amount),
                 "copaymentAmount": str(item.copayment_amount),
+                "daysSupply": item.days_supply,
             }
             for item in event.items
         ],
+        # refill_too_soon: the first Cairo day the refill would pass. Velocity flags are not
+        # in the answer: a pharmacy must not learn where the thresholds lie.
+        "nextAvailableFillDate": (
+            None
+            if event.next_available_fill_date is None
+            else event.next_available_fill_date.isoformat()
+        ),
         "month": event.month,
         "monthlyLimit": str(event.monthly_limit),
         "monthSpent": str(event.month_spent_after),
         "remainingMonthlyLimit": str(event.remaining_after),
         "claimedAt": event.claimed_at.isoformat(),
+    }
+
+
+def hold(event: HoldPlaced | HoldVoided, card_id: UUID) -> dict[str, Any]:
+    """A placed hold in full; a void names the hold, what it gave back and when."""
+    if isinstance(event, HoldVoided):
+        return {
+            "holdId": str(event.hold_id),
+            "medcardId": str(card_id),
+            "pharmacyId": event.pharmacy_id,
+            "status": "voided",
+            "amount": str(event.amount),
+            "month": event.month,
+            "reason": event.reason,
+            "voidedAt": event.at.isoformat(),
+        }
+    return {
+        "holdId": str(event.hold_id),
+        "medcardId": str(card_id),
+        "prescriptionId": event.prescription_id,
+        "pharmacyId": event.pharmacy_id,
+        "beneficiaryId": str(event.beneficiary_id),
+        "status": "open",
+        "amount": str(event.amount),
+        "month": event.month,
+        "expiresAt": event.expires_at.isoformat(),
+        "placedAt": event.at.isoformat(),
     }
 
 

@@ -13,9 +13,11 @@ from starlette.routing import Route
 
 from command_service import (
     claim_commands,
+    hold_commands,
     medcard_commands,
     payment_callbacks,
     point_of_sale,
+    refill_commands,
     wallet_commands,
 )
 from command_service.execution import Outcome
@@ -30,15 +32,19 @@ from command_service.http_endpoints import (
 from schemas.api.commands import (
     AddBeneficiaryBody,
     CardClaimBody,
+    CardHoldBody,
     ClaimBody,
     CopayConsentBody,
     DebitBody,
+    HoldBody,
     IssueCardBody,
     OpenWalletBody,
+    RefillOverrideBody,
     RefundBody,
     ReversalBody,
     StatusChangeBody,
     TopUpBody,
+    VoidHoldBody,
 )
 
 PREFIX = "/api/v1"
@@ -49,6 +55,7 @@ MISSING = {
     "claim_id": "claim_not_found",
     "wallet_id": "wallet_not_found",
     "debit_id": "debit_not_found",
+    "hold_id": "hold_not_found",
 }
 Handler = Callable[..., Awaitable[Outcome]]
 
@@ -141,6 +148,28 @@ ROUTES: list[Route] = [
         ReversalBody,
         optional_body=True,
         name="reverse_claim",
+    ),
+    command_route(
+        "/medcards/{card_id}/refill-overrides",
+        refill_commands.grant_refill_override,
+        RefillOverrideBody,
+        name="grant_refill_override",
+    ),
+    command_route(
+        "/medcards/{card_id}/holds",
+        hold_commands.place_hold_on_card,
+        HoldBody,
+        name="place_hold",
+    ),
+    command_route(
+        "/holds", hold_commands.place_hold_by_card_number, CardHoldBody, name="place_hold_by_number"
+    ),
+    command_route(
+        "/medcards/{card_id}/holds/{hold_id}/void",
+        hold_commands.void,
+        VoidHoldBody,
+        optional_body=True,
+        name="void_hold",
     ),
     # A query over POST (no side effect, no Idempotency-Key): not a command_route.
     Route(

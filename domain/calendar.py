@@ -15,7 +15,12 @@ def cairo_date(at: datetime) -> date:
 
 
 def benefit_month(at: datetime) -> str:
-    local = cairo_date(at)
+    return month_of(cairo_date(at))
+
+
+def month_of(local: date) -> str:
+    """The benefit month of a Cairo day (for a caller that has the day already: converting
+    a time to Cairo's costs ~4 µs, on the claim path)."""
     return f"{local.year:04d}-{local.month:02d}"
 
 

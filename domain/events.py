@@ -119,15 +119,21 @@ class ClaimItemSplit(BaseModel):
     total_price: Decimal
     covered_amount: Decimal
     copayment_amount: Decimal
+    days_supply: int | None = None  # v2; how many days the dispensed quantity lasts
 
 
 Decision = Literal["approved", "partially_approved", "rejected"]
 
 
 class ClaimAdjudicated(DomainEvent):
-    """Every adjudication is recorded, rejections too, so the card's history explains itself."""
+    """Every adjudication is recorded, rejections too, so the card's history explains itself.
+
+    v2 (domain/upcasting.py reads v1 as v2): each item's `days_supply`, the
+    `next_available_fill_date` of a refill_too_soon rejection, the refill overrides the claim
+    used and its velocity `flags` (domain/medcard/refills.py, domain/medcard/velocity.py)."""
 
     event_type: ClassVar[str] = "medcard.claim_adjudicated"
+    schema_version: ClassVar[int] = 2
     claim_id: UUID
     prescription_id: str
     pharmacy_id: str
@@ -148,6 +154,24 @@ class ClaimAdjudicated(DomainEvent):
     copayment_paid_from_wallet: Decimal
     claimed_at: datetime
     postings: tuple[Posting, ...]
+    next_available_fill_date: date | None = None
+    refill_overrides_used: tuple[UUID, ...] = ()
+    flags: tuple[str, ...] = ()
+
+
+class RefillOverrideGranted(DomainEvent):
+    """Ops or an admin lets a refill of `drug_code` for `beneficiary_id` through before it is
+    due (domain/medcard/refills.py): for the next claim only (`valid_until` null) or for every
+    claim until that date."""
+
+    event_type: ClassVar[str] = "medcard.refill_override_granted"
+    override_id: UUID
+    beneficiary_id: UUID
+    drug_code: str
+    reason: str
+    valid_until: date | None
+    granted_by: str
+    at: datetime
 
 
 class ClaimReversed(DomainEvent):
@@ -163,6 +187,45 @@ class ClaimReversed(DomainEvent):
     reason: str | None
     at: datetime
     postings: tuple[Posting, ...]
+
+
+class HoldPlaced(DomainEvent):
+    """A pharmacy reserved `amount` of the card's benefit for `month` until `expires_at`
+    (domain/medcard/holds.py). Not spending: no postings, the month's spend is unchanged."""
+
+    event_type: ClassVar[str] = "medcard.hold_placed"
+    hold_id: UUID
+    prescription_id: str
+    pharmacy_id: str
+    beneficiary_id: UUID
+    amount: Decimal
+    month: str
+    expires_at: datetime
+    at: datetime
+
+
+class HoldVoided(DomainEvent):
+    event_type: ClassVar[str] = "medcard.hold_voided"
+    hold_id: UUID
+    pharmacy_id: str  # the pharmacy that placed it
+    amount: Decimal  # what the void gave back to the month's benefit
+    month: str
+    reason: str | None
+    at: datetime
+
+
+class HoldCaptured(DomainEvent):
+    """A claim naming the hold closed it, appended right after that claim's adjudication:
+    `used_amount` of the held amount went into the claim's covered amount."""
+
+    event_type: ClassVar[str] = "medcard.hold_captured"
+    hold_id: UUID
+    claim_id: UUID
+    pharmacy_id: str
+    amount: Decimal  # the amount held
+    used_amount: Decimal  # min(held, the claim's covered amount)
+    month: str
+    at: datetime
 
 
 # ---- Wallet ----------------------------------------------------------------------------------
@@ -258,6 +321,10 @@ MEDCARD_EVENTS: tuple[type[DomainEvent], ...] = (
     BeneficiaryRemoved,
     ClaimAdjudicated,
     ClaimReversed,
+    RefillOverrideGranted,
+    HoldPlaced,
+    HoldVoided,
+    HoldCaptured,
 )
 WALLET_EVENTS: tuple[type[DomainEvent], ...] = (
     WalletOpened,

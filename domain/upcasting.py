@@ -24,7 +24,13 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from domain.events import EVENT_TYPES, DomainEvent, UnknownEventType, WalletToppedUp
+from domain.events import (
+    EVENT_TYPES,
+    ClaimAdjudicated,
+    DomainEvent,
+    UnknownEventType,
+    WalletToppedUp,
+)
 
 Payload = Mapping[str, Any]
 Upcaster = Callable[[Payload], dict[str, Any]]
@@ -38,10 +44,32 @@ def _topped_up_v1_to_v2(payload: Payload) -> dict[str, Any]:
     return {**payload, "paid_at": None}
 
 
+def _claim_adjudicated_v1_to_v2(payload: Payload) -> dict[str, Any]:
+    """v2 adds each item's `days_supply`, `next_available_fill_date`, `refill_overrides_used`
+    and `flags`. A release writing v1 asked no days supply and had no refill or velocity rule,
+    so: null ("not told", never a guessed supply), null, none, none."""
+    upgraded: dict[str, Any] = {**payload}
+    # Only what is there is changed: a reader that needs a few fields (the balance projection
+    # reads the month and the amounts) is not refused for one it never reads; a reader that
+    # validates the whole event (domain/events.py) still refuses a v1 claim without items.
+    if isinstance(payload.get("items"), list):
+        upgraded["items"] = [
+            {**item, "days_supply": None} if isinstance(item, dict) else item
+            for item in payload["items"]
+        ]
+    return {
+        **upgraded,
+        "next_available_fill_date": None,
+        "refill_overrides_used": [],
+        "flags": [],
+    }
+
+
 # (event type, the version an upcaster reads) -> the upcaster to the version after it.
 UPCASTERS: Mapping[tuple[str, int], Upcaster] = MappingProxyType(
     {
         (WalletToppedUp.event_type, 1): _topped_up_v1_to_v2,
+        (ClaimAdjudicated.event_type, 1): _claim_adjudicated_v1_to_v2,
     }
 )
 

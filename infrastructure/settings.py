@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.medcard.holds import DEFAULT_HOLD_TTL_HOURS, MAX_HOLD_HOURS
+from domain.medcard.refills import DEFAULT_RULES, ClaimRules
 from infrastructure.auth.tokens import MIN_SECRET_BYTES, SigningKey
 from infrastructure.eventstore.group_commit import DEFAULT_MAX_QUEUE
 from infrastructure.logs import LogFormat, LogLevel
@@ -100,6 +102,25 @@ class Settings(BaseSettings):
         default=DEFAULT_MAX_QUEUE, validation_alias="GROUP_COMMIT_MAX_QUEUE", gt=0
     )
     environment: Environment = Field(default="production", validation_alias="HEALTHPAY_ENV")
+    # Claim rules (domain/medcard/refills.py, domain/medcard/velocity.py): the share of the
+    # last fill's days supply that must have elapsed before a refill of the drug; the claims
+    # and total amount per beneficiary per Cairo day past which a claim is flagged.
+    refill_min_elapsed_share: Decimal = Field(
+        default=DEFAULT_RULES.refill_min_elapsed_share,
+        validation_alias="REFILL_MIN_ELAPSED_SHARE",
+        ge=0,
+        le=1,
+    )
+    velocity_max_claims_per_day: int = Field(
+        default=DEFAULT_RULES.velocity_max_claims_per_day,
+        validation_alias="VELOCITY_MAX_CLAIMS_PER_DAY",
+        gt=0,
+    )
+    velocity_max_amount_per_day: Decimal = Field(
+        default=DEFAULT_RULES.velocity_max_amount_per_day,
+        validation_alias="VELOCITY_MAX_AMOUNT_PER_DAY",
+        gt=0,
+    )
     # How long a stored Idempotency-Key answer is kept at least; `healthpay idempotency
     # purge` deletes older ones.
     idempotency_retention_days: float = Field(
@@ -109,6 +130,10 @@ class Settings(BaseSettings):
     # the command-service process that owns its card.
     command_service_url: str = Field(
         default="http://127.0.0.1:3000", validation_alias="COMMAND_SERVICE_URL"
+    )
+    # How long a benefit hold stays open when its request names no expiresInHours.
+    hold_ttl_hours: int = Field(
+        default=DEFAULT_HOLD_TTL_HOURS, validation_alias="HOLD_TTL_HOURS", ge=1, le=MAX_HOLD_HOURS
     )
     # How long a gateway read with minPosition waits for the projection.
     read_wait_seconds: float = Field(default=2.0, validation_alias="READ_WAIT_SECONDS", gt=0)
@@ -179,6 +204,14 @@ class Settings(BaseSettings):
             if current.kid == previous.kid:
                 raise ValueError("the current and the previous key have one id (JWT_*SECRET_ID)")
         return self
+
+    @property
+    def claim_rules(self) -> ClaimRules:
+        return ClaimRules(
+            refill_min_elapsed_share=self.refill_min_elapsed_share,
+            velocity_max_claims_per_day=self.velocity_max_claims_per_day,
+            velocity_max_amount_per_day=self.velocity_max_amount_per_day,
+        )
 
     @staticmethod
     def _key(secret: SecretStr, kid: str | None) -> SigningKey:

@@ -159,5 +159,16 @@ done2xx "POST .../topups status"
 call POST "/api/v1/wallets/$wallet/debits" '{"amount": "20.00", "reference": "smoke-order-1"}' "$TOKEN"
 done2xx "POST .../debits status"
 expect "wallet balance after the debit" "$(field balance)" 80.00
+debit=$(field transactionId)
+call POST "/api/v1/wallets/$wallet/debits/$debit/refund" '{"amount": "5.00", "reason": "smoke"}' "$TOKEN"
+done2xx "POST .../debits/{id}/refund status"
+expect "wallet balance after the refund" "$(field balance)" 85.00
+call POST "/api/v1/medcards/$card/holds" '{"amount": "40.00", "prescriptionId": "rx-test-hold"}' "$TOKEN"
+done2xx "POST .../holds status"
+hold=$(field holdId)
+call POST "/api/v1/medcards/$card/holds/$hold/void" '{"reason": "smoke"}' "$TOKEN"
+done2xx "POST .../holds/{id}/void status"
+call POST "/api/v1/medcards/$card/refill-overrides" '{"drugCode": "D-SMOKE", "reason": "smoke"}' "$TOKEN"
+done2xx "POST .../refill-overrides status"
 
 echo "smoke: all $passed checks passed against $BASE_URL"

@@ -145,8 +145,13 @@ def reads_alone(info: Info[Any, Any], plan: CardPlan) -> bool:
     for card in raw.field_nodes:
         for field in _fields(card.selection_set, fragments):
             name = field.name.value
-            if field.selection_set is None or name in ("primaryHolder", "monthlySpend"):
-                continue  # plain data; each valid month is in the plan, a bad one reads nothing
+            if field.selection_set is None or name in (
+                "primaryHolder",
+                "openHolds",
+                "monthlySpend",
+            ):
+                continue  # plain data (in the card's JSON); each valid month is in the plan,
+                # a bad one reads nothing
             if name == "beneficiaries" and plan.beneficiaries:
                 continue
             if (

@@ -178,6 +178,20 @@ class MonthlySpend:
 
 
 @strawberry.type
+class Hold:
+    """A benefit hold open now: part of the month's benefit reserved for a prescription,
+    counted against the limit until a claim captures it, it is voided or it expires."""
+
+    hold_id: strawberry.ID
+    prescription_id: str
+    pharmacy_id: str
+    beneficiary_id: strawberry.ID | None
+    amount: str
+    expires_at: str
+    placed_at: str
+
+
+@strawberry.type
 class Medcard:
     id: strawberry.ID
     card_number: str
@@ -196,7 +210,9 @@ class Medcard:
     updated_at: str | None
     current_month: str
     current_month_spent: str | None
-    remaining_this_month: str | None
+    held_this_month: str | None  # open holds of the current month (not spending)
+    remaining_this_month: str | None  # the limit less the month's spend and open holds
+    open_holds: list[Hold]
     version: int
     projection_position: Long  # the last event of this card the answer reflects
 
@@ -226,6 +242,7 @@ def _medcard(card: Owned) -> Medcard:
         Medcard,
         body,
         primary_holder=_from(Holder, body["primaryHolder"]),
+        open_holds=[_from(Hold, hold) for hold in body.get("openHolds", ())],
         projection_position=card.position,
     )
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from uuid import UUID
 
-from domain.calendar import benefit_month, cairo_date
+from domain.calendar import cairo_date, month_of
 from domain.errors import CommandRejected, Kind
 from domain.events import (
     ClaimAdjudicated,
@@ -24,6 +25,16 @@ from domain.events import (
     WalletDebited,
 )
 from domain.medcard.commands import ClaimItem, ClaimPrescription, ReverseClaim
+from domain.medcard.hold_records import available_in
+from domain.medcard.refills import (
+    DEFAULT_RULES,
+    MAX_DAYS_SUPPLY,
+    NOTHING_TO_CHECK,
+    REFILL_TOO_SOON,
+    ClaimRules,
+    RefillCheck,
+    check_refills,
+)
 from domain.medcard.state import (
     BEYOND_WINDOW,
     ClaimNeeded,
@@ -32,6 +43,7 @@ from domain.medcard.state import (
     MedCardState,
     PriorChargeNeeded,
 )
+from domain.medcard.velocity import velocity_flags
 from domain.money import ZERO, MoneyError, money, percent_of, split_proportionally
 from domain.postings import insurer_account, pharmacy_account, reverse, transfer
 from domain.wallet.copay import PayCopay, pay_copay
@@ -88,8 +100,12 @@ def fingerprint(command: ClaimPrescription) -> str:
     ]
     parts += [
         f"{i.drug_code}\x1f{i.drug_name}\x1f{i.quantity}\x1f{_canonical(i.unit_price)}"
+        # only when given: a claim without one keeps the fingerprint it always had
+        + ("" if i.days_supply is None else f"\x1f{i.days_supply}")
         for i in command.items
     ]
+    if command.hold_id is not None:  # after the items: a claim without one keeps its print
+        parts.append(f"hold\x1f{command.hold_id}")
     return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:32]
 
 
@@ -103,6 +119,7 @@ def adjudicate(
     wallet: WalletState | None,
     command: ClaimPrescription,
     prior: Looked[ClaimAdjudicated] | None = None,
+    rules: ClaimRules = DEFAULT_RULES,
 ) -> ClaimDecision:
     """`prior`: the prescription's standing charge as the event store holds it, given when
     the card's state could not say (PriorChargeNeeded). A charge decided without knowing
@@ -119,15 +136,21 @@ def adjudicate(
         # ids are minted by the service, so the window is all this check needs.
         raise CommandRejected("claim_exists", "a claim with this id exists", Kind.CONFLICT)
 
-    month = benefit_month(command.at)
+    day = cairo_date(command.at)  # once: the conversion costs ~4 µs
+    month = month_of(day)
     beneficiary = command.beneficiary_id or card.primary_beneficiary_id
     remaining = card.remaining_in(month)
-    rejection = coverage_refusal(card, beneficiary, command.at, remaining)
+    # less the open holds but the one this claim captures (domain/medcard/holds.py)
+    available = available_in(card, month, command.at, command.hold_id)
+    rejection = coverage_refusal(card, beneficiary, command.at, available)
+    refill = NOTHING_TO_CHECK if rejection else _refill(card, beneficiary, command, day, rules)
+    if refill.next_available is not None:
+        rejection = REFILL_TOO_SOON
     if rejection is not None and earlier is BEYOND_WINDOW:
         # A standing charge would be replayed or refused, not rejected anew.
         raise PriorChargeNeeded(command.prescription_id)
     copay_share = percent_of(total, card.copay_percent)
-    covered, reasons, decision = _split(total, copay_share, remaining, rejection)
+    covered, reasons, decision = _split(total, copay_share, available, rejection)
     copayment = total - covered
     wallet_events: list[DomainEvent] = []
     paid: WalletDebited | None = None
@@ -139,31 +162,96 @@ def adjudicate(
             wallet_events.append(attempt)  # the debit, or the declined attempt for the member
             paid = attempt if isinstance(attempt, WalletDebited) else None
         reasons.append(COPAY_FROM_WALLET if paid is not None else WALLET_DECLINED)
-    claim = ClaimAdjudicated(
+    claim = _claim_event(
+        card,
+        command,
+        _Decided(
+            beneficiary, day, month, remaining, print_, decision, reasons, total, covered, items
+        ),
+        wallet.wallet_id if paid is not None and wallet is not None else None,
+        refill,
+        rules,
+    )
+    return ClaimDecision(claim, [claim], wallet_events, replayed=False)
+
+
+def _refill(
+    card: MedCardState,
+    beneficiary: UUID,
+    command: ClaimPrescription,
+    day: date,
+    rules: ClaimRules,
+) -> RefillCheck:
+    """The refill check, for a claim the coverage rules let through."""
+    drugs = (item.drug_code for item in command.items)
+    return check_refills(card.refills, beneficiary, drugs, day, rules.refill_min_elapsed_share)
+
+
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    beneficiary: UUID
+    day: date  # Cairo
+    month: str
+    remaining: Decimal  # the month's benefit before this claim
+    fingerprint: str
+    decision: Decision
+    reasons: list[str]
+    total: Decimal
+    covered: Decimal
+    items: list[CheckedItem]
+
+
+def _claim_event(
+    card: MedCardState,
+    command: ClaimPrescription,
+    decided: _Decided,
+    paid_from: UUID | None,
+    refill: RefillCheck,
+    rules: ClaimRules,
+) -> ClaimAdjudicated:
+    """The adjudication's event; `paid_from`: the wallet that paid the copayment, if one did."""
+    month = decided.month
+    total, covered = decided.total, decided.covered
+    copayment = total - covered
+    booked = decided.decision != "rejected"
+    return ClaimAdjudicated(
         claim_id=command.claim_id,
         prescription_id=command.prescription_id,
         pharmacy_id=command.pharmacy_id,
-        beneficiary_id=beneficiary,
-        request_fingerprint=print_,
-        decision=decision,
-        reasons=tuple(reasons),
+        beneficiary_id=decided.beneficiary,
+        request_fingerprint=decided.fingerprint,
+        decision=decided.decision,
+        reasons=tuple(decided.reasons),
         total_amount=total,
         covered_amount=covered,
         copayment_amount=copayment,
         copay_percent=card.copay_percent,
-        items=_item_splits(items, covered),
+        items=_item_splits(decided.items, covered),
         month=month,
         monthly_limit=card.monthly_limit,
         month_spent_after=card.spent_in(month) + covered,
-        remaining_after=remaining - covered,
-        wallet_id=wallet.wallet_id if paid is not None and wallet is not None else None,
-        copayment_paid_from_wallet=copayment if paid is not None else ZERO,
+        remaining_after=decided.remaining - covered,
+        wallet_id=paid_from,
+        copayment_paid_from_wallet=copayment if paid_from is not None else ZERO,
         claimed_at=command.at,
         postings=transfer(
             covered, insurer_account(card.insurance_provider), pharmacy_account(command.pharmacy_id)
         ),
+        next_available_fill_date=refill.next_available,
+        refill_overrides_used=refill.overrides_used,
+        flags=_flags(card, decided, rules) if booked else (),
     )
-    return ClaimDecision(claim, [claim], wallet_events, replayed=False)
+
+
+def _flags(card: MedCardState, decided: _Decided, rules: ClaimRules) -> tuple[str, ...]:
+    return velocity_flags(
+        card.day_tallies,
+        decided.beneficiary,
+        decided.day,
+        decided.total,
+        rules.velocity_max_claims_per_day,
+        rules.velocity_max_amount_per_day,
+    )
 
 
 CheckedItem = tuple[ClaimItem, int, Decimal]
@@ -226,6 +314,7 @@ def _item_splits(items: list[CheckedItem], covered: Decimal) -> tuple[ClaimItemS
             total_price=quantity * price,
             covered_amount=share,
             copayment_amount=quantity * price - share,
+            days_supply=item.days_supply,
         )
         for (item, quantity, price), share in zip(items, splits, strict=True)
     )
@@ -317,6 +406,8 @@ def _amount(value: Decimal, field: str) -> Decimal:
 def _checked_item(item: ClaimItem) -> CheckedItem:
     if not 1 <= item.quantity <= MAX_QUANTITY:
         raise CommandRejected("invalid_quantity", f"quantity must be 1 to {MAX_QUANTITY}")
+    if item.days_supply is not None and not 1 <= item.days_supply <= MAX_DAYS_SUPPLY:
+        raise CommandRejected("invalid_days_supply", f"daysSupply must be 1 to {MAX_DAYS_SUPPLY}")
     if not item.drug_code.strip() or not item.drug_name.strip():
         raise CommandRejected("invalid_item", "drugCode and drugName must not be blank")
     return item, item.quantity, _amount(item.unit_price, "unitPrice")

@@ -87,6 +87,7 @@ class ClaimItem:
     drug_name: str
     quantity: int
     unit_price: Decimal
+    days_supply: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,7 @@ class ClaimPrescription:
     beneficiary_id: UUID | None = None
     items: tuple[ClaimItem, ...] = ()
     pay_copayment_from_wallet: bool = False
+    hold_id: UUID | None = None  # the benefit hold the claim captures (domain/medcard/holds.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from domain.calendar import benefit_month
 from domain.medcard.claims import coverage_refusal
+from domain.medcard.hold_records import HoldRecord, available_in, held_in, open_in
 from domain.medcard.state import MedCardState
 
 
@@ -35,7 +36,9 @@ class Eligibility:
     month: str
     monthly_limit: Decimal
     month_spent: Decimal
-    remaining: Decimal
+    remaining: Decimal  # less the open holds: what a claim without a hold could be covered
+    held: Decimal  # what the open holds reserve of the month
+    open_holds: tuple[HoldRecord, ...]
     beneficiaries: tuple[MaskedBeneficiary, ...]
     at: datetime
 
@@ -49,7 +52,8 @@ def masked_name(name: str) -> str:
 def eligibility(card: MedCardState, beneficiary_id: UUID | None, at: datetime) -> Eligibility:
     beneficiary = beneficiary_id or card.primary_beneficiary_id
     month = benefit_month(at)
-    remaining = card.remaining_in(month)
+    remaining = available_in(card, month, at)
+    holds = tuple(open_in(card.open_holds, month, at))
     return Eligibility(
         card_id=card.card_id,
         beneficiary_id=beneficiary,
@@ -59,6 +63,8 @@ def eligibility(card: MedCardState, beneficiary_id: UUID | None, at: datetime) -
         monthly_limit=card.monthly_limit,
         month_spent=card.spent_in(month),
         remaining=remaining,
+        held=held_in(holds, month, at),
+        open_holds=holds,
         beneficiaries=tuple(
             MaskedBeneficiary(
                 beneficiary_id=holder_id,

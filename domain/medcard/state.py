@@ -18,7 +18,10 @@ from domain.events import (
     ClaimReversed,
     Decision,
     DomainEvent,
+    HoldCaptured,
     Holder,
+    HoldPlaced,
+    HoldVoided,
     MedCardActivated,
     MedCardCancelled,
     MedCardExpired,
@@ -27,7 +30,11 @@ from domain.events import (
     MedCardRenewed,
     MedCardSuspended,
     Posting,
+    RefillOverrideGranted,
 )
+from domain.medcard.hold_records import HoldRecord, fold_hold
+from domain.medcard.refills import RefillBook, forget_claim, record_claim, record_override
+from domain.medcard.velocity import DayTally, record_day
 from domain.money import ZERO
 
 # How many of its latest claims a card's state keeps. Older ones are in the event store;
@@ -130,7 +137,9 @@ class MedCardState:
     service advances a cached state only after its events have committed.
 
     Bounded: the latest CLAIM_WINDOW claims (slim records), the beneficiaries on the card
-    (at most the type's maximum) and one spend per benefit month the card claimed in.
+    (at most the type's maximum), one spend per benefit month the card claimed in, and the
+    capped maps of last fills and overrides (domain/medcard/refills.py) and of day tallies
+    (domain/medcard/velocity.py).
     """
 
     card_id: UUID
@@ -152,6 +161,11 @@ class MedCardState:
     # enough that scanning it costs less than keeping an index in step
     recent_claims: list[ClaimRecord] = field(default_factory=list)
     claims_forgotten: int = 0  # claims older than the window; 0: the state holds them all
+    refills: RefillBook = field(default_factory=RefillBook)
+    day_tallies: dict[UUID, DayTally] = field(default_factory=dict)
+    # benefit holds not captured or voided (domain/medcard/hold_records.py), at most
+    # holds.MAX_OPEN_HOLDS; a snapshot from before holds existed has none, rightly
+    open_holds: list[HoldRecord] = field(default_factory=list)
 
     def spent_in(self, month: str) -> Decimal:
         return self.month_spent.get(month, ZERO)
@@ -244,13 +258,20 @@ def evolve(state: MedCardState | None, event: DomainEvent) -> MedCardState:
             while len(state.recent_claims) > CLAIM_WINDOW:
                 del state.recent_claims[0]
                 state.claims_forgotten += 1
+            record_claim(state.refills, event)
+            record_day(state.day_tallies, event)
         case ClaimReversed():
             state.month_spent[event.month] = event.month_spent_after
+            forget_claim(state.refills, event.claim_id)
             # A claim older than the window is not in the state: nothing else to mark.
             for index, record in enumerate(state.recent_claims):
                 if record.claim_id == event.claim_id:
                     state.recent_claims[index] = replace(record, reversed=True)
                     break
+        case RefillOverrideGranted():
+            record_override(state.refills, event)
+        case HoldPlaced() | HoldVoided() | HoldCaptured():
+            fold_hold(state.open_holds, event)
         case _:
             raise ValueError(f"not a medcard event: {event.event_type}")
     return state

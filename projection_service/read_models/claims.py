@@ -55,6 +55,7 @@ _ITEM_COLUMNS = (
     ("total_price", "numeric"),
     ("covered_amount", "numeric"),
     ("copayment_amount", "numeric"),
+    ("days_supply", "int"),
     ("version", "int"),
 )
 # Items never change after adjudication: a second insert is a redelivery.
@@ -104,6 +105,7 @@ class Claims:
                     "total_price": split["total_price"],
                     "covered_amount": split["covered_amount"],
                     "copayment_amount": split["copayment_amount"],
+                    "days_supply": split["days_supply"],  # null in a v1 event (upcast)
                     "version": version,
                 }
                 for line_no, split in enumerate(data["items"], start=1)

@@ -24,6 +24,8 @@ from projection_service.read_models import streams
 from projection_service.read_models.beneficiaries import Beneficiaries
 from projection_service.read_models.claims import Claims
 from projection_service.read_models.decoding import Decoded, decode
+from projection_service.read_models.fraud_flags import FraudFlags
+from projection_service.read_models.holds import Holds
 from projection_service.read_models.ledger import Ledger
 from projection_service.read_models.medcards import MedCards
 from projection_service.read_models.monthly_spend import MonthlySpend
@@ -111,7 +113,9 @@ async def project(
         MedCards(),
         Beneficiaries(),
         Claims(),
+        FraudFlags(),
         MonthlySpend(),
+        Holds(),
         Wallets(),
         WalletTransactions(),
         Ledger(),

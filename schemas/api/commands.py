@@ -36,6 +36,8 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from domain.medcard.claims import MAX_QUANTITY
+from domain.medcard.holds import MAX_HOLD_HOURS
+from domain.medcard.refills import MAX_DAYS_SUPPLY
 from domain.money import CENT, LIMIT, MONEY, PERCENT, DecimalRule, MoneyError
 
 # C0 and C1 control characters and DEL: PostgreSQL cannot store NUL in text or jsonb, and
@@ -153,6 +155,7 @@ def _whole(low: int, high: int, range_code: str) -> PlainValidator:
 
 
 Quantity = Annotated[int, _whole(1, MAX_QUANTITY, "quantity_range")]
+DaysSupply = Annotated[int, _whole(1, MAX_DAYS_SUPPLY, "days_supply_range")]
 
 
 # Every string field: no control characters (checked by pydantic's own regex engine, no
@@ -218,6 +221,12 @@ class ClaimItemBody(Body):
     drug_name: Name
     quantity: Quantity
     unit_price: Amount
+    days_supply: DaysSupply | None = Field(
+        None,
+        description="how many days the dispensed quantity lasts: a later claim of this drug"
+        " (by `drugCode`) for the same beneficiary before REFILL_MIN_ELAPSED_SHARE (0.75) of"
+        " it has elapsed is rejected `refill_too_soon`, with `nextAvailableFillDate`",
+    )
 
 
 # "quote": the answer a claim would get, with nothing stored (docs/architecture.md, "Point of
@@ -235,6 +244,11 @@ class ClaimBody(Body):
     beneficiary_id: Uuid | None = None
     items: Annotated[list[ClaimItemBody], Field(max_length=200)] = []
     pay_copayment_from_wallet: Annotated[bool, Field(strict=True)] = False
+    hold_id: Uuid | None = Field(
+        None,
+        description="a benefit hold of this pharmacy for this prescription that the claim"
+        " captures: its amount is available to the claim, and the hold is closed",
+    )
     mode: ClaimMode = Field(
         "claim",
         description="`quote`: answered as the claim would be now (200, `position` null), and"
@@ -253,8 +267,52 @@ class CardClaimBody(ClaimBody):
     )
 
 
+class HoldBody(Body):
+    """A benefit hold: `amount` of the month's benefit reserved for the prescription
+    (domain/medcard/holds.py)."""
+
+    amount: Amount
+    prescription_id: Text
+    beneficiary_id: Uuid | None = None
+    expires_in_hours: Annotated[int, _whole(1, MAX_HOLD_HOURS, "hours_range")] | None = Field(
+        None, description="how long the hold stays open (default: the HOLD_TTL_HOURS setting)"
+    )
+
+
+class CardHoldBody(HoldBody):
+    """A hold naming the card by its printed number, as a pharmacy's system knows it."""
+
+    card_number: CardNumber
+    beneficiary_national_id: NationalId | None = Field(
+        None,
+        description="the beneficiary by national id instead of `beneficiaryId` (not both: 422"
+        " conflicting_beneficiary)",
+    )
+
+
+class VoidHoldBody(Body):
+    reason: Reason | None = None
+
+
 class ReversalBody(Body):
     reason: Reason | None = None
+
+
+class RefillOverrideBody(Body):
+    """Let a refill of `drugCode` through before it is due (ops and admins)."""
+
+    beneficiary_id: Uuid | None = Field(
+        None, description="the beneficiary; absent: the card's primary holder"
+    )
+    drug_code: Code
+    reason: Reason
+    valid_until: Day | None = Field(
+        None,
+        description="absent: the next claim of this beneficiary and drug consumes the override;"
+        " a date: every such claim through that day (Africa/Cairo) passes the refill check."
+        " Not before today (422 invalid_valid_until); a beneficiary not on the card is 422"
+        " beneficiary_not_on_card",
+    )
 
 
 class OpenWalletBody(Body):

@@ -30,19 +30,23 @@ from schemas.api.commands import (
     AddBeneficiaryBody,
     Body,
     CardClaimBody,
+    CardHoldBody,
     ClaimBody,
     CopayConsentBody,
     DebitBody,
     EligibilityBody,
     FawryNotificationBody,
     HeaderRule,
+    HoldBody,
     IssueCardBody,
     OpenWalletBody,
     PaymobCallbackBody,
+    RefillOverrideBody,
     RefundBody,
     ReversalBody,
     StatusChangeBody,
     TopUpBody,
+    VoidHoldBody,
 )
 from schemas.api.formats import DOMAIN_RULES, MAX_POSITION, decimal_schema, trimmed_text_pattern
 from schemas.api.point_of_sale import EligibilityAnswer
@@ -111,6 +115,30 @@ COMMAND_ANSWER_SCHEMA: dict[str, Any] = {
             "type": "string",
             "enum": ["quote"],
             "description": "only on a claim's quote: the answer the claim would get now",
+        },
+        "ncpdp": {
+            "type": "object",
+            "description": "only on claims and reversals: the answer in NCPDP D.0's words"
+            " (our decision and reasons stay primary). transactionStatus: P paid, R rejected,"
+            " D duplicate of a paid claim (an identical retry), C captured hold, A approved"
+            " reversal, S duplicate of an approved reversal; rejectCodes: NCPDP 511-FB codes"
+            " mapped from the reasons (65, 67, 68, 69, 53, 76, 79; 85 for any other)",
+            "properties": {
+                "transactionStatus": {"type": "string", "enum": ["P", "R", "D", "C", "A", "S"]},
+                "rejectCodes": {"type": "array", "items": {"type": "string"}},
+                "totalAmountPaid": {"type": "string", "description": "the plan pays (509-F9)"},
+                "patientPayAmount": {"type": "string", "description": "the patient pays (505-F5)"},
+                "amountExceedingPeriodicBenefitMaximum": {
+                    "type": "string",
+                    "description": "of what the patient pays, what the exhausted monthly"
+                    " benefit left to them (520-FK)",
+                },
+                "remainingBenefitAmount": {
+                    "type": "string",
+                    "description": "the month's benefit left after it (514-FS)",
+                },
+            },
+            "required": ["transactionStatus", "rejectCodes", "remainingBenefitAmount"],
         },
     },
     "required": ["eventType", "version", "position"],
@@ -253,6 +281,54 @@ WRITES: tuple[WriteOperation, ...] = (
         "Reverse a claim (restores the monthly limit, refunds a wallet copayment)",
         False,
         "medcard.claim_reversed",
+        "claims",
+    ),
+    WriteOperation(
+        "POST",
+        f"{API}/medcards/{{card_id}}/refill-overrides",
+        "grant_refill_override",
+        RefillOverrideBody,
+        True,
+        "Let a beneficiary's refill of a drug through before it is due (ops and admins): for the"
+        " next such claim, or every one until `validUntil`",
+        True,
+        "medcard.refill_override_granted",
+        "claims",
+    ),
+    WriteOperation(
+        "POST",
+        f"{API}/medcards/{{card_id}}/holds",
+        "place_hold",
+        HoldBody,
+        True,
+        "Hold part of the month's benefit for a prescription (pharmacies): it counts against"
+        " the monthly limit until a claim naming it (`holdId`) captures it, it is voided or it"
+        " expires; no money moves",
+        True,
+        "medcard.hold_placed",
+        "claims",
+    ),
+    WriteOperation(
+        "POST",
+        f"{API}/holds",
+        "place_hold_by_number",
+        CardHoldBody,
+        True,
+        "Hold part of the month's benefit on the card with this printed number (pharmacies);"
+        " the card-id route's hold",
+        True,
+        "medcard.hold_placed",
+        "claims",
+    ),
+    WriteOperation(
+        "POST",
+        f"{API}/medcards/{{card_id}}/holds/{{hold_id}}/void",
+        "void_hold",
+        VoidHoldBody,
+        False,
+        "Void an open hold (the pharmacy that placed it, or staff): its amount is available again",
+        False,
+        "medcard.hold_voided",
         "claims",
     ),
     WriteOperation(
@@ -476,6 +552,10 @@ ANSWER_IDS: dict[str, dict[str, Any]] = {
         "walletId": {"anyOf": [_UUID, {"type": "null"}]},
     },
     "reverse_claim": {"claimId": _UUID, "medcardId": _UUID},
+    "grant_refill_override": {"id": _UUID, "medcardId": _UUID, "beneficiaryId": _UUID},
+    "place_hold": {"holdId": _UUID, "medcardId": _UUID, "beneficiaryId": _UUID},
+    "place_hold_by_number": {"holdId": _UUID, "medcardId": _UUID, "beneficiaryId": _UUID},
+    "void_hold": {"holdId": _UUID, "medcardId": _UUID},
     "open_wallet": {"id": _UUID},
     "top_up": {"walletId": _UUID, "transactionId": _UUID},
     "debit": {"walletId": _UUID, "transactionId": _UUID},
@@ -498,7 +578,12 @@ def _body(field: str) -> str:
 
 
 _POSITION = {"query.minPosition": _body("position")}
-_CARD_WRITES = ("add_beneficiary", "claim_prescription", *(f"{a}_card" for a in LIFECYCLE_ACTIONS))
+_CARD_WRITES = (
+    "add_beneficiary",
+    "claim_prescription",
+    "grant_refill_override",
+    *(f"{a}_card" for a in LIFECYCLE_ACTIONS),
+)
 _CARD_READS = ("get_card", "get_card_claims", "get_beneficiaries")
 
 
@@ -559,6 +644,16 @@ LINKS: dict[str, list[Link]] = {
         *_card_links("medcardId"),
     ],
     "remove_beneficiary": _card_links("medcardId"),
+    **{
+        placed: [
+            Link(
+                "void_hold", {"path.card_id": _body("medcardId"), "path.hold_id": _body("holdId")}
+            ),
+            *_card_links("medcardId"),
+        ]
+        for placed in ("place_hold", "place_hold_by_number")
+    },
+    "void_hold": _card_links("medcardId"),
     "open_wallet": _wallet_links("id"),
     "top_up": _wallet_links("walletId"),
     "debit": [

@@ -24,6 +24,13 @@ class EligibleBeneficiary(Answer):
     primary: bool = Field(description="the card's primary holder, a claim's default")
 
 
+class EligibleHold(Answer):
+    hold_id: UUID
+    pharmacy_id: str = Field(description="the pharmacy that placed it: only it may capture it")
+    amount: Money
+    expires_at: datetime
+
+
 class EligibilityAnswer(Answer):
     medcard_id: UUID
     beneficiary_id: UUID = Field(description="whom the check was for (default: the primary)")
@@ -36,7 +43,12 @@ class EligibilityAnswer(Answer):
     month: Month
     monthly_limit: Money
     month_spent: Money
-    remaining_monthly_limit: Money
+    held_amount: Money = Field(description="what the month's open benefit holds reserve")
+    remaining_monthly_limit: Money = Field(
+        description="what a claim without a hold could be covered: the limit less the month's"
+        " spend and its open holds"
+    )
+    open_holds: list[EligibleHold] = Field(description="the month's open holds, oldest first")
     beneficiaries: list[EligibleBeneficiary]
     checked_at: datetime
     version: int = Field(ge=1, description="the card's version the answer was decided on")

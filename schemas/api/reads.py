@@ -83,6 +83,18 @@ class BeneficiaryList(Answer):
     items: list[Beneficiary]
 
 
+class OpenHold(Answer):
+    """A benefit hold open now: part of the month's benefit no other claim may use."""
+
+    hold_id: UUID
+    prescription_id: str
+    pharmacy_id: str
+    beneficiary_id: UUID
+    amount: Money
+    expires_at: datetime
+    placed_at: datetime
+
+
 class Card(Answer):
     """A MedCard with this benefit month's spend (read at request time: in a month with no
     claim yet, nothing is spent) and its current beneficiaries."""
@@ -104,7 +116,11 @@ class Card(Answer):
     updated_at: datetime
     current_month: Month
     current_month_spent: Money
-    remaining_this_month: Money
+    held_this_month: Money = Field(description="what the open holds reserve of the month")
+    remaining_this_month: Money = Field(
+        description="the monthly limit less the month's spend and its open holds"
+    )
+    open_holds: list[OpenHold] = Field(description="the month's open holds, oldest first")
     version: int = Field(description="the card's aggregate version this answer reflects")
     beneficiaries: list[Beneficiary]
 

@@ -70,9 +70,9 @@ async def module_api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
 class World:
     """Ids that exist in `module_api`'s store.
 
-    member-a holds `card_id` (with a dependant `beneficiary_id` and a claim `claim_id` booked
-    by pharmacy-2) and `wallet_id` (with a debit `debit_id`); member-b holds `other_card_id`
-    and `other_wallet_id`.
+    member-a holds `card_id` (with a dependant `beneficiary_id`, a claim `claim_id` booked
+    and a hold `hold_id` placed by pharmacy-2) and `wallet_id` (with a debit `debit_id`);
+    member-b holds `other_card_id` and `other_wallet_id`.
     """
 
     card_id: str
@@ -82,6 +82,7 @@ class World:
     debit_id: str
     other_card_id: str
     other_wallet_id: str
+    hold_id: str  # an open hold on `card_id` placed by pharmacy-2
 
     def ids(self) -> dict[str, str]:
         return {
@@ -90,6 +91,7 @@ class World:
             "claim": self.claim_id,
             "wallet": self.wallet_id,
             "debit": self.debit_id,
+            "hold": self.hold_id,
         }
 
 
@@ -106,6 +108,13 @@ async def world(module_api: Api, tokens: Tokens) -> World:
     )
     booked = created(
         await claim(api, tokens.pharmacy(OTHER_PHARMACY), card["id"], "rx-world-1", "100.00")
+    )
+    held = created(
+        await api.client.post(
+            f"{API}/medcards/{card['id']}/holds",
+            json={"amount": "10.00", "prescriptionId": "rx-world-hold"},
+            headers=tokens.pharmacy(OTHER_PHARMACY),
+        )
     )
     wallet = await open_wallet(api, tokens.ops(), "member-a")
     created(await top_up(api, tokens.ops(), wallet["id"], "500.00", "fawry-world-1"))
@@ -126,4 +135,5 @@ async def world(module_api: Api, tokens: Tokens) -> World:
         debit_id=debited["transactionId"],
         other_card_id=other_card["id"],
         other_wallet_id=other_wallet["id"],
+        hold_id=held["holdId"],
     )

@@ -391,3 +391,16 @@ async def set_copay_consent(
         json={"perClaimLimit": per_claim, "monthlyLimit": monthly},
         headers=headers,
     )
+
+
+_REPEAT_STATUS = {"P": "D", "A": "S"}  # NCPDP: a paid claim's / approved reversal's repeat
+
+
+def repeat_of(answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer a repeat of the request that got `answer` gets: the same, but for NCPDP's
+    transaction status of a claim or reversal, which names a repeat (D, S) as one."""
+    fields = answer.get("ncpdp")
+    if not isinstance(fields, dict):
+        return answer
+    status = fields["transactionStatus"]
+    return {**answer, "ncpdp": {**fields, "transactionStatus": _REPEAT_STATUS.get(status, status)}}

@@ -32,6 +32,7 @@ from tests.api.support import (
     issue_card,
     open_wallet,
     refused,
+    repeat_of,
     running_api,
     set_copay_consent,
     top_up,
@@ -149,7 +150,7 @@ async def test_the_prescription_rule_holds_beyond_the_cards_window(
     retry = await claim(api, pharmacy, card["id"], "rx-old", "200.00", **old_body)
     assert retry.status_code == 200, retry.text
     assert retry.headers["idempotent-replayed"] == "true"
-    assert retry.json() == old
+    assert retry.json() == repeat_of(old)
     await refused(
         api, claim(api, pharmacy, card["id"], "rx-old", "250.00"), 409, "duplicate_prescription"
     )
@@ -157,7 +158,7 @@ async def test_the_prescription_rule_holds_beyond_the_cards_window(
     done(await api.client.post(f"{API}/medcards/{card['id']}/suspend", headers=tokens.ops()))
     count = await api.event_count()
     suspended = await claim(api, pharmacy, card["id"], "rx-old", "200.00", **old_body)
-    assert (suspended.status_code, suspended.json()) == (200, old)
+    assert (suspended.status_code, suspended.json()) == (200, repeat_of(old))
     assert await api.event_count() == count
     done(await api.client.post(f"{API}/medcards/{card['id']}/reactivate", headers=tokens.ops()))
 

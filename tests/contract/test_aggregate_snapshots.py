@@ -23,8 +23,9 @@ from command_service.aggregates import (
 from command_service.execution import CommandContext, Executor, Plan, StreamWrite
 from domain.identity import new_card_number
 from domain.medcard.claims import adjudicate
-from domain.medcard.commands import ClaimPrescription, IssueCard
+from domain.medcard.commands import ClaimItem, ClaimPrescription, IssueCard
 from domain.medcard.decider import decide
+from domain.medcard.refills import FILLS_KEPT
 from domain.medcard.state import CLAIM_WINDOW, evolve
 from infrastructure.eventstore.group_commit import GroupCommitAppender
 from infrastructure.eventstore.memory import InMemoryEventStore
@@ -131,6 +132,9 @@ async def test_a_cold_load_of_a_long_stream_takes_and_then_uses_a_snapshot(
     assert len(after.state.recent_claims) == CLAIM_WINDOW
     assert after.state.claims_forgotten == claims + 1 - CLAIM_WINDOW
     assert after.state.recent_claims[-1].prescription_id == "rx-after"
+    fills = after.state.refills.fills
+    assert len(fills) == FILLS_KEPT
+    assert any(key.endswith("/D-rx-after") for key in fills)
     await writer.appender.close()
 
 
@@ -182,12 +186,16 @@ async def test_the_cache_keeps_its_byte_budget_dropping_the_least_recently_used(
 
 
 def _claim(prescription_id: str) -> ClaimPrescription:
+    # A drug of its own with a days supply: the snapshots carry the card's capped map of last
+    # fills (domain/medcard/refills.py), full and dropping its oldest in the long streams.
+    supplied = ClaimItem(uuid4(), f"D-{prescription_id}", "drug", 1, Decimal("10.00"), 30)
     return ClaimPrescription(
         claim_id=uuid4(),
         prescription_id=prescription_id,
         pharmacy_id="ph-1",
         total_amount=Decimal("10.00"),
         at=AT,
+        items=(supplied,),
     )
 
 

@@ -55,6 +55,7 @@ FORMAT_CODES = frozenset(
         "invalid_amount",
         "invalid_copay_percent",
         "invalid_quantity",
+        "invalid_days_supply",
         "invalid_item",
         "invalid_prescription_id",
         "invalid_gateway_reference",

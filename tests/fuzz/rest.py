@@ -98,6 +98,7 @@ def _config(stack: Stack, run: RoleRun) -> str:
             ("beneficiary_id", "beneficiary"),
             ("pharmacy_id", "pharmacy"),  # the fuzz pharmacy's statement
             ("debit_id", "debit"),
+            ("hold_id", "hold"),
         ):
             lines.append(f'"path.{name}" = "{stack.seeded[key]}"')
     return "\n".join(lines) + "\n"

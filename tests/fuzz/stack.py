@@ -35,7 +35,7 @@ class Stack:
     commands_url: str
     gateway_url: str
     tokens: dict[str, str]  # role -> bearer token
-    seeded: dict[str, str]  # what exists: card, wallet, claim, beneficiary, debit (the
+    seeded: dict[str, str]  # what exists: card, wallet, claim, beneficiary, debit, hold (the
     # member's), the pharmacy that posted the claim
     fleet: Fleet
 
@@ -123,6 +123,11 @@ def seed(stack: Stack) -> dict[str, str]:
             {"prescriptionId": "rx-seed-1", "totalAmount": "120.00"},
             role="pharmacy",
         )
+        held = post(
+            f"/medcards/{card_id}/holds",
+            {"prescriptionId": "rx-seed-hold", "amount": "50.00", "expiresInHours": 720},
+            role="pharmacy",
+        )
     seeded = {
         "card": card_id,
         "beneficiary": str(dependant["id"]),
@@ -130,6 +135,7 @@ def seed(stack: Stack) -> dict[str, str]:
         "claim": str(claimed["claimId"]),
         "pharmacy": PHARMACY,  # whose statement lists the claim
         "debit": str(debit["transactionId"]),
+        "hold": str(held["holdId"]),
     }
     _await_projected(stack, seeded["claim"], int(str(claimed["position"])))
     return seeded

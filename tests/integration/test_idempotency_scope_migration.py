@@ -15,6 +15,7 @@ from tests.api.support import (
     claim,
     created,
     issue_card,
+    repeat_of,
     running_api,
 )
 from tests.integration.postgres_harness import PostgresHarness
@@ -79,5 +80,5 @@ async def test_old_keys_move_to_their_pharmacy_scope_and_still_replay(before_000
         before = await api.events()
         again = await claim(api, {**till, "Idempotency-Key": "k-a"}, card["id"], "rx-1", "100.00")
         assert again.headers["idempotent-replayed"] == "true"
-        assert again.json() == original
+        assert again.json() == repeat_of(original)
         assert await api.events() == before

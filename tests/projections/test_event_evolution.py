@@ -1,11 +1,13 @@
-"""Events that evolve: a history an older release wrote (wallet.topped_up v1, rows without a
-schema version) reads, projects and rebuilds exactly as the same history written as v2, and the
-command service decides on a wallet whose stream mixes both (domain/upcasting.py).
+"""Events that evolve: a history an older release wrote (wallet.topped_up and
+medcard.claim_adjudicated v1, rows without a schema version) reads, projects and rebuilds
+exactly as the same history written as v2, and the command service decides on a wallet whose
+stream mixes both (domain/upcasting.py).
 
 The v2 history is written through the command service; the v1 history is the same events
 INSERTed into another fresh database the way a release writing v1 stored them: the top-ups
-without `paid_at` and without the `schema_version` column (its default, 1), positions kept so
-that the read models' `position` columns can be compared as they are.
+without `paid_at`, the claims without days supply, refill fields or flags, and without the
+`schema_version` column (its default, 1), positions kept so that the read models' `position`
+columns can be compared as they are.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from tests.projections.support import (
 pytestmark = pytest.mark.integration
 
 TOPPED_UP = "wallet.topped_up"
+ADJUDICATED = "medcard.claim_adjudicated"
 OLD_TOPUP_ID = "6f2d1d4e-8f0a-4c59-9a55-1f0f3b0c2a11"
 # How a release writing v1 appended: no schema_version column (so its default, 1).
 _OLD_INSERT = """
@@ -75,6 +78,13 @@ def as_written_by_v1(event: RecordedEvent) -> dict[str, Any]:
     data = dict(event.data)
     if event.event_type == TOPPED_UP:
         assert data.pop("paid_at") is None, "v1 cannot say when the gateway was paid"
+    if event.event_type == ADJUDICATED:  # v1 had no days supply, refill check or flags
+        assert data.pop("next_available_fill_date") is None
+        assert data.pop("refill_overrides_used") == []
+        assert data.pop("flags") == []
+        data["items"] = [dict(split) for split in data["items"]]
+        for split in data["items"]:
+            assert split.pop("days_supply") is None
     return data
 
 
@@ -137,6 +147,13 @@ async def test_the_old_history_is_stored_as_v1(histories: Histories) -> None:
     assert top_ups >= 3
     assert stored == [(1, False, top_ups)]
     assert {e.schema_version for e in histories.v2 if e.event_type == TOPPED_UP} == {2}
+    claims = await rows(
+        histories.old_pool,
+        "SELECT schema_version, event_data ? 'flags', count(*) FROM events"
+        " WHERE event_type = %s GROUP BY 1, 2",
+        ADJUDICATED,
+    )
+    assert claims == [(1, False, sum(1 for e in histories.v2 if e.event_type == ADJUDICATED))]
 
 
 async def test_v1_history_projects_and_rebuilds_to_the_read_models_of_the_v2_history(

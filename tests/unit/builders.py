@@ -20,7 +20,14 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain.errors import CommandRejected, Kind
-from domain.events import ClaimAdjudicated, ClaimReversed, DomainEvent
+from domain.events import (
+    ClaimAdjudicated,
+    ClaimReversed,
+    DomainEvent,
+    HoldPlaced,
+    HoldVoided,
+    RefillOverrideGranted,
+)
 from domain.identity import new_card_number
 from domain.medcard import decider
 from domain.medcard import state as card_state
@@ -33,6 +40,16 @@ from domain.medcard.commands import (
     PersonDetails,
     ReverseClaim,
 )
+from domain.medcard.holds import (
+    HoldHistory,
+    PlaceHold,
+    VoidHold,
+    capture,
+    hold_history,
+    place_hold,
+    void_hold,
+)
+from domain.medcard.refills import GrantRefillOverride, grant_override
 from domain.medcard.state import (
     ClaimNeeded,
     Looked,
@@ -207,6 +224,11 @@ class Ledger:
         self._apply_wallet(decision.wallet_events)
         return decision
 
+    def grant(self, command: GrantRefillOverride) -> RefillOverrideGranted:
+        event = grant_override(self.card, command)
+        self._apply_card([event])
+        return event
+
     def _adjudicate_knowing(self, command: ClaimPrescription) -> ClaimDecision:
         holder = self.held.get(prescription_key(self.state.card_id, command.prescription_id))
         assert holder is None or isinstance(holder, ClaimAdjudicated)
@@ -246,6 +268,35 @@ class Ledger:
             for key in keys_taken(self.state.card_id, event):
                 assert key not in self.held, key  # the event store would refuse the append
                 self.held[key] = event
+
+    def hold(self, amount: str, at: datetime = T0, **overrides: Any) -> HoldPlaced:
+        """A benefit hold placed (domain/medcard/holds.py), for `rx-held` unless told."""
+        base = PlaceHold(uuid4(), "rx-held", PHARMACY, Decimal(amount), 72, at)
+        placed = place_hold(self.card, replace(base, **overrides))
+        self._apply_card([placed])
+        return placed
+
+    def void(self, command: VoidHold) -> HoldVoided:
+        voided = void_hold(self.card, command, self._hold_history(command.hold_id, command.at))
+        self._apply_card([voided])
+        return voided
+
+    def claim_capturing(self, command: ClaimPrescription) -> list[DomainEvent]:
+        """A claim naming a hold, as the command service books it: the claim, then what
+        capturing the hold appends."""
+        assert command.hold_id is not None
+        before = self.card
+        decision = adjudicate(self.card, self.wallet, command)
+        events = capture(
+            before, command, decision.claim, self._hold_history(command.hold_id, command.at)
+        )
+        self._apply_card([*decision.card_events, *events])
+        self._apply_wallet(decision.wallet_events)
+        return [*decision.card_events, *events]
+
+    def _hold_history(self, hold_id: UUID, at: datetime) -> Looked[HoldHistory]:
+        mine = [e for e in self.card_log if getattr(e, "hold_id", None) == hold_id]
+        return Looked(hold_history(mine, at))
 
     def _apply_wallet(self, events: list[DomainEvent]) -> None:
         for event in events:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from uuid import uuid4
@@ -17,8 +18,20 @@ from domain.medcard.commands import (
     RenewCard,
     SuspendCard,
 )
+from domain.medcard.holds import VoidHold
+from domain.medcard.refills import GrantRefillOverride
 from domain.wallet.model import Debit, Refund, TopUp
-from tests.unit.builders import T0, Ledger, claim, issue, item, national_id, person, utc
+from tests.unit.builders import (
+    PHARMACY,
+    T0,
+    Ledger,
+    claim,
+    issue,
+    item,
+    national_id,
+    person,
+    utc,
+)
 
 
 def full_history() -> Ledger:
@@ -63,12 +76,25 @@ def full_history() -> Ledger:
     ledger.run_wallet(purchase)
     ledger.run_wallet(Refund(uuid4(), purchase.debit_id, T0, amount=Decimal("5.00")))
 
+    voided = ledger.hold("30.00", prescription_id="rx-voided")
+    ledger.void(VoidHold(voided.hold_id, T0, PHARMACY, reason="not dispensed"))
+    held = ledger.hold("40.00")
+    ledger.claim_capturing(claim("40.00", prescription_id="rx-held", hold_id=held.hold_id))
+
     ledger.run(SuspendCard(at=utc("2026-03-01T09:00"), reason="card reported lost"))
     ledger.run(ReactivateCard(at=utc("2026-03-02T09:00")))
     ledger.run(RenewCard(at=utc("2026-06-01T09:00")))
     ledger.run(ExpireCard(at=utc("2028-02-01T09:00")))
     ledger.run(RenewCard(at=utc("2028-02-01T10:00")))
     ledger.claim(claim("60.00", at=utc("2028-02-02T10:00")))
+    # a 30-day supply, a refill too soon, an override, the refill it lets through
+    for at in ("2028-02-03T10:00", "2028-02-04T10:00", "2028-02-04T12:00"):
+        if at.endswith("12:00"):
+            ledger.grant(
+                GrantRefillOverride(uuid4(), "R", "lost", "ops-1", utc("2028-02-04T11:00"))
+            )
+        supply = replace(item(1, "20.00", "R"), days_supply=30)
+        ledger.claim(claim("20.00", items=(supply,), at=utc(at)))
     ledger.run(CancelCard(at=utc("2028-03-01T09:00"), reason="member left"))
     ledger.claim(claim("60.00", at=utc("2028-03-02T10:00")))  # rejected: cancelled
     return ledger

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -19,8 +20,10 @@ from uuid import UUID, uuid4
 import pytest
 from pydantic import BaseModel
 
-from command_service.aggregates import MEDCARD, WALLET, AggregateKind, Loaded
+from command_service.aggregates import HOLD_BYTES, MEDCARD, WALLET, AggregateKind, Loaded
 from domain.medcard.commands import AddBeneficiary
+from domain.medcard.holds import MAX_OPEN_HOLDS
+from domain.medcard.refills import FILLS_KEPT, OVERRIDES_KEPT, GrantRefillOverride
 from domain.medcard.state import CLAIM_WINDOW
 from domain.wallet.model import Debit, TopUp
 from tests.unit.builders import T0, Ledger, claim, issue, item, person
@@ -84,6 +87,18 @@ def test_a_card_with_a_full_window(items_per_claim: int) -> None:
     assert_estimate_close(MEDCARD, state)
 
 
+def test_a_card_with_full_refill_maps() -> None:
+    ledger = full_card(0)
+    for n in range(FILLS_KEPT):
+        supplied = replace(item(1, "1.50", f"DRUG-{n:05d}"), days_supply=30)
+        ledger.claim(claim("1.50", items=(supplied,), at=T0 + timedelta(hours=n)))
+    for n in range(OVERRIDES_KEPT):
+        ledger.grant(GrantRefillOverride(uuid4(), f"DRUG-{n:05d}", "travel", "ops-1", T0))
+    assert len(ledger.state.refills.fills) == FILLS_KEPT
+    assert len(ledger.state.refills.overrides) == OVERRIDES_KEPT
+    assert_estimate_close(MEDCARD, ledger.state)
+
+
 def test_a_claims_items_are_not_kept() -> None:
     # A 200-item claim event is ~370 KB in memory; its record is the size of a plain one's.
     plain, itemised = full_card(0).state, full_card(200).state
@@ -97,3 +112,13 @@ def test_a_wallet_with_movements() -> None:
         ledger.run_wallet(TopUp(uuid4(), "fawry", f"ref-{n:08d}", Decimal("100.00"), T0))
         ledger.run_wallet(Debit(uuid4(), Decimal("10.00"), "purchase", f"order-{n:08d}", T0))
     assert_estimate_close(WALLET, ledger.purse)
+
+
+def test_a_card_with_its_open_holds_at_the_cap() -> None:
+    ledger = full_card(0)
+    for n in range(MAX_OPEN_HOLDS):
+        ledger.hold("1.00", prescription_id=f"rx-held-{n:06d}")
+    holds_only = deep_size(ledger.state.open_holds)
+    assert_estimate_close(MEDCARD, ledger.state)
+    # the estimate's per-hold bytes, against the holds measured on their own
+    assert 0.8 <= HOLD_BYTES * MAX_OPEN_HOLDS / holds_only <= 1.5, holds_only / MAX_OPEN_HOLDS
