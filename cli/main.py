@@ -43,7 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settlement(commands)
     _add_payments(commands)
     fraud.add_parser(commands)
+    _add_sms(commands)
     return parser
+
+
+def _add_sms(commands: Subparsers) -> None:
+    sms = commands.add_parser("sms", help="members' SMS choices (docs/notifications.md)")
+    sms_commands = sms.add_subparsers(dest="sms_command", required=True)
+    for name, text in (
+        ("opt-out", "send a card no more SMS"),
+        ("opt-in", "send a card SMS again"),
+        ("language", "the language of a card's SMS"),
+    ):
+        sub = sms_commands.add_parser(name, help=text)
+        sub.add_argument("--card", type=UUID, required=True, help="the card's id")
+        if name == "language":
+            sub.add_argument("--set", dest="language", choices=("ar", "en"), required=True)
 
 
 def _add_payments(commands: Subparsers) -> None:
@@ -135,7 +150,8 @@ def _add_servers(commands: Subparsers) -> None:
     project_balances = commands.add_parser(
         "project-balances", help="run the CQL balance projection (group healthpay-balances)"
     )
-    for worker in (relay, project, project_balances):
+    notify = commands.add_parser("notify", help="send SMS notifications (group healthpay-notifier)")
+    for worker in (relay, project, project_balances, notify):
         worker.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
         worker.add_argument(
             "--metrics-host",
@@ -264,6 +280,25 @@ def _project_balances(args: argparse.Namespace, settings: Settings, _: TokenCode
     return 0
 
 
+def _notify(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from projection_service.notifier.process import run_notifier
+
+    try:
+        run_notifier(settings, args.metrics_port, args.metrics_host)
+    except SettingsError as exc:
+        print(f"healthpay notify: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _sms(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
+    from cli import sms
+
+    return sms.run(
+        settings.postgres_url, args.sms_command, args.card, getattr(args, "language", None)
+    )
+
+
 def _balances(args: argparse.Namespace, settings: Settings, _: TokenCodec | None) -> int:
     from cli import balances as cql_balances
 
@@ -341,6 +376,8 @@ HANDLERS: dict[str, Handler] = {
     "relay": _relay,
     "project": _project,
     "project-balances": _project_balances,
+    "notify": _notify,
+    "sms": _sms,
     "balances": _balances,
     "projections": _projections,
     "idempotency": _idempotency,

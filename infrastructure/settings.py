@@ -21,6 +21,7 @@ from domain.medcard.refills import DEFAULT_RULES, ClaimRules
 from infrastructure.auth.tokens import MIN_SECRET_BYTES, SigningKey
 from infrastructure.eventstore.group_commit import DEFAULT_MAX_QUEUE
 from infrastructure.logs import LogFormat, LogLevel
+from infrastructure.sms.cequens import PRODUCTION_URL as CEQUENS_PRODUCTION_URL
 
 Environment = Literal["production", "development", "test"]
 HostList = Annotated[tuple[str, ...], NoDecode]
@@ -146,6 +147,22 @@ class Settings(BaseSettings):
     )
     paymob_hmac_secret: SecretStr | None = Field(
         default=None, validation_alias="PAYMOB_HMAC_SECRET"
+    )
+    # SMS notifications (`healthpay notify`, docs/notifications.md). Disabled, messages are
+    # stored and logged but none leaves the process (`make up`'s default).
+    sms_enabled: bool = Field(default=True, validation_alias="SMS_ENABLED")
+    cequens_api_key: SecretStr | None = Field(default=None, validation_alias="CEQUENS_API_KEY")
+    cequens_url: str = Field(default=CEQUENS_PRODUCTION_URL, validation_alias="CEQUENS_URL")
+    cequens_sender_name: str = Field(
+        default="HealthPay", validation_alias="CEQUENS_SENDER_NAME", min_length=1, max_length=11
+    )
+    # A wallet debit that takes the balance below this sends the low-balance message.
+    sms_low_wallet_balance: Decimal = Field(
+        default=Decimal("50.00"), validation_alias="SMS_LOW_WALLET_BALANCE", ge=0
+    )
+    # The language of a card without one chosen (`healthpay sms language`).
+    sms_default_language: Literal["ar", "en"] = Field(
+        default="ar", validation_alias="SMS_DEFAULT_LANGUAGE"
     )
     # The healthpay.* loggers' level (DEBUG: a line per claim and per projected event, to
     # follow one correlation id); libraries stay at INFO (infrastructure/logs.py).

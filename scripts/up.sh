@@ -85,6 +85,11 @@ for i in "${!gports[@]}"; do
   gurls+=${gurls:+,}http://127.0.0.1:${gports[$i]}
 done
 start balance-projection .venv/bin/healthpay project-balances --metrics-port "${BALANCE_METRICS_PORT:-3003}"
+# SMS (docs/notifications.md): off unless asked for, so a local stack never calls Cequens;
+# messages are still stored in sms_outbox and logged. SMS_ENABLED=true with CEQUENS_API_KEY
+# (and CEQUENS_URL for a sandbox) sends them.
+SMS_ENABLED=${SMS_ENABLED:-false} \
+  start notifier .venv/bin/healthpay notify --metrics-port "${NOTIFIER_METRICS_PORT:-3004}"
 
 for port in "${cports[@]}" "${gports[@]}"; do
   for _ in $(seq 1 150); do
@@ -112,7 +117,8 @@ start prometheus scripts/prometheus.sh "$STACK/prometheus" "$PROMETHEUS_PORT" \
   "healthpay-api-gateway=$(hostports "$gurls")" \
   "healthpay-relay=127.0.0.1:${RELAY_METRICS_PORT:-3002}" \
   "healthpay-projection=127.0.0.1:${PROJECTION_METRICS_PORT:-3001}" \
-  "healthpay-balances=127.0.0.1:${BALANCE_METRICS_PORT:-3003}"
+  "healthpay-balances=127.0.0.1:${BALANCE_METRICS_PORT:-3003}" \
+  "healthpay-notifier=127.0.0.1:${NOTIFIER_METRICS_PORT:-3004}"
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null 2>&1 && break
   sleep 0.2
@@ -136,6 +142,7 @@ HealthPay Ledger is up, on one public URL: http://127.0.0.1:$PORT (nginx)
   Cassandra (CQL)   $SCYLLA_HOSTS (keyspace ${SCYLLA_KEYSPACE:-healthpay_balances})
   Relay metrics     http://127.0.0.1:${RELAY_METRICS_PORT:-3002}/metrics
   Projection metrics http://127.0.0.1:${PROJECTION_METRICS_PORT:-3001}/metrics
+  Notifier metrics  http://127.0.0.1:${NOTIFIER_METRICS_PORT:-3004}/metrics  (SMS_ENABLED=${SMS_ENABLED:-false})
   Prometheus        http://127.0.0.1:$PROMETHEUS_PORT  (every process scraped; alerts: /alerts)
   Logs              $LOG/  (restarts: $LOG/supervisor.log; scripts/supervise.sh status)
 

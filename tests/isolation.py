@@ -28,6 +28,8 @@ ENDPOINTS = {
     "KAFKA_BROKERS": NOWHERE,
     "SCYLLA_HOSTS": NOWHERE,
     "COMMAND_SERVICE_URL": f"http://{NOWHERE}",
+    # Cequens' production API by default: a test's notifier must never send a real SMS.
+    "CEQUENS_URL": f"http://{NOWHERE}",
 }
 
 

@@ -65,6 +65,7 @@ SECRETS = {
     "JWT_PREVIOUS_SECRET_ID",
     "FAWRY_SECURITY_KEY",
     "PAYMOB_HMAC_SECRET",
+    "CEQUENS_API_KEY",
 }
 # Labels a scrape adds to every series (prometheus.yml's relabelling), and histograms' `le`.
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "le"}
@@ -171,7 +172,7 @@ def _listen_port(args: argparse.Namespace, env: dict[str, str]) -> int | None:
         return int(args.port or env.get("PORT", isolated_settings().port))
     if args.command == "serve-gateway":
         return int(args.port)
-    if args.command in ("relay", "project", "project-balances"):
+    if args.command in ("relay", "project", "project-balances", "notify"):
         return int(args.metrics_port) if args.metrics_port else None
     return None
 
@@ -186,6 +187,8 @@ def _required_env(args: argparse.Namespace) -> set[str]:
     if command == "serve-gateway":
         return {"POSTGRES_URL", "JWT_SECRET", "KAFKA_BROKERS", "COMMAND_SERVICE_URL"} | cql
     if command in ("relay", "project"):
+        return {"POSTGRES_URL", "KAFKA_BROKERS"}
+    if command == "notify":  # CEQUENS_API_KEY: the Secret, created by hand (k8s/secrets.yaml)
         return {"POSTGRES_URL", "KAFKA_BROKERS"}
     if command == "project-balances":  # PostgreSQL: its dead letters (parked_events)
         return {"POSTGRES_URL", "KAFKA_BROKERS"} | cql
@@ -248,7 +251,7 @@ def test_servers_in_containers_listen_on_every_interface() -> None:
         args = parse_healthpay(argv)
         if args.command in ("serve-commands", "serve-gateway"):
             assert args.host == "0.0.0.0", (where, argv)
-        if args.command in ("relay", "project", "project-balances"):
+        if args.command in ("relay", "project", "project-balances", "notify"):
             # scraped by Prometheus from another pod or container
             assert args.metrics_host == "0.0.0.0", (where, argv)
 
@@ -262,6 +265,7 @@ IMAGES = {
     "projection-service": "healthpay/projection-service:v2.0",
     "balance-projection": "healthpay/projection-service:v2.0",
     "api-gateway": "healthpay/api-gateway:v2.0",
+    "notifier": "healthpay/projection-service:v2.0",
 }
 
 
@@ -274,6 +278,7 @@ def test_k8s_deployments_are_the_guides_with_their_replicas_and_images() -> None
         "relay": 2,  # one active (the advisory lock), one standby
         "projection-service": 3,
         "balance-projection": 3,
+        "notifier": 2,
     }
     for name, deployment in deployments.items():
         assert {c["image"] for c in _containers(deployment, init=False)} == {IMAGES[name]}, name
@@ -338,7 +343,7 @@ def test_every_deployment_has_a_disruption_budget_and_bounded_autoscaling() -> N
         assert scaler["spec"]["scaleTargetRef"]["kind"] == "Deployment", name
         # the guide's replicas are the floor; a consumer group stops at the partition count
         assert low == deployment["spec"]["replicas"] < high, name
-        if name in ("projection-service", "balance-projection"):
+        if name in ("projection-service", "balance-projection", "notifier"):
             assert high <= partitions, name
         (metric,) = scaler["spec"]["metrics"]
         assert metric["resource"]["name"] == "cpu", name
@@ -435,7 +440,7 @@ def test_every_process_refuses_to_start_with_the_placeholder_secret() -> None:
 def test_consumer_groups_fit_the_topic() -> None:
     # each partition goes to one member of a group: more replicas than partitions idle
     partitions = _topic_partitions()
-    for name in ("projection-service", "balance-projection"):
+    for name in ("projection-service", "balance-projection", "notifier"):
         assert _of_kind("Deployment")[name]["spec"]["replicas"] <= partitions
 
 
@@ -941,12 +946,19 @@ def _balances(settings: Settings, port: int, host: str) -> None:
     run_balance_projection(settings, port, host)
 
 
+def _notifier(settings: Settings, port: int, host: str) -> None:
+    from projection_service.notifier.process import run_notifier
+
+    run_notifier(settings.model_copy(update={"sms_enabled": False}), port, host)
+
+
 @pytest.mark.parametrize(
     ("module", "run"),
     [
         ("command_service.relay.process", _relay),
         ("projection_service.process", _projection),
         ("projection_service.balances.process", _balances),
+        ("projection_service.notifier.process", _notifier),
     ],
 )
 def test_worker_metrics_listen_where_they_are_told(

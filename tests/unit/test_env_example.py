@@ -19,11 +19,11 @@ GUIDE = ROOT / "docs" / "product-spec.md"
 CQL_VARIABLES = {"SCYLLA_DC", "SCYLLA_RF"}
 # The guide's external services: listed, empty, read by nothing yet (the payment gateways'
 # callbacks read their signing keys, FAWRY_SECURITY_KEY and PAYMOB_HMAC_SECRET, instead).
-NOT_READ_YET = {"CEQUENS_API_KEY", "FAWRY_MERCHANT_CODE", "PAYMOB_API_KEY"}
+NOT_READ_YET = {"FAWRY_MERCHANT_CODE", "PAYMOB_API_KEY"}
 GATEWAY_KEYS = {"FAWRY_SECURITY_KEY", "PAYMOB_HMAC_SECRET"}
 # A deployment's own values, not a default: the key id of the first key, the guide's replicas.
 DEPLOYMENT_VALUES = {"JWT_SECRET_ID": "k1", "SCYLLA_DC": "dc1", "SCYLLA_RF": "3"}
-SECRETS = {"JWT_SECRET", "JWT_PREVIOUS_SECRET", *GATEWAY_KEYS, *NOT_READ_YET}
+SECRETS = {"JWT_SECRET", "JWT_PREVIOUS_SECRET", "CEQUENS_API_KEY", *GATEWAY_KEYS, *NOT_READ_YET}
 
 
 def _assignments(text: str) -> dict[str, str]:
@@ -68,7 +68,12 @@ def test_other_values_are_the_code_defaults(example: dict[str, str], guide: dict
             assert value == DEPLOYMENT_VALUES[name]
             continue
         default = fields[name].default
-        parsed = type(default)(value) if isinstance(default, int | float | Decimal) else value
+        if isinstance(default, bool):
+            parsed: object = value == "true"
+        elif isinstance(default, int | float | Decimal):
+            parsed = type(default)(value)
+        else:
+            parsed = value
         assert parsed == default, name
 
 
