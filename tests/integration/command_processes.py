@@ -6,12 +6,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
+from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
 from tests.integration.server_scripts import free_port
-from tests.isolation import isolated_environ
+from tests.isolation import isolated_environ, isolated_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,3 +63,24 @@ class CommandProcess:
                 self._proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+# The secret the concurrency tests' command processes and tokens share.
+CONCURRENCY_SECRET = "integration-secret-0123456789abcdef0123"
+
+
+def two_command_processes(postgres_url: str) -> Iterator[list[CommandProcess]]:
+    """Two command services on one PostgreSQL (use as a fixture's body: `yield from`)."""
+    processes = [CommandProcess(postgres_url, CONCURRENCY_SECRET).start() for _ in range(2)]
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def bearer(role: Role, subject: str, pharmacy_id: str | None = None) -> dict[str, str]:
+    """An Authorization header the two processes accept."""
+    d = isolated_settings()
+    codec = TokenCodec(SigningKey.of(CONCURRENCY_SECRET), d.jwt_issuer, d.jwt_audience)
+    return {"Authorization": "Bearer " + codec.issue(role, subject, pharmacy_id)}

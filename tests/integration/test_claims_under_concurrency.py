@@ -10,34 +10,22 @@ import httpx
 import psycopg
 import pytest
 
-from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
-from tests.integration.command_processes import CommandProcess
-from tests.isolation import isolated_settings
+from infrastructure.auth.tokens import Role
+from tests.integration.command_processes import CommandProcess, bearer, two_command_processes
 
 pytestmark = pytest.mark.integration
-SECRET = "integration-secret-0123456789abcdef0123"
 
 
 @pytest.fixture
 def two_processes(postgres_url: str) -> Iterator[list[CommandProcess]]:
-    processes = [CommandProcess(postgres_url, SECRET).start() for _ in range(2)]
-    yield processes
-    for process in processes:
-        process.stop()
-
-
-def _token(role: Role, subject: str, pharmacy_id: str | None = None) -> str:
-    d = isolated_settings()
-    return TokenCodec(SigningKey.of(SECRET), d.jwt_issuer, d.jwt_audience).issue(
-        role, subject, pharmacy_id
-    )
+    yield from two_command_processes(postgres_url)
 
 
 async def test_200_concurrent_claims_cover_exactly_the_limit(
     two_processes: list[CommandProcess], postgres_url: str
 ) -> None:
-    admin = {"Authorization": "Bearer " + _token(Role.ADMIN, "root")}
-    pharmacy = {"Authorization": "Bearer " + _token(Role.PHARMACY, "ph-1", "ph-1")}
+    admin = bearer(Role.ADMIN, "root")
+    pharmacy = bearer(Role.PHARMACY, "ph-1", "ph-1")
     first = two_processes[0]
     limits = httpx.Limits(max_connections=100)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:

@@ -12,39 +12,27 @@ import httpx
 import psycopg
 import pytest
 
-from infrastructure.auth.tokens import Role, SigningKey, TokenCodec
+from infrastructure.auth.tokens import Role
 from infrastructure.eventstore.postgres import PostgresEventStore
 from infrastructure.postgres.pool import open_pool
-from tests.integration.command_processes import CommandProcess
-from tests.isolation import isolated_settings
+from tests.integration.command_processes import CommandProcess, bearer, two_command_processes
 from tests.projections.support import project
 
 pytestmark = pytest.mark.integration
-SECRET = "integration-secret-0123456789abcdef0123"
 LIMIT = Decimal("2000.00")
 REQUESTS = 100
 
 
 @pytest.fixture
 def two_processes(postgres_url: str) -> Iterator[list[CommandProcess]]:
-    processes = [CommandProcess(postgres_url, SECRET).start() for _ in range(2)]
-    yield processes
-    for process in processes:
-        process.stop()
-
-
-def _token(role: Role, subject: str, pharmacy_id: str | None = None) -> str:
-    d = isolated_settings()
-    return TokenCodec(SigningKey.of(SECRET), d.jwt_issuer, d.jwt_audience).issue(
-        role, subject, pharmacy_id
-    )
+    yield from two_command_processes(postgres_url)
 
 
 async def test_100_concurrent_holds_and_claims_never_exceed_the_limit(
     two_processes: list[CommandProcess], postgres_url: str
 ) -> None:
-    admin = {"Authorization": "Bearer " + _token(Role.ADMIN, "root")}
-    pharmacy = {"Authorization": "Bearer " + _token(Role.PHARMACY, "ph-1", "ph-1")}
+    admin = bearer(Role.ADMIN, "root")
+    pharmacy = bearer(Role.PHARMACY, "ph-1", "ph-1")
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=100), timeout=60) as client:
         issued = await client.post(
             two_processes[0].url + "/api/v1/medcards",
