@@ -198,11 +198,6 @@ def _answer(outcome: Outcome, ctx: CommandContext) -> Response:
 
 def correlation_id(request: Request) -> str:
     """The client's X-Correlation-Id for this request, or a new one when it sent none."""
-    # FastRoutesApp has already read and checked the header for the logs (one scan per
-    # request): only a missing or refused one is looked at again here.
-    known = CURRENT_CORRELATION_ID.get()
-    if known is not None:
-        return known
     correlation = request.headers.get("x-correlation-id")
     if not correlation:
         return str(new_id())
